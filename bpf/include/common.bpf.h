@@ -1,0 +1,112 @@
+/* Helpers every module's BPF program shares: filters in rodata, the event output map (ring
+ * buffer, or perf buffer on kernels without one), counters, and fd -> socket tuple resolution
+ * through the current task's file table (no kprobes). */
+#ifndef ECAP_COMMON_BPF_H
+#define ECAP_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "ecap_abi.h"
+
+#define ECAP_AF_INET 2
+#define ECAP_AF_INET6 10
+#define ECAP_S_IFMT 00170000
+#define ECAP_S_IFSOCK 0140000
+
+/* Set by user space before load; 0 means "no filter". */
+const volatile __u32 targ_tgid = 0;
+const volatile __u32 targ_uid = 0;
+/* false: `events` was turned into a perf event array by user space (old kernels). */
+const volatile bool use_ringbuf = true;
+
+/* Type and size are set by user space before load (ring buffer or perf event array). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ECAP_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ecap_counters SEC(".maps");
+
+static __always_inline void ecap_count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&ecap_counters, &which);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool ecap_filtered_out(__u64 pid_tgid)
+{
+	if (targ_tgid && (__u32)(pid_tgid >> 32) != targ_tgid)
+		return true;
+	if (targ_uid && (__u32)bpf_get_current_uid_gid() != targ_uid)
+		return true;
+	return false;
+}
+
+/* Sends `size` bytes at `data` to user space; counts a loss when the buffer is full. */
+static __always_inline void ecap_output(void *ctx, void *data, __u64 size)
+{
+	long err;
+
+	if (use_ringbuf)
+		err = bpf_ringbuf_output(&events, data, size, 0);
+	else
+		err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, data, size);
+	if (err)
+		ecap_count(ECAP_CNT_LOST);
+}
+
+/* Fills `t` with the endpoints of the socket behind `fd` of the current task; leaves family 0
+ * when fd is not a socket. */
+static __always_inline void ecap_fill_tuple(__s32 fd, struct ecap_sock_tuple *t)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+	struct socket *sock;
+	struct sock *sk;
+	unsigned int max_fds;
+	umode_t mode;
+	__u16 family;
+
+	if (fd < 0 || !fdt)
+		return;
+	max_fds = BPF_CORE_READ(fdt, max_fds);
+	if ((__u32)fd >= max_fds)
+		return;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return;
+	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & ECAP_S_IFMT) != ECAP_S_IFSOCK)
+		return;
+	sock = (struct socket *)BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == ECAP_AF_INET) {
+		bpf_core_read(t->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(t->raddr, 4, &sk->__sk_common.skc_daddr);
+	} else if (family == ECAP_AF_INET6) {
+		bpf_core_read(t->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(t->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	} else {
+		return;
+	}
+	t->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->family = family;
+}
+
+#endif /* ECAP_COMMON_BPF_H */

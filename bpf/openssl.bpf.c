@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+/* OpenSSL/BoringSSL plaintext capture: uprobes on SSL_read/SSL_write (and the _ex variants) save
+ * the arguments, syscall tracepoints inside the call learn the socket fd, and the uretprobe emits
+ * exactly the bytes the call moved, in chunks, with the process and the connection's 4-tuple. */
+#include "common.bpf.h"
+#include "modules/openssl/openssl_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* One in-flight SSL call per thread. */
+struct call_state {
+	__u64 ssl;
+	__u64 buf;
+	__u64 len_ptr; /* size_t* of the _ex variants, else 0 */
+	__s32 fd;      /* learned from a syscall made during the call, -1 until then */
+	__u8 direction;
+	__u8 api;
+	__u8 pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct call_state);
+} active_calls SEC(".maps");
+
+struct ssl_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 ssl;
+};
+
+/* Last fd seen for an SSL object: reads served from OpenSSL's buffer make no syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, __s32);
+} ssl_fds SEC(".maps");
+
+struct data_scratch {
+	struct openssl_data_event hdr;
+	__u8 data[OPENSSL_CHUNK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct data_scratch);
+} scratch SEC(".maps");
+
+static __always_inline int enter_call(void *ssl, const void *buf, void *len_ptr, __u8 direction,
+				      __u8 api)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_state st = {};
+
+	if (ecap_filtered_out(id))
+		return 0;
+	st.ssl = (__u64)ssl;
+	st.buf = (__u64)buf;
+	st.len_ptr = (__u64)len_ptr;
+	st.fd = -1;
+	st.direction = direction;
+	st.api = api;
+	bpf_map_update_elem(&active_calls, &id, &st, BPF_ANY);
+	return 0;
+}
+
+struct emit_ctx {
+	void *regs;
+	__u64 buf;
+	__u64 len;
+};
+
+static long emit_chunk(__u32 index, void *arg)
+{
+	struct emit_ctx *c = arg;
+	__u32 zero = 0;
+	struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	__u64 off = (__u64)index * OPENSSL_CHUNK;
+	__u64 n;
+
+	if (!s || off >= c->len)
+		return 1;
+	n = c->len - off;
+	if (n > OPENSSL_CHUNK)
+		n = OPENSSL_CHUNK;
+	s->hdr.offset = off;
+	s->hdr.data_len = n;
+	if (bpf_probe_read_user(s->data, n, (const void *)(c->buf + off))) {
+		ecap_count(ECAP_CNT_READ_FAILED);
+		return 0;
+	}
+	ecap_output(c->regs, s, sizeof(s->hdr) + n);
+	return 0;
+}
+
+static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_state *stp = bpf_map_lookup_elem(&active_calls, &id);
+	struct call_state st;
+	struct ssl_key key = {};
+	struct data_scratch *s;
+	struct emit_ctx ec;
+	__u32 zero = 0;
+	__u64 len;
+	__s32 *cached;
+
+	if (!stp)
+		return 0;
+	st = *stp;
+	bpf_map_delete_elem(&active_calls, &id);
+
+	if (ex) {
+		__u64 n = 0;
+
+		if ((int)PT_REGS_RC(ctx) != 1)
+			return 0;
+		if (bpf_probe_read_user(&n, sizeof(n), (const void *)st.len_ptr))
+			return 0;
+		len = n;
+	} else {
+		int ret = (int)PT_REGS_RC(ctx);
+
+		if (ret <= 0)
+			return 0;
+		len = ret;
+	}
+	if (len == 0)
+		return 0;
+
+	key.tgid = id >> 32;
+	key.ssl = st.ssl;
+	if (st.fd >= 0) {
+		bpf_map_update_elem(&ssl_fds, &key, &st.fd, BPF_ANY);
+	} else {
+		cached = bpf_map_lookup_elem(&ssl_fds, &key);
+		if (cached)
+			st.fd = *cached;
+	}
+
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+	s->hdr.timestamp_ns = bpf_ktime_get_ns();
+	s->hdr.conn_id = st.ssl;
+	s->hdr.total_len = len;
+	s->hdr.pid = id >> 32;
+	s->hdr.tid = (__u32)id;
+	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	s->hdr.fd = st.fd;
+	s->hdr.direction = st.direction;
+	s->hdr.api = st.api;
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	ecap_fill_tuple(st.fd, &s->hdr.tuple);
+
+	ec.regs = ctx;
+	ec.buf = st.buf;
+	ec.len = len;
+	bpf_loop((len + OPENSSL_CHUNK - 1) / OPENSSL_CHUNK, emit_chunk, &ec, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(probe_openssl_write_enter, void *ssl, const void *buf, int num)
+{
+	return enter_call(ssl, buf, NULL, ECAP_DIR_WRITE, OPENSSL_API_WRITE);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(probe_openssl_write_ex_enter, void *ssl, const void *buf, __u64 num, void *written)
+{
+	return enter_call(ssl, buf, written, ECAP_DIR_WRITE, OPENSSL_API_WRITE_EX);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(probe_openssl_read_enter, void *ssl, void *buf, int num)
+{
+	return enter_call(ssl, buf, NULL, ECAP_DIR_READ, OPENSSL_API_READ);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(probe_openssl_read_ex_enter, void *ssl, void *buf, __u64 num, void *readbytes)
+{
+	return enter_call(ssl, buf, readbytes, ECAP_DIR_READ, OPENSSL_API_READ_EX);
+}
+
+SEC("uretprobe")
+int probe_openssl_rw_exit(struct pt_regs *ctx)
+{
+	return exit_call(ctx, false);
+}
+
+SEC("uretprobe")
+int probe_openssl_rw_ex_exit(struct pt_regs *ctx)
+{
+	return exit_call(ctx, true);
+}
+
+/* A syscall on an fd while this thread is inside a hooked SSL call: that fd is the call's socket. */
+static __always_inline int note_fd(__u64 fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct call_state *st = bpf_map_lookup_elem(&active_calls, &id);
+
+	if (st)
+		st->fd = (__s32)fd;
+	return 0;
+}
+
+#define ECAP_FD_TRACEPOINT(name)                                                  \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                               \
+	int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)                \
+	{                                                                         \
+		return note_fd(ctx->args[0]);                                     \
+	}
+
+ECAP_FD_TRACEPOINT(read)
+ECAP_FD_TRACEPOINT(write)
+ECAP_FD_TRACEPOINT(readv)
+ECAP_FD_TRACEPOINT(writev)
+ECAP_FD_TRACEPOINT(recvfrom)
+ECAP_FD_TRACEPOINT(sendto)
+ECAP_FD_TRACEPOINT(recvmsg)
+ECAP_FD_TRACEPOINT(sendmsg)

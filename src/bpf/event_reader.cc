@@ -1,0 +1,110 @@
+// Ring buffer / perf buffer polling thread.
+#include "bpf/event_reader.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <vector>
+
+namespace ecapture::bpf {
+namespace {
+constexpr int kPollTimeoutMs = 100;
+}
+
+Result<void> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages) {
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return make_errno_error(cpus, "cannot count the possible CPUs");
+  if (ringbuf) {
+    uint64_t want = mapsize_pages * static_cast<uint64_t>(getpagesize()) * cpus;
+    uint64_t size = static_cast<uint64_t>(getpagesize());
+    while (size < want && size < (1ull << 30)) size <<= 1;
+    if (int err = bpf_map__set_max_entries(map, static_cast<uint32_t>(size)); err != 0) {
+      return make_errno_error(err, "cannot size the ring buffer to {} bytes", size);
+    }
+    return {};
+  }
+  if (int err = bpf_map__set_type(map, BPF_MAP_TYPE_PERF_EVENT_ARRAY); err != 0) {
+    return make_errno_error(err, "cannot turn the event map into a perf event array");
+  }
+  bpf_map__set_key_size(map, sizeof(uint32_t));
+  bpf_map__set_value_size(map, sizeof(uint32_t));
+  bpf_map__set_max_entries(map, static_cast<uint32_t>(cpus));
+  return {};
+}
+
+uint64_t read_percpu_counter(const bpf_map* map, uint32_t index) {
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return 0;
+  std::vector<uint64_t> values(static_cast<size_t>(cpus));
+  if (bpf_map_lookup_elem(bpf_map__fd(map), &index, values.data()) != 0) return 0;
+  uint64_t sum = 0;
+  for (uint64_t v : values) sum += v;
+  return sum;
+}
+
+Result<std::unique_ptr<EventReader>> EventReader::create(bpf_map* map, bool ringbuf,
+                                                         uint64_t mapsize_pages,
+                                                         Handler handler) {
+  std::unique_ptr<EventReader> r(new EventReader());
+  r->handler_ = std::move(handler);
+  if (ringbuf) {
+    r->ring_ = ring_buffer__new(bpf_map__fd(map), &EventReader::on_ring_record, r.get(), nullptr);
+    if (r->ring_ == nullptr) return make_errno_error(errno, "cannot open the ring buffer");
+  } else {
+    // perf buffers want a power-of-two page count per CPU.
+    size_t pages = 1;
+    while (pages < mapsize_pages && pages < (1u << 16)) pages <<= 1;
+    r->perf_ = perf_buffer__new(bpf_map__fd(map), pages, &EventReader::on_perf_record,
+                                &EventReader::on_perf_lost, r.get(), nullptr);
+    if (r->perf_ == nullptr) return make_errno_error(errno, "cannot open the perf buffer");
+  }
+  return r;
+}
+
+EventReader::~EventReader() {
+  stop();
+  if (ring_ != nullptr) ring_buffer__free(ring_);
+  if (perf_ != nullptr) perf_buffer__free(perf_);
+}
+
+void EventReader::start() {
+  if (thread_.joinable()) return;
+  stop_.store(false);
+  thread_ = std::thread([this] { loop(); });
+}
+
+void EventReader::stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventReader::loop() {
+  while (!stop_.load()) {
+    int n = ring_ != nullptr ? ring_buffer__poll(ring_, kPollTimeoutMs)
+                             : perf_buffer__poll(perf_, kPollTimeoutMs);
+    if (n < 0 && n != -EINTR) break;
+  }
+  // Whatever the kernel produced before the probes went away is still delivered.
+  if (ring_ != nullptr) {
+    ring_buffer__consume(ring_);
+  } else {
+    perf_buffer__consume(perf_);
+  }
+}
+
+int EventReader::on_ring_record(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<EventReader*>(ctx);
+  self->handler_(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
+  return 0;
+}
+
+void EventReader::on_perf_record(void* ctx, int /*cpu*/, void* data, uint32_t size) {
+  auto* self = static_cast<EventReader*>(ctx);
+  self->handler_(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
+}
+
+void EventReader::on_perf_lost(void* ctx, int /*cpu*/, __u64 count) {
+  static_cast<EventReader*>(ctx)->lost_.fetch_add(count);
+}
+
+}  // namespace ecapture::bpf

@@ -1,0 +1,59 @@
+// Reads a module's `events` map (ring buffer, or perf buffer on kernels without one) on its own
+// thread and hands each record to a handler.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <thread>
+
+#include "core/result.h"
+
+struct ring_buffer;
+struct perf_buffer;
+
+namespace ecapture::bpf {
+
+// Before load: makes `map` a ring buffer of at least mapsize_pages pages per CPU (rounded up to a
+// power of two), or a perf event array when ringbuf is false.
+Result<void> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages);
+
+// Sum over CPUs of slot `index` of a per-CPU u64 array.
+uint64_t read_percpu_counter(const bpf_map* map, uint32_t index);
+
+class EventReader {
+ public:
+  using Handler = std::function<void(std::span<const uint8_t>)>;
+
+  static Result<std::unique_ptr<EventReader>> create(bpf_map* map, bool ringbuf,
+                                                     uint64_t mapsize_pages, Handler handler);
+  ~EventReader();
+  EventReader(const EventReader&) = delete;
+  EventReader& operator=(const EventReader&) = delete;
+
+  void start();
+  // Stops polling, drains what is left, joins the thread. Idempotent.
+  void stop();
+  // Records the kernel reported lost (perf buffer only; ring buffer losses are counted in BPF).
+  uint64_t lost() const { return lost_.load(); }
+
+ private:
+  EventReader() = default;
+  static int on_ring_record(void* ctx, void* data, size_t size);
+  static void on_perf_record(void* ctx, int cpu, void* data, uint32_t size);
+  static void on_perf_lost(void* ctx, int cpu, __u64 count);
+  void loop();
+
+  ring_buffer* ring_ = nullptr;
+  perf_buffer* perf_ = nullptr;
+  Handler handler_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> lost_{0};
+  std::thread thread_;
+};
+
+}  // namespace ecapture::bpf

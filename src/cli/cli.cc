@@ -1,0 +1,159 @@
+// Root command: global flags, dispatch, privilege check, signals and the runner.
+#include "cli/cli.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "core/logging.h"
+#include "core/registry.h"
+#include "core/runner.h"
+#include "core/version.h"
+#include "output/text_sink.h"
+
+namespace ecapture::cli {
+namespace {
+
+int fail(const std::string& message, int code = 1) {
+  std::fprintf(stderr, "ecapture: %s\n", message.c_str());
+  return code;
+}
+
+void add_global_flags(CLI::App& app, GlobalConfig& g) {
+  app.add_option("-p,--pid", g.pid, "capture only this process id (0: all)")->default_str("0");
+  app.add_option("-u,--uid", g.uid, "capture only this user id (0: all)")->default_str("0");
+  app.add_flag("-d,--debug", g.debug, "debug logging");
+  app.add_flag("--hex", g.hex, "print payloads as a hex dump");
+  app.add_option("-b,--btf", g.btf, "BTF mode: 0 auto, 1 CO-RE (2, non-CO-RE, is not shipped)")
+      ->default_str("0");
+  app.add_option("--btf-file", g.btf_file,
+                 "BTF file for kernels without /sys/kernel/btf/vmlinux");
+  app.add_option("--mapsize", g.mapsize, "event buffer size per CPU, in pages")
+      ->default_str("1024");
+  app.add_option("-t,--tsize", g.tsize, "show at most this many bytes per message (0: all)")
+      ->default_str("0");
+  app.add_option("-l,--logaddr", g.logaddr, "also write runtime logs to this file (appended)");
+}
+
+// CAP_BPF (39) + CAP_PERFMON (38), or CAP_SYS_ADMIN (21), in the effective set.
+bool has_bpf_privileges() {
+  if (geteuid() == 0) return true;
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) == 0) {
+      uint64_t caps = std::stoull(line.substr(7), nullptr, 16);
+      auto has = [caps](int bit) { return (caps >> bit) & 1u; };
+      return has(21) || (has(39) && has(38));
+    }
+  }
+  return false;
+}
+
+std::string known_commands(const CLI::App& app) {
+  std::string out;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    if (!out.empty()) out += ", ";
+    out += sub->get_name();
+    for (const auto& a : sub->get_aliases()) out += " (" + a + ")";
+  }
+  return out;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"ecapture: capture TLS plaintext, TLS keys, shell commands and SQL queries with "
+               "eBPF, without CA certificates",
+               "ecapture"};
+  app.fallthrough();
+  app.set_version_flag("--version", fmt::format("ecapture version: {} ({})", kVersion,
+                                                kGitDescribe));
+  GlobalConfig global;
+  add_global_flags(app, global);
+  std::vector<Command> commands;
+  commands.push_back(add_tls_command(app));
+
+  // An unknown word in the subcommand position is named as such, not as a stray argument.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string word = argv[1];
+    bool known = false;
+    for (const auto& c : commands) {
+      known = known || c.app->check_name(word);
+    }
+    if (!known) {
+      return fail(fmt::format("unknown command '{}': available commands are {}", word,
+                              known_commands(app)), 2);
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(fmt::format("{} (see 'ecapture --help')", e.what()), 2);
+  }
+
+  const Command* chosen = nullptr;
+  for (const auto& c : commands) {
+    if (c.app->parsed()) chosen = &c;
+  }
+  if (chosen == nullptr) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  }
+  std::unique_ptr<ModuleConfig> config = chosen->make_config(global);
+  if (auto r = config->validate(); !r) return fail(r.error().to_string());
+  if (!has_bpf_privileges()) {
+    return fail("loading eBPF programs needs root, or CAP_BPF and CAP_PERFMON: run with sudo");
+  }
+  auto logger = make_logger(global);
+  if (!logger) return fail(logger.error().to_string());
+  auto log = *logger;
+
+  // Signals are taken by one thread with sigwait: every other thread inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  TextSink sink(TextOptions{global.hex, global.tsize});
+  Runner runner(builtin_registry(), &sink, log);
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    bool stopping = false;
+    while (!done.load()) {
+      timespec timeout{0, 200 * 1000 * 1000};
+      int sig = sigtimedwait(&set, nullptr, &timeout);
+      if (sig <= 0) continue;
+      if (stopping) {
+        log->warn("second signal: exiting now");
+        std::_Exit(130);
+      }
+      stopping = true;
+      log->info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      runner.request_stop();
+    }
+  });
+  int code = 1;
+  if (auto started = runner.start(chosen->module, std::move(config)); started) {
+    code = runner.wait();
+  } else {
+    fail(started.error().to_string());
+  }
+  done.store(true);
+  signals.join();
+  return code;
+}
+
+}  // namespace ecapture::cli

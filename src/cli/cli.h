@@ -1,0 +1,26 @@
+// Command line: eCapture-compatible global flags and one subcommand per module.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/config.h"
+
+namespace ecapture::cli {
+
+// A registered subcommand: its CLI11 app and how to turn the parsed flags into a config.
+struct Command {
+  CLI::App* app = nullptr;
+  std::string module;  // registry name
+  std::function<std::unique_ptr<ModuleConfig>(const GlobalConfig&)> make_config;
+};
+
+Command add_tls_command(CLI::App& root);
+
+// Parses argv and runs the chosen module until SIGINT/SIGTERM. Returns the exit code.
+int run(int argc, char** argv);
+
+}  // namespace ecapture::cli

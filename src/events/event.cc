@@ -1,0 +1,24 @@
+// Formatting of event fields.
+#include "events/event.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+namespace ecapture {
+
+std::string Endpoint::to_string() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (family == AF_INET) {
+    ::inet_ntop(AF_INET, addr.data(), buf, sizeof(buf));
+    return fmt::format("{}:{}", buf, port);
+  }
+  if (family == AF_INET6) {
+    ::inet_ntop(AF_INET6, addr.data(), buf, sizeof(buf));
+    return fmt::format("[{}]:{}", buf, port);
+  }
+  return "?";
+}
+
+}  // namespace ecapture

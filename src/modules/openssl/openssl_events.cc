@@ -1,0 +1,94 @@
+// Record decoding and chunk reassembly for the OpenSSL module.
+#include "modules/openssl/openssl_events.h"
+
+#include <sys/socket.h>
+
+#include <cstring>
+#include <ctime>
+
+namespace ecapture::openssl {
+
+static_assert(sizeof(openssl_data_event) == 112, "ABI: openssl_data_event size");
+static_assert(offsetof(openssl_data_event, data_len) == 48, "ABI: data_len offset");
+static_assert(offsetof(openssl_data_event, comm) == 56, "ABI: comm offset");
+static_assert(offsetof(openssl_data_event, tuple) == 72, "ABI: tuple offset");
+static_assert(sizeof(ecap_sock_tuple) == 40, "ABI: ecap_sock_tuple size");
+
+int64_t monotonic_to_wall_offset_ns() {
+  timespec rt{}, mono{};
+  clock_gettime(CLOCK_REALTIME, &rt);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  return (static_cast<int64_t>(rt.tv_sec) - mono.tv_sec) * 1000000000ll +
+         (static_cast<int64_t>(rt.tv_nsec) - mono.tv_nsec);
+}
+
+void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, Endpoint* dst) {
+  *src = Endpoint{};
+  *dst = Endpoint{};
+  if (t.family != AF_INET && t.family != AF_INET6) return;
+  Endpoint local, remote;
+  local.family = remote.family = t.family;
+  size_t n = t.family == AF_INET ? 4 : 16;
+  std::memcpy(local.addr.data(), t.laddr, n);
+  std::memcpy(remote.addr.data(), t.raddr, n);
+  local.port = t.lport;
+  remote.port = t.rport;
+  if (dir == Direction::kWrite) {
+    *src = local;
+    *dst = remote;
+  } else {
+    *src = remote;
+    *dst = local;
+  }
+}
+
+Result<void> ChunkAssembler::add(std::span<const uint8_t> record) {
+  if (record.size() < sizeof(openssl_data_event)) {
+    return make_error("short openssl record: {} bytes", record.size());
+  }
+  openssl_data_event h;
+  std::memcpy(&h, record.data(), sizeof(h));
+  if (h.data_len > OPENSSL_CHUNK || sizeof(h) + h.data_len > record.size()) {
+    return make_error("malformed openssl record: data_len {} in a {}-byte record", h.data_len,
+                      record.size());
+  }
+  const char* data = reinterpret_cast<const char*>(record.data() + sizeof(h));
+
+  auto it = pending_.find(h.tid);
+  if (h.offset == 0 || it == pending_.end() || it->second.conn_id != h.conn_id) {
+    if (it != pending_.end()) {  // the previous call of this thread lost its tail
+      emit_(std::move(it->second.event));
+      pending_.erase(it);
+    }
+    Pending p;
+    p.conn_id = h.conn_id;
+    DataEvent& e = p.event;
+    e.timestamp_ns = static_cast<uint64_t>(static_cast<int64_t>(h.timestamp_ns) + mono_to_wall_ns_);
+    e.pid = h.pid;
+    e.tid = h.tid;
+    e.uid = h.uid;
+    e.comm.assign(h.comm, strnlen(h.comm, sizeof(h.comm)));
+    e.fd = h.fd;
+    e.direction = h.direction == ECAP_DIR_WRITE ? Direction::kWrite : Direction::kRead;
+    tuple_to_endpoints(h.tuple, e.direction, &e.src, &e.dst);
+    e.length = h.total_len;
+    e.source = "openssl";
+    e.payload.reserve(static_cast<size_t>(std::min<uint64_t>(h.total_len, 64ull << 20)));
+    it = pending_.emplace(h.tid, std::move(p)).first;
+  }
+  Pending& p = it->second;
+  p.event.payload.append(data, h.data_len);
+  p.received = h.offset + h.data_len;
+  if (p.received >= p.event.length) {
+    emit_(std::move(p.event));
+    pending_.erase(it);
+  }
+  return {};
+}
+
+void ChunkAssembler::flush() {
+  for (auto& [tid, p] : pending_) emit_(std::move(p.event));
+  pending_.clear();
+}
+
+}  // namespace ecapture::openssl

@@ -1,0 +1,50 @@
+// Decoding of the OpenSSL module's kernel records and reassembly of chunked calls.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include "core/result.h"
+#include "events/event.h"
+#include "modules/openssl/openssl_abi.h"
+
+namespace ecapture::openssl {
+
+// Turns a kernel tuple into src/dst endpoints for the given direction.
+void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, Endpoint* dst);
+
+// Collects the chunks of each call (keyed by thread) and emits one DataEvent per call when the
+// last chunk arrives. A call whose chunks were partly lost is emitted with what arrived when the
+// thread's next call starts or at flush.
+class ChunkAssembler {
+ public:
+  using Emit = std::function<void(DataEvent&&)>;
+  // `mono_to_wall_ns` is added to the kernel's CLOCK_MONOTONIC timestamps.
+  ChunkAssembler(int64_t mono_to_wall_ns, Emit emit)
+      : mono_to_wall_ns_(mono_to_wall_ns), emit_(std::move(emit)) {}
+
+  // One record from the event map. Malformed records are an error (and dropped).
+  Result<void> add(std::span<const uint8_t> record);
+  // Emits every incomplete call (shutdown).
+  void flush();
+  size_t pending() const { return pending_.size(); }
+
+ private:
+  struct Pending {
+    DataEvent event;
+    uint64_t conn_id = 0;
+    uint64_t received = 0;
+  };
+
+  int64_t mono_to_wall_ns_;
+  Emit emit_;
+  std::unordered_map<uint32_t, Pending> pending_;  // by tid
+};
+
+// CLOCK_REALTIME - CLOCK_MONOTONIC now, in ns.
+int64_t monotonic_to_wall_offset_ns();
+
+}  // namespace ecapture::openssl

@@ -1,0 +1,147 @@
+// OpenSSL module: library discovery, probe specs, BPF load/attach and event delivery.
+#include "modules/openssl/openssl_module.h"
+
+#include <sys/stat.h>
+
+#include "bpf/libbpf_env.h"
+#include "elf/elf_file.h"
+#include "elf/lib_discovery.h"
+
+namespace ecapture::openssl {
+namespace {
+constexpr const char* kHint = "is this OpenSSL or BoringSSL? pass the right file with --libssl";
+}
+
+void OpenSslModule::SkelDeleter::operator()(openssl_bpf* s) const { openssl_bpf__destroy(s); }
+
+Result<std::string> OpenSslModule::locate_library(const OpenSslConfig& cfg) {
+  if (!cfg.libssl.empty()) return cfg.libssl;
+  auto found = elf::find_library({"libssl.so.3", "libssl.so.1.1", "libssl.so"});
+  if (!found) {
+    return make_error("{} (or pass the library or a static executable with --libssl)",
+                      found.error().message);
+  }
+  return found;
+}
+
+std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary) {
+  using bpf::ProbeType;
+  // BoringSSL and OpenSSL 1.1.0 and older have no _ex functions: those are optional.
+  return {
+      {binary, "SSL_write", 0, "probe_openssl_write_enter", ProbeType::kUprobe, false},
+      {binary, "SSL_write", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false},
+      {binary, "SSL_read", 0, "probe_openssl_read_enter", ProbeType::kUprobe, false},
+      {binary, "SSL_read", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false},
+      {binary, "SSL_write_ex", 0, "probe_openssl_write_ex_enter", ProbeType::kUprobe, true},
+      {binary, "SSL_write_ex", 0, "probe_openssl_rw_ex_exit", ProbeType::kUretprobe, true},
+      {binary, "SSL_read_ex", 0, "probe_openssl_read_ex_enter", ProbeType::kUprobe, true},
+      {binary, "SSL_read_ex", 0, "probe_openssl_rw_ex_exit", ProbeType::kUretprobe, true},
+  };
+}
+
+Result<void> OpenSslModule::on_init() {
+  const auto& cfg = config_as<OpenSslConfig>();
+  ASSIGN_OR_RETURN(lib_path_, locate_library(cfg));
+  ASSIGN_OR_RETURN(auto elf, elf::ElfFile::open(lib_path_));
+  if (!elf->is_native_arch()) {
+    return make_error("{} is built for another CPU architecture (e_machine {}); give a library "
+                      "for this machine with --libssl", lib_path_, elf->machine());
+  }
+  if (!elf->find_function("SSL_write") || !elf->find_function("SSL_read")) {
+    return make_error("{} does not export SSL_write/SSL_read ({})", lib_path_, kHint);
+  }
+  if (auto version = elf::detect_ssl_version(lib_path_); version) {
+    version_ = std::move(version).value();
+  } else {
+    version_error_ = version.error().to_string();
+  }
+  return {};
+}
+
+Result<void> OpenSslModule::on_start() {
+  const auto& cfg = config_as<OpenSslConfig>();
+  if (version_) {
+    log().info("library: {} ({}, version string found in {})", lib_path_, version_->display(),
+               version_->source_path);
+  } else {
+    // The data path does not depend on the library's layout, so text capture goes on.
+    log().warn("library: {} (version unknown: {})", lib_path_, version_error_);
+  }
+  bpf::prepare_environment(log());
+  ringbuf_ = bpf::ringbuf_supported();
+
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
+  skel_.reset(openssl_bpf__open_opts(&open_opts));
+  if (!skel_) return make_errno_error(errno, "cannot open the openssl BPF object");
+
+  skel_->rodata->targ_tgid = static_cast<uint32_t>(cfg.global.pid);
+  skel_->rodata->targ_uid = static_cast<uint32_t>(cfg.global.uid);
+  skel_->rodata->use_ringbuf = ringbuf_;
+  RETURN_IF_ERROR(bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
+
+  if (int err = openssl_bpf__load(skel_.get()); err != 0) {
+    return make_errno_error(err, "cannot load the openssl BPF programs (run as root, or with "
+                                 "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
+  }
+  ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
+  int pid = cfg.global.pid != 0 ? static_cast<int>(cfg.global.pid) : -1;
+  ASSIGN_OR_RETURN(auto attached,
+                   bpf::attach_uprobes(skel_->obj, data_probes(lib_path_), pid, kHint));
+  for (auto& l : attached.links) links_.push_back(std::move(l));
+  std::string hooks;
+  for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
+  log().info("hooks attached to {}: {}", lib_path_, hooks);
+  for (const auto& m : attached.missing) {
+    log().info("{} is not exported by {}: calls through it are not seen (normal for BoringSSL "
+               "and OpenSSL < 1.1.1)", m, lib_path_);
+  }
+  return {};
+}
+
+Result<void> OpenSslModule::on_run() {
+  const auto& cfg = config_as<OpenSslConfig>();
+  assembler_ = std::make_unique<ChunkAssembler>(monotonic_to_wall_offset_ns(),
+                                                [this](DataEvent&& e) { deliver(std::move(e)); });
+  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
+                                skel_->maps.events, ringbuf_, cfg.global.mapsize,
+                                [this](std::span<const uint8_t> r) { handle_record(r); }));
+  reader_->start();
+  log().info("tls: capture started ({}, {} buffer{}{})", lib_path_,
+             ringbuf_ ? "ring" : "perf", cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
+             cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
+  return {};
+}
+
+void OpenSslModule::handle_record(std::span<const uint8_t> record) {
+  if (auto r = assembler_->add(record); !r) {
+    if (decode_errors_++ == 0) log().warn("tls: {}", r.error().to_string());
+  }
+}
+
+void OpenSslModule::deliver(DataEvent&& e) {
+  counters_mut().events.fetch_add(1);
+  counters_mut().bytes.fetch_add(e.payload.size());
+  if (ctx().sink != nullptr) ctx().sink->emit(e);
+}
+
+void OpenSslModule::on_stop() {
+  links_.clear();  // no new events from here on
+  if (reader_) reader_->stop();  // drains what the kernel already produced
+  if (assembler_) assembler_->flush();
+  if (skel_) {
+    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
+                    bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
+    if (reader_) lost += reader_->lost();
+    counters_mut().lost.store(lost);
+  }
+}
+
+void OpenSslModule::on_close() {
+  links_.clear();
+  reader_.reset();
+  assembler_.reset();
+  skel_.reset();
+}
+
+}  // namespace ecapture::openssl

@@ -1,0 +1,54 @@
+// The tls/openssl module: plaintext of OpenSSL and BoringSSL calls, from a shared library or a
+// static executable that exports SSL_* (node).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpf/event_reader.h"
+#include "bpf/handles.h"
+#include "bpf/probe_spec.h"
+#include "core/module.h"
+#include "elf/version_sniff.h"
+#include "modules/openssl/openssl_config.h"
+#include "modules/openssl/openssl_events.h"
+#include "openssl.skel.h"
+
+namespace ecapture::openssl {
+
+class OpenSslModule final : public Module {
+ public:
+  OpenSslModule() : Module("tls") {}
+
+  // Resolves the library to hook: --libssl, else the loader's search path.
+  static Result<std::string> locate_library(const OpenSslConfig& cfg);
+  // The probes for the data path of `binary`.
+  static std::vector<bpf::ProbeSpec> data_probes(const std::string& binary);
+
+ protected:
+  Result<void> on_init() override;
+  Result<void> on_start() override;
+  Result<void> on_run() override;
+  void on_stop() override;
+  void on_close() override;
+
+ private:
+  void handle_record(std::span<const uint8_t> record);
+  void deliver(DataEvent&& e);
+
+  std::string lib_path_;
+  std::optional<elf::SslVersion> version_;
+  std::string version_error_;
+  bool ringbuf_ = true;
+  struct SkelDeleter {
+    void operator()(openssl_bpf* s) const;
+  };
+  std::unique_ptr<openssl_bpf, SkelDeleter> skel_;
+  std::vector<bpf::LinkPtr> links_;
+  std::unique_ptr<bpf::EventReader> reader_;
+  std::unique_ptr<ChunkAssembler> assembler_;
+  uint64_t decode_errors_ = 0;
+};
+
+}  // namespace ecapture::openssl
