@@ -12,6 +12,7 @@ Usage: python3 bench/ssl_write_cost.py --build /abs/build [--calls 20000] [--rep
 Needs root (uprobes). Standard library only.
 """
 import argparse
+import json
 import os
 import re
 import signal
@@ -106,6 +107,17 @@ def measure_ecapture(cfg, tmp):
     return ns, note
 
 
+def other_bpf_links():
+    """Ids and types of BPF links that exist now (uprobes show as perf_event links)."""
+    try:
+        res = subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True, text=True,
+                             timeout=30)
+        links = json.loads(res.stdout or "[]") if res.returncode == 0 else []
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    return [f"{x.get('id')}:{x.get('type')}" for x in links]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", required=True, help="the CMake build directory (absolute)")
@@ -134,6 +146,12 @@ def main():
         conditions.append(("c", "ecapture tls -> /dev/null", measure_ecapture))
     else:
         print(f"ssl_write_cost: {cfg.ecapture} missing; measuring (a) and (b) only", file=sys.stderr)
+
+    foreign = other_bpf_links()
+    if foreign:
+        print(f"WARNING: {len(foreign)} BPF link(s) already exist before the benchmark ({foreign}); "
+              f"if another tool has uprobes on {cfg.lib}, every condition includes their cost "
+              f"and the ratios are wrong", file=sys.stderr)
 
     results = {key: [] for key, _, _ in conditions}
     notes = {key: [] for key, _, _ in conditions}

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -123,10 +124,26 @@ Result<void> ElfFile::Impl::validate_layout() {
   machine = ehdr.e_machine;
   type = ehdr.e_type;
 
+  // libelf quietly reports zero sections when the header table lies past the end of the file,
+  // so both header tables are bounds-checked here. A zero e_shnum with a non-zero e_shoff is
+  // extended numbering: the real count sits in the first entry.
+  if (ehdr.e_shoff != 0 &&
+      !within_file(ehdr.e_shoff, uint64_t{std::max<uint16_t>(ehdr.e_shnum, 1)} * ehdr.e_shentsize,
+                   image_size)) {
+    return corrupt(path, "section header table extends past the end of the file");
+  }
+  if (ehdr.e_phnum != 0 &&
+      !within_file(ehdr.e_phoff, uint64_t{ehdr.e_phnum} * ehdr.e_phentsize, image_size)) {
+    return corrupt(path, "program header table extends past the end of the file");
+  }
+
   size_t shnum = 0;
   size_t phnum = 0;
   if (elf_getshdrnum(elf.get(), &shnum) != 0 || elf_getphdrnum(elf.get(), &phnum) != 0) {
     return corrupt(path, libelf_error());
+  }
+  if (ehdr.e_shnum != 0 && shnum != ehdr.e_shnum) {
+    return corrupt(path, "unreadable section header table");
   }
   if (shnum > 0) {
     size_t shstrndx = 0;
@@ -151,8 +168,8 @@ Result<void> ElfFile::Impl::validate_layout() {
     GElf_Shdr shdr;
     if (gelf_getshdr(scn, &shdr) == nullptr) return corrupt(path, libelf_error());
     if (shdr.sh_type != SHT_NOBITS && !within_file(shdr.sh_offset, shdr.sh_size, image_size)) {
-      return corrupt(path, fmt::format("section {} extends past the end of the file",
-                                       elf_ndxscn(scn)));
+      return corrupt(path,
+                     fmt::format("section {} extends past the end of the file", elf_ndxscn(scn)));
     }
   }
   return ok_result();
@@ -216,7 +233,7 @@ void ElfFile::Impl::read_needed_from_segment(const GElf_Phdr& dynamic) {
 // Maps version indices to names: definitions (.gnu.version_d) for the symbols this file
 // exports and requirements (.gnu.version_r) for the ones it imports share one index space.
 std::unordered_map<uint16_t, std::string> ElfFile::Impl::version_names(Elf_Scn* verdef,
-                                                                      Elf_Scn* verneed) {
+                                                                       Elf_Scn* verneed) {
   std::unordered_map<uint16_t, std::string> names;
   GElf_Shdr shdr;
   if (verdef != nullptr && gelf_getshdr(verdef, &shdr) != nullptr) {
@@ -316,12 +333,23 @@ void ElfFile::Impl::load_symbols() {
     GElf_Shdr shdr;
     if (gelf_getshdr(scn, &shdr) == nullptr) continue;
     switch (shdr.sh_type) {
-      case SHT_DYNSYM: dynsym = scn; break;
-      case SHT_SYMTAB: symtab = scn; break;
-      case SHT_GNU_versym: versym = scn; break;
-      case SHT_GNU_verdef: verdef = scn; break;
-      case SHT_GNU_verneed: verneed = scn; break;
-      default: break;
+      case SHT_DYNSYM:
+        dynsym = scn;
+        break;
+      case SHT_SYMTAB:
+        symtab = scn;
+        break;
+      case SHT_GNU_versym:
+        versym = scn;
+        break;
+      case SHT_GNU_verdef:
+        verdef = scn;
+        break;
+      case SHT_GNU_verneed:
+        verneed = scn;
+        break;
+      default:
+        break;
     }
   }
   GElf_Shdr shdr;
@@ -353,7 +381,8 @@ Result<std::unique_ptr<ElfFile>> ElfFile::open(const std::string& path) {
   // stat first so that a FIFO or device is refused before open() could block on it.
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return make_error("cannot open {}: no such file", path);
+    if (errno == ENOENT || errno == ENOTDIR)
+      return make_error("cannot open {}: no such file", path);
     return make_errno_error(errno, "cannot open {}", path);
   }
   if (!S_ISREG(st.st_mode)) return make_error("cannot open {}: not a regular file", path);

@@ -172,8 +172,8 @@ std::vector<CacheEntry> parse_cache(std::string_view cache, std::string_view son
     new_at = (table_end + kNewCacheAlign - 1) / kNewCacheAlign * kNewCacheAlign;
     if (new_at >= cache.size() || !cache.substr(new_at).starts_with(kNewCacheMagic)) {
       // Old format only (pre-2.32 ldconfig with --format=old): strings follow the table.
-      collect_entries(cache.substr(kOldHeaderSize), count, kOldEntrySize,
-                      cache.substr(table_end), soname, entries);
+      collect_entries(cache.substr(kOldHeaderSize), count, kOldEntrySize, cache.substr(table_end),
+                      soname, entries);
       return entries;
     }
   }
@@ -236,9 +236,9 @@ std::vector<std::string> loader_search_dirs(const std::string& conf_path) {
   std::vector<std::string> candidates;
   parse_conf(conf_path, 0, candidates);
   const std::string multiarch(kMultiarch);
-  for (const std::string& dir : {"/lib/" + multiarch, "/usr/lib/" + multiarch,
-                                 std::string("/lib64"), std::string("/usr/lib64"),
-                                 std::string("/lib"), std::string("/usr/lib")}) {
+  for (const std::string& dir :
+       {"/lib/" + multiarch, "/usr/lib/" + multiarch, std::string("/lib64"),
+        std::string("/usr/lib64"), std::string("/lib"), std::string("/usr/lib")}) {
     candidates.push_back(dir);
   }
   // Identity, not spelling: with merged /usr, /lib/x and /usr/lib/x are one directory.
@@ -252,8 +252,7 @@ std::vector<std::string> loader_search_dirs(const std::string& conf_path) {
   return dirs;
 }
 
-std::vector<std::string> ld_cache_lookup(const std::string& soname,
-                                         const std::string& cache_path) {
+std::vector<std::string> ld_cache_lookup(const std::string& soname, const std::string& cache_path) {
   std::string cache;
   if (soname.empty() || !read_file(cache_path, cache)) return {};
   std::vector<CacheEntry> entries = parse_cache(cache, soname);
@@ -281,9 +280,8 @@ Result<std::string> find_library(const std::vector<std::string>& sonames) {
       if (is_regular_file(path)) return path;
     }
   }
-  const std::string hint = sonames.front().starts_with("libssl")
-                               ? "pass its path with --libssl"
-                               : "pass its path explicitly";
+  const std::string hint = sonames.front().starts_with("libssl") ? "pass its path with --libssl"
+                                                                 : "pass its path explicitly";
   return make_error("cannot find {} in the ld cache or in /etc/ld.so.conf directories ({}); {}",
                     join(sonames, " or "), join(dirs, ", "), hint);
 }

@@ -67,8 +67,8 @@ class Scanner {
     if (!saw_boring_marker_) saw_boring_marker_ = contains(buf, kBoringSslMarker);
     size_t from = 0;
     while (from < limit) {
-      const void* hit = memmem(buf.data() + from, buf.size() - from, kOpenSslTag.data(),
-                               kOpenSslTag.size());
+      const void* hit =
+          memmem(buf.data() + from, buf.size() - from, kOpenSslTag.data(), kOpenSslTag.size());
       if (hit == nullptr) return false;
       const size_t at = static_cast<const char*>(hit) - buf.data();
       if (at >= limit) return false;
@@ -155,11 +155,11 @@ Result<std::optional<SslVersion>> sniff_ssl_version_in(const std::string& path) 
   return sniff_ssl_version_in(path, kDefaultChunkSize);
 }
 
-Result<std::optional<SslVersion>> sniff_ssl_version_in(const std::string& path,
-                                                       size_t chunk_size) {
+Result<std::optional<SslVersion>> sniff_ssl_version_in(const std::string& path, size_t chunk_size) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return make_error("cannot read {}: no such file", path);
+    if (errno == ENOENT || errno == ENOTDIR)
+      return make_error("cannot read {}: no such file", path);
     return make_errno_error(errno, "cannot read {}", path);
   }
   if (!S_ISREG(st.st_mode)) return make_error("cannot read {}: not a regular file", path);
@@ -199,9 +199,10 @@ Result<SslVersion> detect_ssl_version(const std::string& libssl_path) {
   std::vector<std::string> searched{libssl_path};
   auto elf_file = ElfFile::open(libssl_path);
   if (!elf_file.ok()) {
-    return make_error("no OpenSSL/BoringSSL version string in {} and cannot read its libcrypto "
-                      "dependency ({}); pass the version with --ssl_version",
-                      libssl_path, elf_file.error().to_string());
+    return make_error(
+        "no OpenSSL/BoringSSL version string in {} and cannot read its libcrypto "
+        "dependency ({}); pass the version with --ssl_version",
+        libssl_path, elf_file.error().to_string());
   }
   // OpenSSL 3 keeps its version string only in libcrypto.
   const std::filesystem::path directory = std::filesystem::path(libssl_path).parent_path();
@@ -220,9 +221,10 @@ Result<SslVersion> detect_ssl_version(const std::string& libssl_path) {
     ASSIGN_OR_RETURN(std::optional<SslVersion> crypto, sniff_ssl_version_in(crypto_path));
     if (crypto) return *std::move(crypto);
   }
-  return make_error("no OpenSSL/BoringSSL version string in {}; pass the version with "
-                    "--ssl_version",
-                    join(searched, ", "));
+  return make_error(
+      "no OpenSSL/BoringSSL version string in {}; pass the version with "
+      "--ssl_version",
+      join(searched, ", "));
 }
 
 }  // namespace ecapture::elf

@@ -131,7 +131,11 @@ class BadInput(helpers.E2ETestCase):
         else:
             with open(err_path, "rb") as f:
                 err = f.read().decode(errors="replace")
-            self.assertGreater(p.returncode, 0, f"refused -l FILE but exit {p.returncode}: {err}")
+            # It exited before `capture started`: only acceptable as a clean refusal of the file.
+            self.assertGreater(p.returncode, 0, f"exited {p.returncode} before capture started: "
+                                                f"{err}")
             self.assertTrue(err.startswith("ecapture: ") and err.count("\n") == 1,
-                            f"refused -l FILE without a single `ecapture: ` line: {err!r}")
+                            f"`ecapture tls -l FILE` exited {p.returncode} before `capture "
+                            f"started` and not with a single `ecapture: ` line refusing the file; "
+                            f"stderr:\n{err}")
         self.assert_not_truncated(path, "after `ecapture tls -l FILE`")

@@ -6,7 +6,9 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import textwrap
 import unittest
 
@@ -52,10 +54,11 @@ NODE_CLIENT = textwrap.dedent("""\
     const req = https.get({host: '127.0.0.1', port: +port, path, ca: fs.readFileSync(ca),
                            agent: false}, (res) => {
       const localPort = res.socket.localPort;
+      const fd = res.socket._handle ? res.socket._handle.fd : -1;
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
-        console.log(JSON.stringify({pid: process.pid, port: localPort, status: res.statusCode,
+        console.log(JSON.stringify({pid: process.pid, port: localPort, fd, status: res.statusCode,
                                     body: Buffer.concat(chunks).toString('latin1')}));
       });
     });
@@ -73,9 +76,9 @@ class TlsText(helpers.E2ETestCase):
             raise unittest.SkipTest(reason)
         cls.cls_procs = helpers.Procs()
         cls.addClassCleanup(cls.cls_procs.stop_all)
-        cls.cls_tmp = helpers.tempfile.mkdtemp(prefix="ecap-e2e-nginx-")
+        cls.cls_tmp = tempfile.mkdtemp(prefix="ecap-e2e-nginx-")
         if not helpers.KEEP_TMP:
-            cls.addClassCleanup(helpers.shutil.rmtree, cls.cls_tmp, True)
+            cls.addClassCleanup(shutil.rmtree, cls.cls_tmp, True)
         cls.cert, cls.key = helpers.make_cert(cls.cls_tmp)
         cls.nginx = helpers.Nginx(cls.cls_tmp, cls.cert, cls.key).start(cls.cls_procs)
         cls.port = cls.nginx.port
@@ -227,8 +230,8 @@ class TlsText(helpers.E2ETestCase):
         down_body = base64.b64encode(os.urandom(FOUR_MIB * 3 // 4))
         self.nginx.write_file(down_path[1:], down_body)
 
-        args = ["tls"] + os.environ.get("ECAPTURE_E2E_LARGE_ARGS", "").split()
-        with self.run_ecapture(args) as run:
+        # Default ring buffer size (no --mapsize): a 4 MiB transfer must not lose events.
+        with self.run_ecapture(["tls"]) as run:
             up_pid, up_port, up_head, up_resp = self.curl(
                 "/upload", extra=["-H", "Expect:", "-H", "Content-Type: application/octet-stream",
                                   "--data-binary", "@" + up_file])
@@ -332,8 +335,9 @@ class TlsText(helpers.E2ETestCase):
         self.assertEqual((w.comm, w.src, w.dst), ("curl", ep(a_port), ep(self.port)), w.header())
         self.assert_response(stream(blocks, a.pid, "READ"), body_a, "client A READ stream")
 
-    @unittest.skipUnless(os.access("/usr/bin/node", os.X_OK), "/usr/bin/node missing")
-    def test_06_node_static_openssl(self):
+    def node_capture(self):
+        """Runs the node client under `ecapture tls --libssl /usr/bin/node`; returns
+        (client's report, node pid, blocks)."""
         path, body = self.new_file(40)
         script = os.path.join(self.tmp, "client.js")
         with open(script, "w") as f:
@@ -347,20 +351,35 @@ class TlsText(helpers.E2ETestCase):
         res = json.loads(out)
         self.assertEqual((res["pid"], res["status"], res["body"].encode("latin-1")),
                          (p.pid, 200, body))
+        res["path"], res["body"] = path, body
         blocks = run.blocks()
-        dump = summarize(blocks)
         mine = select(blocks, pid=p.pid)
-        self.assertTrue(mine, f"no block of node pid {p.pid}:\n{dump}")
-        self.assertEqual({b.comm for b in mine}, {"node"}, dump)
-        sent = stream(blocks, p.pid, "WRITE")
-        line = f"GET {path} HTTP/1.1\r\n".encode()
+        self.assertTrue(mine, f"no block of node pid {p.pid}:\n{summarize(blocks)}")
+        return res, p.pid, blocks
+
+    @unittest.skipUnless(os.access("/usr/bin/node", os.X_OK), "/usr/bin/node missing")
+    def test_06a_node_static_openssl(self):
+        res, pid, blocks = self.node_capture()
+        dump = summarize(blocks)
+        self.assertEqual({b.comm for b in select(blocks, pid=pid)}, {"node"}, dump)
+        sent = stream(blocks, pid, "WRITE")
+        line = f"GET {res['path']} HTTP/1.1\r\n".encode()
         self.assertTrue(sent.startswith(line), f"node WRITE stream: {sent[:300]!r}\n{dump}")
         self.assertEqual(sent.count(line), 1, f"request captured more than once: {sent!r}")
         head, _ = split_http(sent)
         self.assertIn(f"\r\nHost: 127.0.0.1:{self.port}\r\n".encode(), head)
-        w = select(blocks, pid=p.pid, direction="WRITE")[0]
-        self.assertEqual((w.src, w.dst), (ep(res["port"]), ep(self.port)), w.header())
-        self.assert_response(stream(blocks, p.pid, "READ"), body, "node READ stream")
+        self.assert_response(stream(blocks, pid, "READ"), res["body"], "node READ stream")
+
+    @unittest.skipUnless(os.access("/usr/bin/node", os.X_OK), "/usr/bin/node missing")
+    def test_06b_node_fd_and_tuple(self):
+        """node's TLS runs over memory BIOs: no socket syscall happens inside SSL_write/SSL_read.
+        DESIGN §5: every TLS data event still carries the connection's fd and 4-tuple."""
+        res, pid, blocks = self.node_capture()
+        for b in select(blocks, pid=pid):
+            self.assertEqual(b.fd, res["fd"], f"node's socket is fd {res['fd']}: {b.header()}")
+            local, peer = ep(res["port"]), ep(self.port)
+            want = (local, peer) if b.direction == "WRITE" else (peer, local)
+            self.assertEqual((b.src, b.dst), want, b.header())
 
     def test_07a_hex(self):
         path, body = self.new_file(40)

@@ -1,5 +1,4 @@
-// Unit tests for src/elf: symbol offsets checked against binutils, GNU symbol versions, SSL
-// version sniffing, ld.so.conf / ld cache parsing and /proc/*/maps discovery. No root needed.
+// Unit tests for src/elf (symbols, versions, SSL sniffing, loader paths), checked against binutils.
 #include <dlfcn.h>
 #include <elf.h>
 #include <gmock/gmock.h>
@@ -127,6 +126,19 @@ std::optional<uint64_t> readelf_symbol_value(const std::string& path, const std:
   return std::nullopt;
 }
 
+// DT_NEEDED names from `readelf -d`: "0x...1 (NEEDED)  Shared library: [libc.so.6]".
+std::vector<std::string> readelf_needed(const std::string& path) {
+  std::vector<std::string> needed;
+  for (const std::string& line : lines(run("readelf -dW " + quote(path)))) {
+    const size_t open = line.find("(NEEDED)");
+    const size_t left = line.find('[');
+    const size_t right = line.rfind(']');
+    if (open == std::string::npos || left == std::string::npos || right <= left) continue;
+    needed.push_back(line.substr(left + 1, right - left - 1));
+  }
+  return needed;
+}
+
 std::optional<uint64_t> offset_in_segments(const std::vector<Segment>& segments, uint64_t vaddr) {
   for (const Segment& s : segments) {
     if (vaddr >= s.vaddr && vaddr < s.vaddr + s.filesz) return vaddr - s.vaddr + s.offset;
@@ -142,10 +154,15 @@ std::optional<uint64_t> readelf_file_offset(const std::string& path, const std::
   return offset_in_segments(readelf_load_segments(path), *value);
 }
 
-// objdump's own "(File Offset: 0x...)" for a function (needs a symbol table objdump reads).
-std::optional<uint64_t> objdump_file_offset(const std::string& path, const std::string& name) {
-  const std::string marker = "<" + name + "> (File Offset: 0x";
-  const std::string out = run("objdump -dF --disassemble=" + quote(name) + " " + quote(path));
+// objdump's own "(File Offset: 0x...)" for the code at `vaddr` (works on stripped files too).
+std::optional<uint64_t> objdump_file_offset(const std::string& path,
+                                            std::optional<uint64_t> vaddr) {
+  if (!vaddr) return std::nullopt;
+  std::ostringstream command;
+  command << std::hex << "objdump -dF --start-address=0x" << *vaddr << " --stop-address=0x"
+          << *vaddr + 1 << " " << quote(path);
+  const std::string marker = "(File Offset: 0x";
+  const std::string out = run(command.str());
   const size_t at = out.find(marker);
   if (at == std::string::npos) return std::nullopt;
   return std::stoull(out.substr(at + marker.size()), nullptr, 16);
@@ -190,21 +207,30 @@ class Fixtures {
     maps_lib = dir + "/libecapmaps" + pid + ".so";
     sleeper = dir + "/ecapsleep" + pid;
     const std::string d = quote(dir);
-    const std::string commands =
-        "set -e; cd " + d + "; mkdir sibling lonely;" +
+    const std::vector<std::string> steps = {
+        "set -e",
+        "cd " + d,
+        "mkdir sibling lonely",
         "gcc -shared -fPIC -O1 -Wl,--version-script=" + quote(src + "/vertest.map") +
-        " -o libvertest.so " + quote(src + "/vertest.c") + ";" +
-        "cp libvertest.so libvertest_stripped.so; strip libvertest_stripped.so;" +
-        "head -c 3000 libvertest.so > libvertest_truncated.so;" +
-        "gcc -O1 -fPIE -pie -o exe_pie " + quote(src + "/exe_main.c") + ";" +
-        "gcc -O1 -fno-pie -no-pie -o exe_nopie " + quote(src + "/exe_main.c") + ";" +
+            " -o libvertest.so " + quote(src + "/vertest.c"),
+        "cp libvertest.so libvertest_stripped.so",
+        "strip libvertest_stripped.so",
+        "head -c 3000 libvertest.so > libvertest_truncated.so",
+        "gcc -O1 -fPIE -pie -o exe_pie " + quote(src + "/exe_main.c"),
+        "gcc -O1 -fno-pie -no-pie -o exe_nopie " + quote(src + "/exe_main.c"),
+        // A libcrypto.so.3 stand-in next to a libssl stand-in that needs it, and a lone copy of
+        // that libssl whose libcrypto.so.3 must come from the system.
         "gcc -shared -fPIC -O1 -Wl,-soname,libcrypto.so.3 -o sibling/libcrypto.so.3 " +
-        quote(src + "/fake_libcrypto.c") + ";" +
+            quote(src + "/fake_libcrypto.c"),
         "gcc -shared -fPIC -O1 -o sibling/libfakessl.so " + quote(src + "/fake_libssl.c") +
-        " -Wl,--no-as-needed -Lsibling -l:libcrypto.so.3;" +
-        "cp sibling/libfakessl.so lonely/libfakessl.so;" +
-        "cp libvertest.so " + quote(maps_lib) + "; cp exe_pie " + quote(sleeper);
-    const int rc = std::system(("(" + commands + ") >" + d + "/build.log 2>&1").c_str());
+            " -Wl,--no-as-needed -Lsibling -l:libcrypto.so.3",
+        "cp sibling/libfakessl.so lonely/libfakessl.so",
+        "cp libvertest.so " + quote(maps_lib),
+        "cp exe_pie " + quote(sleeper),
+    };
+    std::string script;
+    for (const std::string& step : steps) script += step + "\n";
+    const int rc = std::system(("(" + script + ") >" + d + "/build.log 2>&1").c_str());
     if (rc != 0) error = "building fixtures failed:\n" + read_file(dir + "/build.log");
   }
   ~Fixtures() {
@@ -276,7 +302,7 @@ TEST(ElfFileTest, VersionedLibraryOffsetsMatchReadelfAndObjdump) {
     EXPECT_TRUE(sym->defined);
     EXPECT_EQ(sym->value, readelf_symbol_value(fixtures().lib, "--dyn-syms", c.display_name));
     EXPECT_EQ(sym->file_offset, readelf_file_offset(fixtures().lib, "--dyn-syms", c.display_name));
-    EXPECT_EQ(sym->file_offset, objdump_file_offset(fixtures().lib, c.display_name));
+    EXPECT_EQ(sym->file_offset, objdump_file_offset(fixtures().lib, sym->value));
   }
   // foo@V1 and foo@@V2 are different code.
   EXPECT_NE(elf->find_function("foo@V1")->value, elf->find_function("foo")->value);
@@ -317,7 +343,8 @@ TEST(ElfFileTest, SymtabOnlySymbolsAndStrippedCopy) {
   const std::optional<Symbol> local = full->find_function("foo_v1");
   ASSERT_TRUE(local.has_value());
   EXPECT_FALSE(local->from_dynsym);
-  EXPECT_EQ(local->file_offset, objdump_file_offset(fixtures().lib, "foo_v1"));
+  EXPECT_EQ(local->file_offset, objdump_file_offset(fixtures().lib, local->value));
+  EXPECT_EQ(local->value, readelf_symbol_value(fixtures().lib, "--syms", "foo_v1"));
   EXPECT_EQ(local->value, full->find_function("foo@V1")->value);
 
   auto stripped = open_or_die(fixtures().stripped_lib);
@@ -348,8 +375,9 @@ TEST(ElfFileTest, PieAndNonPieExecutables) {
     EXPECT_FALSE(helper->from_dynsym);
     EXPECT_TRUE(helper->default_version);
     EXPECT_EQ(helper->file_offset, readelf_file_offset(path, "--syms", "exe_helper"));
-    EXPECT_EQ(helper->file_offset, objdump_file_offset(path, "exe_helper"));
+    EXPECT_EQ(helper->file_offset, objdump_file_offset(path, helper->value));
     EXPECT_THAT(elf->needed(), Contains("libc.so.6"));
+    EXPECT_EQ(elf->needed(), readelf_needed(path));
 
     // The import of printf/puts is versioned through .gnu.version_r and is not a definition.
     bool saw_import = false;
@@ -372,7 +400,7 @@ TEST(ElfFileTest, NeededAndSectionData) {
   ASSERT_FIXTURES();
   auto elf = open_or_die(fixtures().lib);
   ASSERT_NE(elf, nullptr);
-  EXPECT_EQ(elf->needed(), std::vector<std::string>{"libc.so.6"});
+  EXPECT_EQ(elf->needed(), readelf_needed(fixtures().lib));
   const std::vector<uint8_t> rodata = elf->section_data(".rodata");
   const std::string text(rodata.begin(), rodata.end());
   EXPECT_THAT(text, HasSubstr("ecapture-vertest-rodata-marker"));
@@ -402,6 +430,7 @@ TEST(ElfFileTest, SystemLibssl) {
   auto elf = open_or_die(kSystemLibssl);
   ASSERT_NE(elf, nullptr);
   EXPECT_THAT(elf->needed(), Contains("libcrypto.so.3"));
+  EXPECT_EQ(elf->needed(), readelf_needed(kSystemLibssl));
   for (const std::string name : {"SSL_write", "SSL_write_ex", "SSL_read_ex", "SSL_read"}) {
     SCOPED_TRACE(name);
     const std::optional<Symbol> sym = elf->find_function(name);
@@ -411,7 +440,7 @@ TEST(ElfFileTest, SystemLibssl) {
     EXPECT_TRUE(sym->default_version);
     const std::string display = name + "@@OPENSSL_3.0.0";
     EXPECT_EQ(sym->file_offset, readelf_file_offset(kSystemLibssl, "--dyn-syms", display));
-    EXPECT_EQ(sym->file_offset, objdump_file_offset(kSystemLibssl, display));
+    EXPECT_EQ(sym->file_offset, objdump_file_offset(kSystemLibssl, sym->value));
     const std::optional<Symbol> versioned = elf->find_function(display);
     ASSERT_TRUE(versioned.has_value());
     EXPECT_EQ(versioned->file_offset, sym->file_offset);
@@ -425,8 +454,8 @@ TEST(ElfFileTest, NonPieNodeBinary) {
   const std::optional<Symbol> sym = elf->find_function("SSL_write");
   ASSERT_TRUE(sym.has_value());
   const std::string display = sym->version.empty() ? "SSL_write" : "SSL_write@@" + sym->version;
-  const std::optional<uint64_t> expected = readelf_file_offset(
-      kNode, sym->from_dynsym ? "--dyn-syms" : "--syms", display);
+  const std::optional<uint64_t> expected =
+      readelf_file_offset(kNode, sym->from_dynsym ? "--dyn-syms" : "--syms", display);
   ASSERT_TRUE(expected.has_value()) << display;
   EXPECT_EQ(sym->file_offset, *expected);
 }
@@ -495,7 +524,8 @@ TEST(VersionSniffTest, GoldenBuffers) {
   const std::vector<Case> cases = {
       {"\x01junk\0OpenSSL 3.0.19 27 Jan 2026\0tail"s, SslFlavor::kOpenSsl, "3.0.19",
        "OpenSSL 3.0.19 27 Jan 2026"},
-      {"OpenSSL 1.1.1w  11 Sep 2023"s, SslFlavor::kOpenSsl, "1.1.1w", "OpenSSL 1.1.1w  11 Sep 2023"},
+      {"OpenSSL 1.1.1w  11 Sep 2023"s, SslFlavor::kOpenSsl, "1.1.1w",
+       "OpenSSL 1.1.1w  11 Sep 2023"},
       {"enable OpenSSL 3.0 legacy provider\0OpenSSL 3.0.13+quic 30 Jan 2024\0"s,
        SslFlavor::kOpenSsl, "3.0.13", "OpenSSL 3.0.13+quic 30 Jan 2024"},
       {"OpenSSL 1.0.2k-fips  26 Jan 2017\n"s, SslFlavor::kOpenSsl, "1.0.2k",
@@ -575,7 +605,8 @@ TEST(VersionSniffTest, SystemLibsslFindsVersionInLibcrypto) {
   ASSERT_TRUE(crypto.ok());
   ASSERT_TRUE(crypto->has_value());
   EXPECT_EQ("OpenSSL " + (*crypto)->version, expected);
-  EXPECT_EQ((*crypto)->raw, grep_first(kSystemLibcrypto, "OpenSSL [0-9]\\.[0-9]+\\.[0-9]+[a-z]*[[:print:]]*"));
+  EXPECT_EQ((*crypto)->raw,
+            grep_first(kSystemLibcrypto, "OpenSSL [0-9]\\.[0-9]+\\.[0-9]+[a-z]*[[:print:]]*"));
 
   auto detected = detect_ssl_version(kSystemLibssl);
   ASSERT_TRUE(detected.ok()) << detected.error().to_string();
@@ -602,8 +633,7 @@ TEST(VersionSniffTest, NodeStaticOpenssl) {
   EXPECT_EQ(detected->flavor, SslFlavor::kOpenSsl);
   EXPECT_EQ(detected->display(), expected);
   EXPECT_EQ(detected->source_path, kNode);
-  EXPECT_EQ(detected->raw,
-            grep_first(kNode, "OpenSSL [0-9]\\.[0-9]+\\.[0-9]+[a-z]*[[:print:]]*"));
+  EXPECT_EQ(detected->raw, grep_first(kNode, "OpenSSL [0-9]\\.[0-9]+\\.[0-9]+[a-z]*[[:print:]]*"));
 }
 
 TEST(VersionSniffTest, AndroidBoringssl) {
@@ -669,16 +699,20 @@ TEST(LibDiscoveryTest, LdSoConfIncludesGlobsAndComments) {
   for (const char* sub : {"/conf.d", "/nested", "/dirA", "/dirB", "/dirC", "/dirD", "/dirX"}) {
     fs::create_directories(root + sub);
   }
-  write_file(root + "/ld.so.conf",
-             "# top-level comment\n"
-             "  " + root + "/dirA   # trailing comment\n"
-             "include conf.d/*.conf\n"
-             "hwcap 1 nosegneg\n"
-             "include\t" + root + "/abs.conf\n"
-             + root + "/missing\n"
-             + root + "/dirA/\n"
-             "relative/dir\n"
-             "\n");
+  const std::vector<std::string> top_level = {
+      "# top-level comment",
+      "  " + root + "/dirA   # trailing comment",
+      "include conf.d/*.conf",
+      "hwcap 1 nosegneg",
+      "include\t" + root + "/abs.conf",
+      root + "/missing",
+      root + "/dirA/",
+      "relative/dir",
+      "",
+  };
+  std::string conf;
+  for (const std::string& line : top_level) conf += line + "\n";
+  write_file(root + "/ld.so.conf", conf);
   write_file(root + "/conf.d/10-b.conf", root + "/dirB\n");
   write_file(root + "/conf.d/20-c.conf", "include ../nested/*.conf\n");
   write_file(root + "/conf.d/ignored.txt", root + "/dirX\n");
@@ -701,7 +735,8 @@ TEST(LibDiscoveryTest, LdSoConfIncludesGlobsAndComments) {
     ASSERT_EQ(::stat(dir.c_str(), &st), 0) << dir;
     EXPECT_TRUE(identities.emplace(st.st_dev, st.st_ino).second) << dir << " listed twice";
   }
-  EXPECT_THAT(loader_search_dirs(root + "/no-such.conf"), Contains(std::string("/lib/") + kMultiarch));
+  EXPECT_THAT(loader_search_dirs(root + "/no-such.conf"),
+              Contains(std::string("/lib/") + kMultiarch));
 }
 
 // Every native entry `ldconfig -p` prints must come back from our own cache parser.
@@ -808,7 +843,8 @@ TEST(LibDiscoveryTest, SyntheticCacheFormats) {
   CacheWriter writer;
   writer.add(kNativeCacheFlags, "libfoo.so.1", "/opt/a/libfoo.so.1");
   writer.add(0x0003, "libfoo.so.1", "/opt/i386/libfoo.so.1");  // libc6 without an arch: 32-bit
-  writer.add(kNativeCacheFlags == 0x0303 ? 0x0a03 : 0x0303, "libfoo.so.1", "/opt/other/libfoo.so.1");
+  writer.add(kNativeCacheFlags == 0x0303 ? 0x0a03 : 0x0303, "libfoo.so.1",
+             "/opt/other/libfoo.so.1");
   writer.add(kNativeCacheFlags, "libfoo.so.1", "/opt/hw/glibc-hwcaps/v3/libfoo.so.1",
              uint64_t{1} << 62);
   writer.add(kNativeCacheFlags, "libfoo.so.1", "/opt/b/libfoo.so.1");

@@ -4,10 +4,6 @@
 
 #include "ecap_abi.h"
 
-/* Plaintext is emitted in chunks of at most this many bytes; one call of any size produces
- * ceil(len / OPENSSL_CHUNK) records with increasing `offset`. Below the 64 KiB perf record limit. */
-#define OPENSSL_CHUNK 32768
-
 enum openssl_api {
 	OPENSSL_API_READ = 0,
 	OPENSSL_API_WRITE = 1,
@@ -32,5 +28,11 @@ struct openssl_data_event {
 	struct ecap_sock_tuple tuple;
 	/* followed by data_len bytes of plaintext */
 };
+
+/* Plaintext is emitted in chunks of at most OPENSSL_CHUNK bytes; one call of any size produces
+ * ceil(len / OPENSSL_CHUNK) records with increasing `offset`. Header + chunk fill exactly 32 KiB,
+ * the largest per-CPU map value the kernel allows (and below the 64 KiB perf record limit). */
+#define OPENSSL_RECORD_MAX 32768
+#define OPENSSL_CHUNK (OPENSSL_RECORD_MAX - sizeof(struct openssl_data_event))
 
 #endif /* ECAP_OPENSSL_ABI_H */

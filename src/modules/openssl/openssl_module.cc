@@ -42,7 +42,12 @@ std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary
 Result<void> OpenSslModule::on_init() {
   const auto& cfg = config_as<OpenSslConfig>();
   ASSIGN_OR_RETURN(lib_path_, locate_library(cfg));
-  ASSIGN_OR_RETURN(auto elf, elf::ElfFile::open(lib_path_));
+  auto opened = elf::ElfFile::open(lib_path_);
+  if (!opened) {
+    if (cfg.libssl.empty()) return std::move(opened).error();
+    return make_error("--libssl: {}", opened.error().to_string());
+  }
+  auto elf = std::move(opened).value();
   if (!elf->is_native_arch()) {
     return make_error("{} is built for another CPU architecture (e_machine {}); give a library "
                       "for this machine with --libssl", lib_path_, elf->machine());
