@@ -166,65 +166,46 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 	return 0;
 }
 
+/* One entry and one return program serve SSL_read, SSL_write and their _ex variants: the attach
+ * cookie says which function (enum openssl_api). Two programs mean two links to detach. */
 SEC("uprobe")
-int BPF_KPROBE(probe_openssl_write_enter, void *ssl, const void *buf, int num)
+int probe_openssl_rw_enter(struct pt_regs *ctx)
 {
-	return enter_call(ssl, buf, NULL, ECAP_DIR_WRITE, OPENSSL_API_WRITE);
-}
+	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
+	bool ex = api == OPENSSL_API_READ_EX || api == OPENSSL_API_WRITE_EX;
+	__u8 dir = (api == OPENSSL_API_WRITE || api == OPENSSL_API_WRITE_EX) ? ECAP_DIR_WRITE
+									       : ECAP_DIR_READ;
 
-SEC("uprobe")
-int BPF_KPROBE(probe_openssl_write_ex_enter, void *ssl, const void *buf, __u64 num, void *written)
-{
-	return enter_call(ssl, buf, written, ECAP_DIR_WRITE, OPENSSL_API_WRITE_EX);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(probe_openssl_read_enter, void *ssl, void *buf, int num)
-{
-	return enter_call(ssl, buf, NULL, ECAP_DIR_READ, OPENSSL_API_READ);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(probe_openssl_read_ex_enter, void *ssl, void *buf, __u64 num, void *readbytes)
-{
-	return enter_call(ssl, buf, readbytes, ECAP_DIR_READ, OPENSSL_API_READ_EX);
+	return enter_call((void *)PT_REGS_PARM1(ctx), (void *)PT_REGS_PARM2(ctx),
+			  ex ? (void *)PT_REGS_PARM4(ctx) : NULL, dir, api);
 }
 
 SEC("uretprobe")
 int probe_openssl_rw_exit(struct pt_regs *ctx)
 {
-	return exit_call(ctx, false);
+	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
+
+	return exit_call(ctx, api == OPENSSL_API_READ_EX || api == OPENSSL_API_WRITE_EX);
 }
 
-SEC("uretprobe")
-int probe_openssl_rw_ex_exit(struct pt_regs *ctx)
+/* A syscall on an fd while this thread is inside a hooked SSL call: that fd is the call's socket.
+ * One raw tracepoint (one link) instead of eight syscall tracepoints: every detach costs an RCU
+ * grace period, and the id test below is cheaper than the lookup it guards. */
+SEC("raw_tracepoint/sys_enter")
+int tp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
-	return exit_call(ctx, true);
-}
+	long nr = (long)ctx->args[1];
+	struct pt_regs *regs;
+	struct call_state *st;
+	__u64 id;
 
-/* A syscall on an fd while this thread is inside a hooked SSL call: that fd is the call's socket. */
-static __always_inline int note_fd(__u64 fd)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state *st = bpf_map_lookup_elem(&active_calls, &id);
-
-	if (st)
-		st->fd = (__s32)fd;
+	if (!ecap_is_fd_io_syscall(nr))
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	st = bpf_map_lookup_elem(&active_calls, &id);
+	if (!st)
+		return 0;
+	regs = (struct pt_regs *)ctx->args[0];
+	st->fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
 	return 0;
 }
-
-#define ECAP_FD_TRACEPOINT(name)                                                  \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                               \
-	int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)                \
-	{                                                                         \
-		return note_fd(ctx->args[0]);                                     \
-	}
-
-ECAP_FD_TRACEPOINT(read)
-ECAP_FD_TRACEPOINT(write)
-ECAP_FD_TRACEPOINT(readv)
-ECAP_FD_TRACEPOINT(writev)
-ECAP_FD_TRACEPOINT(recvfrom)
-ECAP_FD_TRACEPOINT(sendto)
-ECAP_FD_TRACEPOINT(recvmsg)
-ECAP_FD_TRACEPOINT(sendmsg)

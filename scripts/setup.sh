@@ -11,6 +11,7 @@ build_pkgs=(
 )
 test_pkgs=(
   openssl curl nginx python3 iproute2 procps bsdutils psmisc tshark ca-certificates
+  android-libboringssl binutils util-linux
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -65,6 +65,19 @@ static __always_inline void ecap_output(void *ctx, void *data, __u64 size)
 		ecap_count(ECAP_CNT_LOST);
 }
 
+/* read, write, readv, writev, sendto, recvfrom, sendmsg, recvmsg: the syscalls that move a
+ * socket's bytes, whose first argument is the fd. */
+static __always_inline bool ecap_is_fd_io_syscall(long nr)
+{
+#if defined(__TARGET_ARCH_x86)
+	return (nr >= 0 && nr <= 1) || (nr >= 19 && nr <= 20) || (nr >= 44 && nr <= 47);
+#elif defined(__TARGET_ARCH_arm64)
+	return (nr >= 63 && nr <= 66) || (nr >= 206 && nr <= 207) || (nr >= 211 && nr <= 212);
+#else
+#error "syscall numbers for this architecture are missing"
+#endif
+}
+
 /* Fills `t` with the endpoints of the socket behind `fd` of the current task; leaves family 0
  * when fd is not a socket. */
 static __always_inline void ecap_fill_tuple(__s32 fd, struct ecap_sock_tuple *t)

@@ -1,18 +1,117 @@
-// The attacher: resolves symbols to file offsets and attaches uprobes/uretprobes and tracepoints.
+// The attacher: resolves symbols to file offsets and attaches uprobes/uretprobes (as uprobe_multi
+// links where the kernel has them) and tracepoints.
 #include "bpf/probe_spec.h"
 
+#include <bpf/bpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <tuple>
+
+#include <fmt/format.h>
 
 #include "elf/elf_file.h"
 
 namespace ecapture::bpf {
+namespace {
+
+// Kernel ABI values newer than the uapi headers of libbpf 1.1.
+constexpr int kBpfTraceUprobeMulti = 48;     // enum bpf_attach_type BPF_TRACE_UPROBE_MULTI
+constexpr uint32_t kUprobeMultiReturn = 1;   // BPF_F_UPROBE_MULTI_RETURN
+
+// The link_create member of union bpf_attr, uprobe_multi variant (include/uapi/linux/bpf.h).
+struct LinkCreateUprobeMulti {
+  uint32_t prog_fd;
+  uint32_t target_fd;
+  uint32_t attach_type;
+  uint32_t flags;
+  uint64_t path;
+  uint64_t offsets;
+  uint64_t ref_ctr_offsets;
+  uint64_t cookies;
+  uint32_t cnt;
+  uint32_t uprobe_flags;
+  uint32_t pid;
+  uint32_t pad;
+};
+static_assert(sizeof(LinkCreateUprobeMulti) == 64);
+
+int link_create_uprobe_multi(int prog_fd, const char* path, const uint64_t* offsets,
+                             const uint64_t* cookies, uint32_t cnt, bool retprobe, int pid) {
+  LinkCreateUprobeMulti attr{};
+  attr.prog_fd = static_cast<uint32_t>(prog_fd);
+  attr.attach_type = kBpfTraceUprobeMulti;
+  attr.path = reinterpret_cast<uint64_t>(path);
+  attr.offsets = reinterpret_cast<uint64_t>(offsets);
+  attr.cookies = reinterpret_cast<uint64_t>(cookies);
+  attr.cnt = cnt;
+  attr.uprobe_flags = retprobe ? kUprobeMultiReturn : 0;
+  attr.pid = pid > 0 ? static_cast<uint32_t>(pid) : 0;
+  int fd = static_cast<int>(syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr)));
+  return fd < 0 ? -errno : fd;
+}
+
+bool probe_uprobe_multi() {
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0},  // r0 = 0
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  LIBBPF_OPTS(bpf_prog_load_opts, opts,
+              .expected_attach_type = static_cast<bpf_attach_type>(kBpfTraceUprobeMulti));
+  int prog = bpf_prog_load(BPF_PROG_TYPE_KPROBE, "ecap_probe", "GPL", insns, 2, &opts);
+  if (prog < 0) return false;
+  // A kernel that knows uprobe_multi fails on the bad path pointer (EFAULT); one that does not
+  // rejects the attach type (EINVAL). Nothing gets attached either way.
+  uint64_t offset = 0;
+  int err = link_create_uprobe_multi(prog, reinterpret_cast<const char*>(1), &offset, nullptr, 1,
+                                     false, -1);
+  if (err >= 0) ::close(err);
+  ::close(prog);
+  return err == -EFAULT;
+}
+
+bool is_uprobe_section(const char* sec) {
+  return std::strncmp(sec, "uprobe", 6) == 0 || std::strncmp(sec, "uretprobe", 9) == 0;
+}
+
+}  // namespace
+
+bool uprobe_multi_supported() {
+  // ECAPTURE_FORCE_PERF_UPROBES=1 takes the pre-6.6 path (for tests of the fallback).
+  static const bool supported = [] {
+    const char* force = std::getenv("ECAPTURE_FORCE_PERF_UPROBES");
+    if (force != nullptr && std::strcmp(force, "1") == 0) return false;
+    return probe_uprobe_multi();
+  }();
+  return supported;
+}
+
+void prepare_uprobe_programs(bpf_object* obj, bool multi) {
+  if (!multi) return;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, obj) {
+    if (is_uprobe_section(bpf_program__section_name(prog))) {
+      bpf_program__set_expected_attach_type(prog,
+                                            static_cast<bpf_attach_type>(kBpfTraceUprobeMulti));
+    }
+  }
+}
 
 Result<AttachResult> attach_uprobes(bpf_object* obj, const std::vector<ProbeSpec>& specs, int pid,
-                                    const std::string& hint) {
+                                    const std::string& hint, bool multi) {
   AttachResult out;
   std::map<std::string, std::unique_ptr<elf::ElfFile>> files;
+  // (program, binary, type) -> offsets and cookies, for uprobe_multi links.
+  struct Group {
+    bpf_program* prog;
+    std::vector<uint64_t> offsets, cookies;
+  };
+  std::map<std::tuple<std::string, std::string, ProbeType>, Group> groups;
+
   for (const auto& spec : specs) {
     bpf_program* prog = bpf_object__find_program_by_name(obj, spec.program.c_str());
     if (prog == nullptr) {
@@ -35,35 +134,50 @@ Result<AttachResult> attach_uprobes(bpf_object* obj, const std::vector<ProbeSpec
       }
       offset = sym->file_offset;
     }
-    LIBBPF_OPTS(bpf_uprobe_opts, opts, .retprobe = spec.type == ProbeType::kUretprobe);
+    const char* kind = spec.type == ProbeType::kUretprobe ? "uretprobe" : "uprobe";
+    std::string what = spec.symbol.empty() ? fmt::format("{:#x}", offset) : spec.symbol;
+    out.attached.push_back(fmt::format("{}({})", kind, what));
+    if (multi) {
+      Group& g = groups[{spec.program, spec.binary, spec.type}];
+      g.prog = prog;
+      g.offsets.push_back(offset);
+      g.cookies.push_back(spec.cookie);
+      continue;
+    }
+    LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = spec.cookie,
+                .retprobe = spec.type == ProbeType::kUretprobe);
     bpf_link* link =
         bpf_program__attach_uprobe_opts(prog, pid, spec.binary.c_str(), offset, &opts);
     if (link == nullptr) {
-      int err = errno;
-      return make_errno_error(err, "cannot attach {} to {} in {} (offset {:#x})",
-                              spec.type == ProbeType::kUretprobe ? "uretprobe" : "uprobe",
-                              spec.symbol.empty() ? spec.program : spec.symbol, spec.binary,
-                              offset);
+      return make_errno_error(errno, "cannot attach {} to {} in {} (offset {:#x})", kind, what,
+                              spec.binary, offset);
     }
     out.links.emplace_back(link);
-    std::string what = spec.symbol.empty() ? fmt::format("{:#x}", offset) : spec.symbol;
-    out.attached.push_back(
-        fmt::format("{}({})", spec.type == ProbeType::kUretprobe ? "uretprobe" : "uprobe", what));
+  }
+  for (const auto& [key, g] : groups) {
+    const auto& [program, binary, type] = key;
+    int fd = link_create_uprobe_multi(bpf_program__fd(g.prog), binary.c_str(), g.offsets.data(),
+                                      g.cookies.data(), static_cast<uint32_t>(g.offsets.size()),
+                                      type == ProbeType::kUretprobe, pid);
+    if (fd < 0) {
+      return make_errno_error(-fd, "cannot attach {} ({} functions) to {}", program,
+                              g.offsets.size(), binary);
+    }
+    out.links.push_back(Link::from_fd(fd));
   }
   return out;
 }
 
-Result<std::vector<LinkPtr>> attach_tracepoints(bpf_object* obj) {
-  std::vector<LinkPtr> links;
+Result<std::vector<Link>> attach_tracepoints(bpf_object* obj) {
+  std::vector<Link> links;
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, obj) {
     const char* sec = bpf_program__section_name(prog);
-    if (std::strncmp(sec, "tracepoint/", 11) != 0) continue;
-    bpf_link* link = bpf_program__attach(prog);
-    if (link == nullptr) {
-      int err = errno;
-      return make_errno_error(err, "cannot attach tracepoint {}", sec + 11);
+    if (std::strncmp(sec, "tracepoint/", 11) != 0 && std::strncmp(sec, "raw_tracepoint/", 15) != 0) {
+      continue;
     }
+    bpf_link* link = bpf_program__attach(prog);
+    if (link == nullptr) return make_errno_error(errno, "cannot attach {}", sec);
     links.emplace_back(link);
   }
   return links;

@@ -5,8 +5,6 @@
 #include <string>
 #include <vector>
 
-#include <spdlog/logger.h>
-
 #include "bpf/handles.h"
 #include "core/result.h"
 
@@ -20,22 +18,30 @@ struct ProbeSpec {
   uint64_t offset = 0;  // file offset; used when `symbol` is empty
   std::string program;  // BPF program name in the object
   ProbeType type = ProbeType::kUprobe;
-  bool optional = false;  // missing symbol: warn and go on
+  bool optional = false;  // missing symbol: note it and go on
+  uint64_t cookie = 0;    // bpf_get_attach_cookie() in the program
 };
 
 struct AttachResult {
-  std::vector<LinkPtr> links;
-  std::vector<std::string> attached;  // "SSL_write (uprobe)" ...
+  std::vector<Link> links;
+  std::vector<std::string> attached;  // "uprobe(SSL_write)" ...
   std::vector<std::string> missing;   // optional symbols not found
 };
 
+// True when the kernel has uprobe_multi links (6.6+): all uprobes of one program on one binary
+// become a single link, attached and detached at once. ECAPTURE_FORCE_PERF_UPROBES=1 says no.
+bool uprobe_multi_supported();
+
+// Before load: prepares the object's uprobe programs for the chosen attach method.
+void prepare_uprobe_programs(bpf_object* obj, bool multi);
+
 // Attaches every spec to the programs of `obj`. `pid` restricts the uprobes to one process
 // (-1: all). On error nothing stays attached. `hint` is appended to "symbol not found" errors
-// (e.g. "is this OpenSSL? use --libssl").
+// (e.g. "is this OpenSSL? use --libssl"). `multi` must match prepare_uprobe_programs.
 Result<AttachResult> attach_uprobes(bpf_object* obj, const std::vector<ProbeSpec>& specs, int pid,
-                                    const std::string& hint);
+                                    const std::string& hint, bool multi);
 
-// Attaches every tracepoint program of `obj` whose section starts with "tracepoint/".
-Result<std::vector<LinkPtr>> attach_tracepoints(bpf_object* obj);
+// Attaches every program of `obj` whose section starts with "tracepoint/" or "raw_tracepoint/".
+Result<std::vector<Link>> attach_tracepoints(bpf_object* obj);
 
 }  // namespace ecapture::bpf

@@ -26,17 +26,21 @@ Result<std::string> OpenSslModule::locate_library(const OpenSslConfig& cfg) {
 
 std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary) {
   using bpf::ProbeType;
-  // BoringSSL and OpenSSL 1.1.0 and older have no _ex functions: those are optional.
-  return {
-      {binary, "SSL_write", 0, "probe_openssl_write_enter", ProbeType::kUprobe, false},
-      {binary, "SSL_write", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false},
-      {binary, "SSL_read", 0, "probe_openssl_read_enter", ProbeType::kUprobe, false},
-      {binary, "SSL_read", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false},
-      {binary, "SSL_write_ex", 0, "probe_openssl_write_ex_enter", ProbeType::kUprobe, true},
-      {binary, "SSL_write_ex", 0, "probe_openssl_rw_ex_exit", ProbeType::kUretprobe, true},
-      {binary, "SSL_read_ex", 0, "probe_openssl_read_ex_enter", ProbeType::kUprobe, true},
-      {binary, "SSL_read_ex", 0, "probe_openssl_rw_ex_exit", ProbeType::kUretprobe, true},
+  std::vector<bpf::ProbeSpec> specs;
+  struct Fn {
+    const char* name;
+    openssl_api api;
+    bool optional;  // BoringSSL and OpenSSL < 1.1.1 have no _ex functions
   };
+  for (Fn fn : {Fn{"SSL_write", OPENSSL_API_WRITE, false}, Fn{"SSL_read", OPENSSL_API_READ, false},
+                Fn{"SSL_write_ex", OPENSSL_API_WRITE_EX, true},
+                Fn{"SSL_read_ex", OPENSSL_API_READ_EX, true}}) {
+    specs.push_back({binary, fn.name, 0, "probe_openssl_rw_enter", ProbeType::kUprobe,
+                     fn.optional, static_cast<uint64_t>(fn.api)});
+    specs.push_back({binary, fn.name, 0, "probe_openssl_rw_exit", ProbeType::kUretprobe,
+                     fn.optional, static_cast<uint64_t>(fn.api)});
+  }
+  return specs;
 }
 
 Result<void> OpenSslModule::on_init() {
@@ -84,6 +88,8 @@ Result<void> OpenSslModule::on_start() {
   skel_->rodata->targ_uid = static_cast<uint32_t>(cfg.global.uid);
   skel_->rodata->use_ringbuf = ringbuf_;
   RETURN_IF_ERROR(bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
+  const bool multi = bpf::uprobe_multi_supported();
+  bpf::prepare_uprobe_programs(skel_->obj, multi);
 
   if (int err = openssl_bpf__load(skel_.get()); err != 0) {
     return make_errno_error(err, "cannot load the openssl BPF programs (run as root, or with "
@@ -92,11 +98,12 @@ Result<void> OpenSslModule::on_start() {
   ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
   int pid = cfg.global.pid != 0 ? static_cast<int>(cfg.global.pid) : -1;
   ASSIGN_OR_RETURN(auto attached,
-                   bpf::attach_uprobes(skel_->obj, data_probes(lib_path_), pid, kHint));
+                   bpf::attach_uprobes(skel_->obj, data_probes(lib_path_), pid, kHint, multi));
   for (auto& l : attached.links) links_.push_back(std::move(l));
   std::string hooks;
   for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
-  log().info("hooks attached to {}: {}", lib_path_, hooks);
+  log().info("hooks attached to {} ({}): {}", lib_path_,
+             multi ? "uprobe_multi links" : "perf-event uprobes", hooks);
   for (const auto& m : attached.missing) {
     log().info("{} is not exported by {}: calls through it are not seen (normal for BoringSSL "
                "and OpenSSL < 1.1.1)", m, lib_path_);
@@ -131,7 +138,7 @@ void OpenSslModule::deliver(DataEvent&& e) {
 }
 
 void OpenSslModule::on_stop() {
-  links_.clear();  // no new events from here on
+  bpf::destroy_links(links_);  // no new events from here on
   if (reader_) reader_->stop();  // drains what the kernel already produced
   if (assembler_) assembler_->flush();
   if (skel_) {
@@ -143,7 +150,7 @@ void OpenSslModule::on_stop() {
 }
 
 void OpenSslModule::on_close() {
-  links_.clear();
+  bpf::destroy_links(links_);
   reader_.reset();
   assembler_.reset();
   skel_.reset();

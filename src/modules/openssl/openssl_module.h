@@ -45,7 +45,7 @@ class OpenSslModule final : public Module {
     void operator()(openssl_bpf* s) const;
   };
   std::unique_ptr<openssl_bpf, SkelDeleter> skel_;
-  std::vector<bpf::LinkPtr> links_;
+  std::vector<bpf::Link> links_;
   std::unique_ptr<bpf::EventReader> reader_;
   std::unique_ptr<ChunkAssembler> assembler_;
   uint64_t decode_errors_ = 0;
