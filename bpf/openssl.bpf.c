@@ -7,7 +7,13 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* One in-flight SSL call per thread. */
+enum call_phase {
+	PHASE_IN_CALL = 0,    /* inside SSL_read/SSL_write: a socket syscall gives the call's fd */
+	PHASE_AWAITING_FD = 1, /* the call ended without any: the thread's next socket syscall is
+				* taken as the SSL object's fd (memory BIOs flushed right after) */
+};
+
+/* Per thread: the SSL call in flight, or the SSL object still waiting for its fd. */
 struct call_state {
 	__u64 ssl;
 	__u64 buf;
@@ -15,7 +21,8 @@ struct call_state {
 	__s32 fd;      /* learned from a syscall made during the call, -1 until then */
 	__u8 direction;
 	__u8 api;
-	__u8 pad[2];
+	__u8 phase; /* enum call_phase */
+	__u8 pad;
 };
 
 struct {
@@ -135,12 +142,15 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 
 	key.tgid = id >> 32;
 	key.ssl = st.ssl;
+	cached = bpf_map_lookup_elem(&ssl_fds, &key);
 	if (st.fd >= 0) {
-		bpf_map_update_elem(&ssl_fds, &key, &st.fd, BPF_ANY);
+		if (!cached || *cached != st.fd)
+			bpf_map_update_elem(&ssl_fds, &key, &st.fd, BPF_ANY);
+	} else if (cached) {
+		st.fd = *cached;
 	} else {
-		cached = bpf_map_lookup_elem(&ssl_fds, &key);
-		if (cached)
-			st.fd = *cached;
+		st.phase = PHASE_AWAITING_FD;
+		bpf_map_update_elem(&active_calls, &id, &st, BPF_ANY);
 	}
 
 	s = bpf_map_lookup_elem(&scratch, &zero);
@@ -156,6 +166,7 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 	s->hdr.fd = st.fd;
 	s->hdr.direction = st.direction;
 	s->hdr.api = st.api;
+	s->hdr.kind = OPENSSL_RECORD_DATA;
 	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
 	ecap_fill_tuple(st.fd, &s->hdr.tuple);
 
@@ -188,6 +199,30 @@ int probe_openssl_rw_exit(struct pt_regs *ctx)
 	return exit_call(ctx, api == OPENSSL_API_READ_EX || api == OPENSSL_API_WRITE_EX);
 }
 
+/* Tells user space the fd (and tuple) of an SSL object whose data went out with fd -1. */
+static __always_inline void resolve_late_fd(void *ctx, __u64 id, __u64 ssl, __s32 fd)
+{
+	struct ssl_key key = {.tgid = id >> 32, .ssl = ssl};
+	struct data_scratch *s;
+	__u32 zero = 0;
+
+	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return;
+	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+	s->hdr.timestamp_ns = bpf_ktime_get_ns();
+	s->hdr.conn_id = ssl;
+	s->hdr.pid = id >> 32;
+	s->hdr.tid = (__u32)id;
+	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	s->hdr.fd = fd;
+	s->hdr.kind = OPENSSL_RECORD_CONN;
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	ecap_fill_tuple(fd, &s->hdr.tuple);
+	ecap_output(ctx, &s->hdr, sizeof(s->hdr));
+}
+
 /* A syscall on an fd while this thread is inside a hooked SSL call: that fd is the call's socket.
  * One raw tracepoint (one link) instead of eight syscall tracepoints: every detach costs an RCU
  * grace period, and the id test below is cheaper than the lookup it guards. */
@@ -197,6 +232,7 @@ int tp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	long nr = (long)ctx->args[1];
 	struct pt_regs *regs;
 	struct call_state *st;
+	__s32 fd;
 	__u64 id;
 
 	if (!ecap_is_fd_io_syscall(nr))
@@ -206,6 +242,15 @@ int tp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (!st)
 		return 0;
 	regs = (struct pt_regs *)ctx->args[0];
-	st->fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
+	/* Eventfds, pipes and files touched inside a call are not the connection. */
+	if (!ecap_fd_to_sock(fd))
+		return 0;
+	if (st->phase == PHASE_IN_CALL) {
+		st->fd = fd;
+		return 0;
+	}
+	resolve_late_fd(ctx, id, st->ssl, fd);
+	bpf_map_delete_elem(&active_calls, &id);
 	return 0;
 }

@@ -22,6 +22,9 @@ const volatile __u32 targ_tgid = 0;
 const volatile __u32 targ_uid = 0;
 /* false: `events` was turned into a perf event array by user space (old kernels). */
 const volatile bool use_ringbuf = true;
+/* Wake the reader only once this much data waits in the ring buffer; below it the reader finds
+ * the data on its next timed poll. A wakeup per record would cost more than the record. */
+const volatile __u64 ringbuf_wakeup_bytes = 1 << 20;
 
 /* Type and size are set by user space before load (ring buffer or perf event array). */
 struct {
@@ -57,10 +60,14 @@ static __always_inline void ecap_output(void *ctx, void *data, __u64 size)
 {
 	long err;
 
-	if (use_ringbuf)
-		err = bpf_ringbuf_output(&events, data, size, 0);
-	else
+	if (use_ringbuf) {
+		__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= ringbuf_wakeup_bytes
+				      ? BPF_RB_FORCE_WAKEUP
+				      : BPF_RB_NO_WAKEUP;
+		err = bpf_ringbuf_output(&events, data, size, flags);
+	} else {
 		err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, data, size);
+	}
 	if (err)
 		ecap_count(ECAP_CNT_LOST);
 }
@@ -78,33 +85,37 @@ static __always_inline bool ecap_is_fd_io_syscall(long nr)
 #endif
 }
 
-/* Fills `t` with the endpoints of the socket behind `fd` of the current task; leaves family 0
- * when fd is not a socket. */
-static __always_inline void ecap_fill_tuple(__s32 fd, struct ecap_sock_tuple *t)
+/* The socket behind `fd` of the current task, or NULL. */
+static __always_inline struct sock *ecap_fd_to_sock(__s32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds;
 	struct file *f = NULL;
 	struct socket *sock;
-	struct sock *sk;
-	unsigned int max_fds;
 	umode_t mode;
-	__u16 family;
 
 	if (fd < 0 || !fdt)
-		return;
-	max_fds = BPF_CORE_READ(fdt, max_fds);
-	if ((__u32)fd >= max_fds)
-		return;
+		return NULL;
+	if ((__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
 	fds = BPF_CORE_READ(fdt, fd);
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
-		return;
+		return NULL;
 	mode = BPF_CORE_READ(f, f_inode, i_mode);
 	if ((mode & ECAP_S_IFMT) != ECAP_S_IFSOCK)
-		return;
+		return NULL;
 	sock = (struct socket *)BPF_CORE_READ(f, private_data);
-	sk = BPF_CORE_READ(sock, sk);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* Fills `t` with the endpoints of the socket behind `fd` of the current task; leaves family 0
+ * when fd is not a socket. */
+static __always_inline void ecap_fill_tuple(__s32 fd, struct ecap_sock_tuple *t)
+{
+	struct sock *sk = ecap_fd_to_sock(fd);
+	__u16 family;
+
 	if (!sk)
 		return;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);

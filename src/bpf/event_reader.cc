@@ -8,10 +8,12 @@
 
 namespace ecapture::bpf {
 namespace {
-constexpr int kPollTimeoutMs = 100;
+// The kernel side wakes us only for large backlogs (ringbuf_wakeup_bytes); small records wait
+// for the next timed poll.
+constexpr int kPollTimeoutMs = 10;
 }
 
-Result<void> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages) {
+Result<uint64_t> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages) {
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return make_errno_error(cpus, "cannot count the possible CPUs");
   if (ringbuf) {
@@ -21,7 +23,7 @@ Result<void> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pa
     if (int err = bpf_map__set_max_entries(map, static_cast<uint32_t>(size)); err != 0) {
       return make_errno_error(err, "cannot size the ring buffer to {} bytes", size);
     }
-    return {};
+    return size;
   }
   if (int err = bpf_map__set_type(map, BPF_MAP_TYPE_PERF_EVENT_ARRAY); err != 0) {
     return make_errno_error(err, "cannot turn the event map into a perf event array");
@@ -29,7 +31,7 @@ Result<void> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pa
   bpf_map__set_key_size(map, sizeof(uint32_t));
   bpf_map__set_value_size(map, sizeof(uint32_t));
   bpf_map__set_max_entries(map, static_cast<uint32_t>(cpus));
-  return {};
+  return uint64_t{0};
 }
 
 uint64_t read_percpu_counter(const bpf_map* map, uint32_t index) {
@@ -44,9 +46,10 @@ uint64_t read_percpu_counter(const bpf_map* map, uint32_t index) {
 
 Result<std::unique_ptr<EventReader>> EventReader::create(bpf_map* map, bool ringbuf,
                                                          uint64_t mapsize_pages,
-                                                         Handler handler) {
+                                                         Handler handler, Tick tick) {
   std::unique_ptr<EventReader> r(new EventReader());
   r->handler_ = std::move(handler);
+  r->tick_ = std::move(tick);
   if (ringbuf) {
     r->ring_ = ring_buffer__new(bpf_map__fd(map), &EventReader::on_ring_record, r.get(), nullptr);
     if (r->ring_ == nullptr) return make_errno_error(errno, "cannot open the ring buffer");
@@ -83,6 +86,7 @@ void EventReader::loop() {
     int n = ring_ != nullptr ? ring_buffer__poll(ring_, kPollTimeoutMs)
                              : perf_buffer__poll(perf_, kPollTimeoutMs);
     if (n < 0 && n != -EINTR) break;
+    if (tick_) tick_();
   }
   // Whatever the kernel produced before the probes went away is still delivered.
   if (ring_ != nullptr) {

@@ -19,8 +19,9 @@ struct perf_buffer;
 namespace ecapture::bpf {
 
 // Before load: makes `map` a ring buffer of at least mapsize_pages pages per CPU (rounded up to a
-// power of two), or a perf event array when ringbuf is false.
-Result<void> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages);
+// power of two), or a perf event array when ringbuf is false. Returns the ring buffer's size in
+// bytes (0 for a perf event array).
+Result<uint64_t> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages);
 
 // Sum over CPUs of slot `index` of a per-CPU u64 array.
 uint64_t read_percpu_counter(const bpf_map* map, uint32_t index);
@@ -28,9 +29,12 @@ uint64_t read_percpu_counter(const bpf_map* map, uint32_t index);
 class EventReader {
  public:
   using Handler = std::function<void(std::span<const uint8_t>)>;
+  using Tick = std::function<void()>;
 
+  // `tick`, when given, runs on the reader thread after every poll (at least every 10 ms).
   static Result<std::unique_ptr<EventReader>> create(bpf_map* map, bool ringbuf,
-                                                     uint64_t mapsize_pages, Handler handler);
+                                                     uint64_t mapsize_pages, Handler handler,
+                                                     Tick tick = {});
   ~EventReader();
   EventReader(const EventReader&) = delete;
   EventReader& operator=(const EventReader&) = delete;
@@ -51,6 +55,7 @@ class EventReader {
   ring_buffer* ring_ = nullptr;
   perf_buffer* perf_ = nullptr;
   Handler handler_;
+  Tick tick_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> lost_{0};
   std::thread thread_;

@@ -432,7 +432,8 @@ HEADER_RE = re.compile(
     rb"pid=(?P<pid>\d+) tid=(?P<tid>\d+) uid=(?P<uid>\d+) comm=(?P<comm>\S+) fd=(?P<fd>-?\d+) "
     rb"(?P<src>\S+) -> (?P<dst>\S+) len=(?P<len>\d+)(?: shown=(?P<shown>\d+))?(?P<hex> hex)?")
 ENDPOINT_RE = re.compile(r"^(?:\?|(\d{1,3}(?:\.\d{1,3}){3}):(\d+)|\[([0-9a-fA-F:.]+)\]:(\d+))$")
-HEXLINE_RE = re.compile(rb"([0-9a-f]{8})  ((?:[0-9a-f]{2} ){1,16})\s*\|(.*)\|")
+# `hexdump -C` layout: two groups of 8 bytes separated by an extra space.
+HEXLINE_RE = re.compile(rb"([0-9a-f]{8})  ((?:[0-9a-f]{2} ){1,8}(?: (?:[0-9a-f]{2} ){1,8})?)\s*\|(.*)\|")
 
 
 class ParseError(AssertionError):

@@ -114,6 +114,50 @@ TEST(ChunkAssemblerTest, MalformedRecordsAreRejected) {
   EXPECT_TRUE(c.events.empty());
 }
 
+std::vector<uint8_t> conn_record(uint32_t pid, uint64_t conn, int32_t fd) {
+  auto r = record(9, conn, 0, 0, "");
+  auto* h = reinterpret_cast<openssl_data_event*>(r.data());
+  h->kind = OPENSSL_RECORD_CONN;
+  h->pid = pid;
+  h->fd = fd;
+  h->tuple.lport = 5555;
+  return r;
+}
+
+TEST(ChunkAssemblerTest, UnknownFdIsHeldUntilTheConnectionIsReported) {
+  Collector c;
+  auto rec = record(1, 77, 3, 0, "abc");
+  reinterpret_cast<openssl_data_event*>(rec.data())->fd = -1;
+  ASSERT_TRUE(c.assembler.add(rec));
+  ASSERT_TRUE(c.assembler.add(record(2, 88, 2, 0, "zz")));  // other connection, fd known
+  ASSERT_EQ(c.events.size(), 1u);
+  EXPECT_EQ(c.assembler.held(), 1u);
+  ASSERT_TRUE(c.assembler.add(conn_record(4242, 77, 19)));
+  ASSERT_EQ(c.events.size(), 2u);
+  EXPECT_EQ(c.events[1].payload, "abc");
+  EXPECT_EQ(c.events[1].fd, 19);
+  EXPECT_EQ(c.events[1].src.to_string(), "127.0.0.1:5555");
+  // Later calls of the same connection take the reported fd even if the kernel still says -1.
+  rec = record(1, 77, 2, 0, "de");
+  reinterpret_cast<openssl_data_event*>(rec.data())->fd = -1;
+  ASSERT_TRUE(c.assembler.add(rec));
+  ASSERT_EQ(c.events.size(), 3u);
+  EXPECT_EQ(c.events[2].fd, 19);
+}
+
+TEST(ChunkAssemblerTest, HeldCallsAreReleasedAfterTheHoldTime) {
+  Collector c;
+  auto rec = record(1, 77, 3, 0, "abc");
+  reinterpret_cast<openssl_data_event*>(rec.data())->fd = -1;
+  ASSERT_TRUE(c.assembler.add(rec));  // kernel timestamp 1000 ns
+  c.assembler.tick(1000 + ChunkAssembler::kHoldNs - 1);
+  EXPECT_TRUE(c.events.empty());
+  c.assembler.tick(1000 + ChunkAssembler::kHoldNs);
+  ASSERT_EQ(c.events.size(), 1u);
+  EXPECT_EQ(c.events[0].fd, -1);
+  EXPECT_EQ(c.events[0].src.to_string(), "127.0.0.1:40000");  // the kernel's tuple, kept
+}
+
 TEST(TupleTest, Ipv6AndUnknown) {
   ecap_sock_tuple t{};
   Endpoint src, dst;

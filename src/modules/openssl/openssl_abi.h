@@ -11,6 +11,14 @@ enum openssl_api {
 	OPENSSL_API_WRITE_EX = 3,
 };
 
+enum openssl_record_kind {
+	OPENSSL_RECORD_DATA = 0,
+	/* The fd of conn_id became known after its data was emitted with fd -1 (libraries writing to
+	 * memory BIOs, like node's, touch the socket only after the SSL call): fd and tuple are set,
+	 * data_len is 0. */
+	OPENSSL_RECORD_CONN = 1,
+};
+
 struct openssl_data_event {
 	__u64 timestamp_ns; /* CLOCK_MONOTONIC at the return of the call */
 	__u64 conn_id;      /* the SSL* of the call */
@@ -23,7 +31,8 @@ struct openssl_data_event {
 	__u32 data_len;
 	__u8 direction; /* enum ecap_direction */
 	__u8 api;       /* enum openssl_api */
-	__u8 pad[2];
+	__u8 kind;      /* enum openssl_record_kind */
+	__u8 pad;
 	char comm[ECAP_TASK_COMM_LEN];
 	struct ecap_sock_tuple tuple;
 	/* followed by data_len bytes of plaintext */

@@ -9,6 +9,7 @@
 namespace ecapture::openssl {
 
 static_assert(sizeof(openssl_data_event) == 112, "ABI: openssl_data_event size");
+static_assert(offsetof(openssl_data_event, kind) == 54, "ABI: kind offset");
 static_assert(offsetof(openssl_data_event, data_len) == 48, "ABI: data_len offset");
 static_assert(offsetof(openssl_data_event, comm) == 56, "ABI: comm offset");
 static_assert(offsetof(openssl_data_event, tuple) == 72, "ABI: tuple offset");
@@ -53,15 +54,20 @@ Result<void> ChunkAssembler::add(std::span<const uint8_t> record) {
                       record.size());
   }
   const char* data = reinterpret_cast<const char*>(record.data() + sizeof(h));
+  if (h.kind == OPENSSL_RECORD_CONN) {
+    add_conn(h);
+    return {};
+  }
 
   auto it = pending_.find(h.tid);
   if (h.offset == 0 || it == pending_.end() || it->second.conn_id != h.conn_id) {
     if (it != pending_.end()) {  // the previous call of this thread lost its tail
-      emit_(std::move(it->second.event));
+      complete(std::move(it->second));
       pending_.erase(it);
     }
     Pending p;
     p.conn_id = h.conn_id;
+    p.mono_ns = h.timestamp_ns;
     DataEvent& e = p.event;
     e.timestamp_ns = static_cast<uint64_t>(static_cast<int64_t>(h.timestamp_ns) + mono_to_wall_ns_);
     e.pid = h.pid;
@@ -80,15 +86,59 @@ Result<void> ChunkAssembler::add(std::span<const uint8_t> record) {
   p.event.payload.append(data, h.data_len);
   p.received = h.offset + h.data_len;
   if (p.received >= p.event.length) {
-    emit_(std::move(p.event));
+    complete(std::move(p));
     pending_.erase(it);
   }
   return {};
 }
 
+void ChunkAssembler::apply(const ConnInfo& info, DataEvent& e) const {
+  e.fd = info.fd;
+  tuple_to_endpoints(info.tuple, e.direction, &e.src, &e.dst);
+}
+
+void ChunkAssembler::complete(Pending&& p) {
+  if (p.event.fd >= 0) {
+    emit_(std::move(p.event));
+    return;
+  }
+  if (auto c = conns_.find(conn_key(p.event.pid, p.conn_id)); c != conns_.end()) {
+    apply(c->second, p.event);
+    emit_(std::move(p.event));
+    return;
+  }
+  held_.push_back(std::move(p));
+}
+
+void ChunkAssembler::add_conn(const openssl_data_event& h) {
+  ConnInfo info{h.fd, h.tuple};
+  const uint64_t key = conn_key(h.pid, h.conn_id);
+  conns_[key] = info;
+  if (conns_.size() > 65536) conns_.clear();  // bounded; entries are only a fallback
+  // Release, in order, the held calls of this connection.
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (conn_key(it->event.pid, it->conn_id) == key) {
+      apply(info, it->event);
+      emit_(std::move(it->event));
+      it = held_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ChunkAssembler::tick(uint64_t now_mono_ns) {
+  while (!held_.empty() && held_.front().mono_ns + kHoldNs <= now_mono_ns) {
+    emit_(std::move(held_.front().event));
+    held_.pop_front();
+  }
+}
+
 void ChunkAssembler::flush() {
-  for (auto& [tid, p] : pending_) emit_(std::move(p.event));
+  for (auto& [tid, p] : pending_) complete(std::move(p));
   pending_.clear();
+  for (auto& p : held_) emit_(std::move(p.event));
+  held_.clear();
 }
 
 }  // namespace ecapture::openssl

@@ -87,7 +87,9 @@ Result<void> OpenSslModule::on_start() {
   skel_->rodata->targ_tgid = static_cast<uint32_t>(cfg.global.pid);
   skel_->rodata->targ_uid = static_cast<uint32_t>(cfg.global.uid);
   skel_->rodata->use_ringbuf = ringbuf_;
-  RETURN_IF_ERROR(bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
+  ASSIGN_OR_RETURN(uint64_t ring_bytes,
+                   bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
+  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
   const bool multi = bpf::uprobe_multi_supported();
   bpf::prepare_uprobe_programs(skel_->obj, multi);
 
@@ -117,7 +119,14 @@ Result<void> OpenSslModule::on_run() {
                                                 [this](DataEvent&& e) { deliver(std::move(e)); });
   ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
                                 skel_->maps.events, ringbuf_, cfg.global.mapsize,
-                                [this](std::span<const uint8_t> r) { handle_record(r); }));
+                                [this](std::span<const uint8_t> r) { handle_record(r); },
+                                [this] {
+                                  timespec now{};
+                                  clock_gettime(CLOCK_MONOTONIC, &now);
+                                  assembler_->tick(static_cast<uint64_t>(now.tv_sec) *
+                                                       1000000000ull +
+                                                   static_cast<uint64_t>(now.tv_nsec));
+                                }));
   reader_->start();
   log().info("tls: capture started ({}, {} buffer{}{})", lib_path_,
              ringbuf_ ? "ring" : "perf", cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
