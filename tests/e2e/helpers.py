@@ -393,18 +393,19 @@ def wait_ready(run, ready_timeout=READY_TIMEOUT, fragment=READY_FRAGMENT, path=N
 
 @contextlib.contextmanager
 def ecapture(testcase, tmp, args, procs=None, expect_rc=0, ready_timeout=READY_TIMEOUT,
-             stop_signal=signal.SIGINT, name="ecapture"):
+             stop_signal=signal.SIGINT, name="ecapture", env=None):
     """Runs `BINARY *args` with stdout/stderr to files in tmp, waits for `capture started` on
     stderr (failing the test with stderr on timeout), yields an EcaptureRun; on exit sends
     stop_signal, waits, and asserts the exit status is expect_rc (unless expect_rc is None or the
-    body raised)."""
+    body raised). `env` adds variables to the environment of ecapture."""
     if not BINARY or not os.access(BINARY, os.X_OK):
         testcase.fail(f"ecapture binary not found or not executable: {BINARY!r}")
     out_path = os.path.join(tmp, f"{name}.stdout")
     err_path = os.path.join(tmp, f"{name}.stderr")
     argv = [BINARY] + list(args)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                env=dict(os.environ, **(env or {})))
     run = EcaptureRun(proc, out_path, err_path, argv)
     if procs is not None:
         procs.add(proc, stopper=lambda p: run.stop(signal.SIGKILL) if p.poll() is None else None)

@@ -418,5 +418,39 @@ class TlsText(helpers.E2ETestCase):
                 self.assertEqual(b.shown, 10, b.header())
 
 
+    def test_08_uid_filter(self):
+        """--uid of nginx's workers: only their blocks, never curl's (uid 0)."""
+        path, body = self.new_file(40)
+        uid = helpers.read_uid(self.nginx.worker_pids()[0])
+        self.assertNotEqual(uid, os.getuid(), "nginx workers must run as another user")
+        with self.run_ecapture(["tls", "--uid", str(uid)]) as run:
+            pid, lport, head, got = self.curl(path)
+            self.assertEqual(got, body)
+            run.settle()
+        blocks = run.blocks()
+        self.assertEqual(select(blocks, pid=pid), [], summarize(blocks))
+        nginx_reads = [b for b in blocks if b.direction == "READ" and b.payload == head]
+        self.assertEqual(len(nginx_reads), 1, summarize(blocks))
+        self.assertEqual((nginx_reads[0].uid, nginx_reads[0].src), (uid, ep(lport)))
+        self.assertTrue(all(b.uid == uid for b in blocks), summarize(blocks))
+
+    def test_09_perf_buffer_and_perf_uprobes(self):
+        """The paths for kernels without ring buffers and uprobe_multi links capture the same."""
+        path, body = self.new_file(40)
+        env = {"ECAPTURE_FORCE_PERFBUF": "1", "ECAPTURE_FORCE_PERF_UPROBES": "1"}
+        with self.run_ecapture(["tls"], env=env) as run:
+            pid, lport, head, got = self.curl(path)
+            self.assertEqual(got, body)
+            run.settle()
+        self.assertIn("perf buffer", run.stderr_text())
+        self.assertIn("perf-event uprobes", run.stderr_text())
+        blocks = run.blocks()
+        writes = select(blocks, pid=pid, direction="WRITE")
+        self.assertEqual(len(writes), 1, summarize(blocks))
+        self.assertEqual((writes[0].payload, writes[0].src, writes[0].dst),
+                         (head, ep(lport), ep(self.port)))
+        self.assert_response(stream(blocks, pid, "READ", writes[0].fd), body, "curl READ stream")
+
+
 if __name__ == "__main__":
     unittest.main()
