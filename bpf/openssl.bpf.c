@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
-/* OpenSSL/BoringSSL plaintext capture: uprobes on SSL_read/SSL_write (and the _ex variants) save
- * the arguments, syscall tracepoints inside the call learn the socket fd, and the uretprobe emits
- * exactly the bytes the call moved, in chunks, with the process and the connection's 4-tuple. */
+/* OpenSSL/BoringSSL capture. Plaintext: uprobes on SSL_read/SSL_write (and the _ex variants) save
+ * the arguments, a syscall tracepoint inside the call learns the socket fd, and the uretprobe
+ * emits exactly the bytes the call moved, in chunks, with the process and the connection's
+ * 4-tuple. Keys: after SSL_do_handshake succeeds (or at the next SSL_read/SSL_write entry, for
+ * implicit handshakes), the session's secrets are read through the layout in rodata. */
 #include "common.bpf.h"
 #include "modules/openssl/openssl_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* Set by user space per capture mode and detected library layout. */
+const volatile bool capture_data = true;
+const volatile bool capture_keys = false;
+const volatile struct openssl_layout layout = {};
 
 enum call_phase {
 	PHASE_IN_CALL = 0,    /* inside SSL_read/SSL_write: a socket syscall gives the call's fd */
@@ -58,14 +65,129 @@ struct {
 	__type(value, struct data_scratch);
 } scratch SEC(".maps");
 
-static __always_inline int enter_call(void *ssl, const void *buf, void *len_ptr, __u8 direction,
-				      __u8 api)
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct openssl_keys_event);
+} keys_scratch SEC(".maps");
+
+/* (tgid, SSL*) -> first 8 bytes of the client random whose keys were sent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ssl_key);
+	__type(value, __u64);
+} keys_sent SEC(".maps");
+
+static __always_inline bool all_zero8(const __u8 *p)
+{
+	return *(const __u64 *)p == 0;
+}
+
+/* Reads the session secrets of `ssl` and emits them once per (SSL*, client random). Returns
+ * quietly while the handshake is not finished (version or secrets not set yet). */
+static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
+{
+	struct ssl_key key = {.tgid = id >> 32, .ssl = ssl};
+	struct openssl_keys_event *k;
+	__u64 *sent, cr_addr, session = 0;
+	__u32 zero = 0;
+	__s32 version = 0;
+
+	if (bpf_probe_read_user(&version, sizeof(version), (void *)(ssl + layout.ssl_version)))
+		return;
+	if (version < 0x0300 || version > 0x0304)
+		return;
+	k = bpf_map_lookup_elem(&keys_scratch, &zero);
+	if (!k)
+		return;
+	cr_addr = ssl + layout.s3_client_random;
+	if (layout.ssl_s3) {
+		__u64 s3 = 0;
+
+		if (bpf_probe_read_user(&s3, sizeof(s3), (void *)(ssl + layout.ssl_s3)) || !s3)
+			return;
+		cr_addr = s3 + layout.s3_client_random;
+	}
+	if (bpf_probe_read_user(k->client_random, sizeof(k->client_random), (void *)cr_addr))
+		return;
+	if (all_zero8(k->client_random))
+		return;
+	sent = bpf_map_lookup_elem(&keys_sent, &key);
+	if (sent && *sent == *(__u64 *)k->client_random)
+		return;
+
+	__builtin_memset(k->master_key, 0, sizeof(k->master_key));
+	__builtin_memset(k->handshake_secret, 0, OPENSSL_SECRET_MAX * 5);
+	k->master_key_len = 0;
+	if (version == 0x0304) {
+		__u64 base = ssl + layout.ssl_early_secret;
+
+		if (!layout.ssl_early_secret)
+			return;
+		/* early, handshake, master, resumption, client/server finished, server finished hash,
+		 * handshake traffic hash, client/server app traffic, exporter: 64 bytes each. */
+		if (bpf_probe_read_user(k->client_app_traffic_secret, OPENSSL_SECRET_MAX,
+					(void *)(base + 8 * OPENSSL_SECRET_MAX)))
+			return;
+		if (all_zero8(k->client_app_traffic_secret))
+			return; /* handshake not finished */
+		bpf_probe_read_user(k->handshake_secret, OPENSSL_SECRET_MAX,
+				    (void *)(base + 1 * OPENSSL_SECRET_MAX));
+		bpf_probe_read_user(k->handshake_traffic_hash, OPENSSL_SECRET_MAX,
+				    (void *)(base + 7 * OPENSSL_SECRET_MAX));
+		bpf_probe_read_user(k->server_app_traffic_secret, OPENSSL_SECRET_MAX,
+				    (void *)(base + 9 * OPENSSL_SECRET_MAX));
+		bpf_probe_read_user(k->exporter_master_secret, OPENSSL_SECRET_MAX,
+				    (void *)(base + 10 * OPENSSL_SECRET_MAX));
+	} else {
+		__u32 len = 0; /* int in 1.0.2/1.1.0, size_t after: the low half either way */
+
+		if (bpf_probe_read_user(&session, sizeof(session), (void *)(ssl + layout.ssl_session)) ||
+		    !session)
+			return;
+		bpf_probe_read_user(&len, sizeof(len), (void *)(session + layout.session_master_key_len));
+		if (bpf_probe_read_user(k->master_key, sizeof(k->master_key),
+					(void *)(session + layout.session_master_key)))
+			return;
+		if (all_zero8(k->master_key))
+			return;
+		k->master_key_len = len > 48 ? 48 : len;
+	}
+	k->kind = OPENSSL_RECORD_KEYS;
+	k->version = version;
+	k->timestamp_ns = bpf_ktime_get_ns();
+	k->conn_id = ssl;
+	k->pid = id >> 32;
+	k->tid = (__u32)id;
+	if (fd < 0) {
+		__s32 *cached = bpf_map_lookup_elem(&ssl_fds, &key);
+
+		if (cached)
+			fd = *cached;
+	}
+	k->fd = fd;
+	bpf_get_current_comm(k->comm, sizeof(k->comm));
+	__builtin_memset(&k->tuple, 0, sizeof(k->tuple));
+	ecap_fill_tuple(fd, &k->tuple);
+	ecap_output(ctx, k, sizeof(*k));
+	bpf_map_update_elem(&keys_sent, &key, k->client_random, BPF_ANY);
+}
+
+static __always_inline int enter_call(void *ctx, void *ssl, const void *buf, void *len_ptr,
+				      __u8 direction, __u8 api)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call_state st = {};
 
 	if (ecap_filtered_out(id))
 		return 0;
+	if (!capture_data && api != OPENSSL_API_HANDSHAKE) {
+		/* keylog/pcap: SSL_read/SSL_write entries only look for finished handshakes. */
+		check_keys(ctx, id, (__u64)ssl, -1);
+		return 0;
+	}
 	st.ssl = (__u64)ssl;
 	st.buf = (__u64)buf;
 	st.len_ptr = (__u64)len_ptr;
@@ -121,6 +243,15 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 		return 0;
 	st = *stp;
 	bpf_map_delete_elem(&active_calls, &id);
+	if (st.api == OPENSSL_API_HANDSHAKE) {
+		key.tgid = id >> 32;
+		key.ssl = st.ssl;
+		if (st.fd >= 0)
+			bpf_map_update_elem(&ssl_fds, &key, &st.fd, BPF_ANY);
+		if ((int)PT_REGS_RC(ctx) == 1)
+			check_keys(ctx, id, st.ssl, st.fd);
+		return 0;
+	}
 
 	if (ex) {
 		__u64 n = 0;
@@ -187,7 +318,7 @@ int probe_openssl_rw_enter(struct pt_regs *ctx)
 	__u8 dir = (api == OPENSSL_API_WRITE || api == OPENSSL_API_WRITE_EX) ? ECAP_DIR_WRITE
 									       : ECAP_DIR_READ;
 
-	return enter_call((void *)PT_REGS_PARM1(ctx), (void *)PT_REGS_PARM2(ctx),
+	return enter_call(ctx, (void *)PT_REGS_PARM1(ctx), (void *)PT_REGS_PARM2(ctx),
 			  ex ? (void *)PT_REGS_PARM4(ctx) : NULL, dir, api);
 }
 

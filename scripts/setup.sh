@@ -7,7 +7,7 @@ build_pkgs=(
   build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libbenchmark-dev libcapstone-dev libpcap-dev libprotobuf-dev protobuf-compiler
-  libnghttp2-dev libzstd-dev libbrotli-dev libssl-dev
+  libnghttp2-dev libzstd-dev libbrotli-dev libssl-dev libcpp-httplib-dev
 )
 test_pkgs=(
   openssl curl nginx python3 iproute2 procps bsdutils psmisc tshark ca-certificates

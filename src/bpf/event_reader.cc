@@ -83,8 +83,14 @@ void EventReader::stop() {
 
 void EventReader::loop() {
   while (!stop_.load()) {
-    int n = ring_ != nullptr ? ring_buffer__poll(ring_, kPollTimeoutMs)
-                             : perf_buffer__poll(perf_, kPollTimeoutMs);
+    int n;
+    if (ring_ != nullptr) {
+      // Records sent without a wakeup do not make epoll return: consume them on every timeout.
+      n = ring_buffer__poll(ring_, kPollTimeoutMs);
+      if (n == 0) n = ring_buffer__consume(ring_);
+    } else {
+      n = perf_buffer__poll(perf_, kPollTimeoutMs);
+    }
     if (n < 0 && n != -EINTR) break;
     if (tick_) tick_();
   }

@@ -8,12 +8,15 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <thread>
 
+#include "api/api_server.h"
 #include "core/logging.h"
 #include "core/registry.h"
 #include "core/runner.h"
 #include "core/version.h"
+#include "output/outputs.h"
 #include "output/text_sink.h"
 
 namespace ecapture::cli {
@@ -38,6 +41,23 @@ void add_global_flags(CLI::App& app, GlobalConfig& g) {
   app.add_option("-t,--tsize", g.tsize, "show at most this many bytes per message (0: all)")
       ->default_str("0");
   app.add_option("-l,--logaddr", g.logaddr, "also write runtime logs to this file (appended)");
+}
+
+// Where captured events go (issue 4): eCapture's --eventaddr, --ecaptureq and rotation flags.
+void add_output_flags(CLI::App& app, OutputConfig& o) {
+  app.add_option("--eventaddr", o.eventaddr,
+                 "send captured events here instead of stdout: a file, tcp://host:port or "
+                 "ws://host:port/path");
+  app.add_option("--ecaptureq", o.ecaptureq,
+                 "serve events and logs as eCaptureQ protobuf over WebSocket, e.g. "
+                 "ws://127.0.0.1:28257/");
+  app.add_option("--format", o.format, "event format: text, json or protobuf")
+      ->default_str("text");
+  app.add_option("--eventroratesize", o.rotate_mb,
+                 "rotate the --eventaddr file when it reaches this many MB (1-65535)");
+  app.add_option("--eventroratetime", o.rotate_seconds,
+                 "rotate the --eventaddr file every this many seconds (1-65535)");
+  app.add_flag("--raw", o.raw, "print every library call as it is (no HTTP reassembly)");
 }
 
 // CAP_BPF (39) + CAP_PERFMON (38), or CAP_SYS_ADMIN (21), in the effective set.
@@ -76,8 +96,22 @@ int run(int argc, char** argv) {
                                                 kGitDescribe));
   GlobalConfig global;
   add_global_flags(app, global);
+  OutputConfig output_config;
+  add_output_flags(app, output_config);
+  std::string listen, listen_token;
+  app.add_option("--listen", listen,
+                 "serve the HTTP configuration API on this address, e.g. 127.0.0.1:28256 (off by "
+                 "default)");
+  app.add_option("--listen-token", listen_token,
+                 "bearer token the configuration API requires (needed for a non-loopback "
+                 "--listen)")
+      ->envname("ECAPTURE_LISTEN_TOKEN");
   std::vector<Command> commands;
   commands.push_back(add_tls_command(app));
+  commands.push_back(add_bash_command(app));
+  commands.push_back(add_zsh_command(app));
+  commands.push_back(add_mysqld_command(app));
+  commands.push_back(add_postgres_command(app));
 
   // An unknown word in the subcommand position is named as such, not as a stray argument.
   if (argc > 1 && argv[1][0] != '-') {
@@ -113,6 +147,15 @@ int run(int argc, char** argv) {
   }
   std::unique_ptr<ModuleConfig> config = chosen->make_config(global);
   if (auto r = config->validate(); !r) return fail(r.error().to_string());
+  std::optional<api::ListenAddress> listen_addr;
+  if (!listen.empty()) {
+    auto addr = api::parse_listen_address(listen);
+    if (!addr) return fail(addr.error().to_string(), 2);
+    if (auto r = api::check_listen_policy(*addr, listen_token); !r) {
+      return fail(r.error().to_string(), 2);
+    }
+    listen_addr = *addr;
+  }
   if (!has_bpf_privileges()) {
     return fail("loading eBPF programs needs root, or CAP_BPF and CAP_PERFMON: run with sudo");
   }
@@ -127,8 +170,11 @@ int run(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  TextSink sink(TextOptions{global.hex, global.tsize});
-  Runner runner(builtin_registry(), &sink, log);
+  if (auto r = add_log_destinations(global, *log); !r) return fail(r.error().to_string());
+  auto outputs = Outputs::create(output_config, global, log);
+  if (!outputs) return fail(outputs.error().to_string());
+  Outputs& out = **outputs;
+  Runner runner(builtin_registry(), out.sink(), log);
   std::atomic<bool> done{false};
   std::thread signals([&] {
     bool stopping = false;
@@ -145,12 +191,24 @@ int run(int argc, char** argv) {
       runner.request_stop();
     }
   });
+  // The configuration API (--listen): reloads go through the runner; the sink stays open.
+  api::ApiHandler api_handler(runner, builtin_registry(), global, log);
+  api_handler.set_on_applied([&out, log](const ModuleConfig& applied) {
+    out.set_options(applied.global.hex, applied.global.tsize);
+    log->set_level(applied.global.debug ? spdlog::level::debug : spdlog::level::info);
+  });
+  api::ApiServer api_server(api_handler, log);
   int code = 1;
-  if (auto started = runner.start(chosen->module, std::move(config)); started) {
+  if (auto served = listen_addr ? api_server.start(*listen_addr, listen_token) : ok_result();
+      !served) {
+    fail(served.error().to_string());
+  } else if (auto started = runner.start(chosen->module, std::move(config)); started) {
     code = runner.wait();
   } else {
     fail(started.error().to_string());
   }
+  api_server.stop();
+  out.close();  // after the module: everything it emitted is parsed and written
   done.store(true);
   signals.join();
   return code;

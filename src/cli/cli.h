@@ -19,6 +19,10 @@ struct Command {
 };
 
 Command add_tls_command(CLI::App& root);
+Command add_bash_command(CLI::App& root);
+Command add_zsh_command(CLI::App& root);
+Command add_mysqld_command(CLI::App& root);
+Command add_postgres_command(CLI::App& root);
 
 // Parses argv and runs the chosen module until SIGINT/SIGTERM. Returns the exit code.
 int run(int argc, char** argv);

@@ -2,9 +2,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/module.h"
 #include "core/result.h"
@@ -16,6 +19,12 @@ struct ModuleInfo {
   std::vector<std::string> aliases;  // e.g. {"openssl"}
   std::string description;
   std::function<ModulePtr()> create;
+  // Builds the module's config from an HTTP API JSON body (eCapture's field names); fields left
+  // out take `defaults` (the command line's global flags) and the module's defaults. Errors name
+  // the field. Empty: the module cannot be configured over the API yet.
+  std::function<Result<std::unique_ptr<ModuleConfig>>(const nlohmann::json&,
+                                                      const GlobalConfig& defaults)>
+      config_from_json;
 };
 
 class ModuleRegistry {

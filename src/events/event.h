@@ -35,6 +35,7 @@ struct DataEvent {
   uint64_t length = 0;  // bytes the call moved
   std::string payload;  // the bytes captured (== length unless chunks were lost)
   std::string source;   // module that produced it, e.g. "openssl"
+  uint64_t conn_id = 0;  // the library's connection object (e.g. the SSL*), 0 when unknown
 };
 
 }  // namespace ecapture

@@ -2,7 +2,11 @@
 #include <cstdlib>
 
 #include "core/registry.h"
+#include "modules/openssl/openssl_config.h"
+#include "modules/mysqld/mysqld_module.h"
 #include "modules/openssl/openssl_module.h"
+#include "modules/postgres/postgres_module.h"
+#include "modules/shell/shell_module.h"
 
 namespace ecapture {
 
@@ -16,7 +20,15 @@ const ModuleRegistry& builtin_registry() {
       }
     };
     add({"tls", {"openssl"}, "capture TLS plaintext from OpenSSL and BoringSSL",
-         [] { return ModulePtr(new openssl::OpenSslModule()); }});
+         [] { return ModulePtr(new openssl::OpenSslModule()); }, openssl::config_from_json});
+    add({"bash", {}, "audit the commands typed into interactive bash shells",
+         [] { return ModulePtr(new shell::ShellModule(shell::ShellKind::kBash)); }});
+    add({"zsh", {}, "audit the commands typed into interactive zsh shells",
+         [] { return ModulePtr(new shell::ShellModule(shell::ShellKind::kZsh)); }});
+    add({"mysqld", {}, "audit every command a MySQL/MariaDB server executes",
+         [] { return ModulePtr(new mysqld::MysqldModule()); }});
+    add({"postgres", {}, "audit every statement a PostgreSQL server executes",
+         [] { return ModulePtr(new postgres::PostgresModule()); }});
     return r;
   }();
   return registry;

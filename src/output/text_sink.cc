@@ -10,6 +10,13 @@ void TextSink::emit(const DataEvent& event) {
   std::fflush(out_);
 }
 
+void TextSink::emit_audit(const AuditEvent& event) {
+  std::lock_guard lock(mu_);
+  std::string block = encode_audit_text(event, options_);
+  std::fwrite(block.data(), 1, block.size(), out_);
+  std::fflush(out_);
+}
+
 void TextSink::flush() {
   std::lock_guard lock(mu_);
   std::fflush(out_);

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "output/sink.h"
+#include "output/audit_text.h"
 #include "output/text_encoder.h"
 
 namespace ecapture {
@@ -14,6 +15,7 @@ class TextSink : public EventSink {
   explicit TextSink(TextOptions options, std::FILE* out = stdout)
       : options_(options), out_(out) {}
   void emit(const DataEvent& event) override;
+  void emit_audit(const AuditEvent& event) override;
   void flush() override;
   void set_options(TextOptions options);
 

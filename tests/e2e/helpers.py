@@ -431,7 +431,9 @@ def ecapture(testcase, tmp, args, procs=None, expect_rc=0, ready_timeout=READY_T
 HEADER_RE = re.compile(
     rb"\[(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\] (?P<dir>WRITE|READ) "
     rb"pid=(?P<pid>\d+) tid=(?P<tid>\d+) uid=(?P<uid>\d+) comm=(?P<comm>\S+) fd=(?P<fd>-?\d+) "
-    rb"(?P<src>\S+) -> (?P<dst>\S+) len=(?P<len>\d+)(?: shown=(?P<shown>\d+))?(?P<hex> hex)?")
+    rb"(?P<src>\S+) -> (?P<dst>\S+) len=(?P<len>\d+)(?: shown=(?P<shown>\d+))?(?P<hex> hex)?"
+    # parsed messages (README "Usage"): the protocol, the HTTP/2 stream, a cut message
+    rb"(?: proto=(?P<proto>HTTP/1\.1|HTTP/2)(?: stream=(?P<stream>\d+))?(?P<partial> partial)?)?")
 ENDPOINT_RE = re.compile(r"^(?:\?|(\d{1,3}(?:\.\d{1,3}){3}):(\d+)|\[([0-9a-fA-F:.]+)\]:(\d+))$")
 # `hexdump -C` layout: two groups of 8 bytes separated by an extra space.
 HEXLINE_RE = re.compile(rb"([0-9a-f]{8})  ((?:[0-9a-f]{2} ){1,8}(?: (?:[0-9a-f]{2} ){1,8})?)\s*\|(.*)\|")
@@ -457,6 +459,9 @@ class Block:
     hex: bool
     payload: bytes  # the shown bytes (decoded from the hexdump when hex)
     offset: int  # where the block starts in stdout
+    proto: str = ""  # "HTTP/1.1" or "HTTP/2" for a parsed message, "" for a raw block
+    stream: int = 0  # HTTP/2 stream id
+    partial: bool = False  # a parsed message cut by an idle flush, a size limit or shutdown
 
     @property
     def truncated(self):
@@ -465,7 +470,10 @@ class Block:
     def header(self):
         return (f"[{self.ts}] {self.direction} pid={self.pid} tid={self.tid} uid={self.uid} "
                 f"comm={self.comm} fd={self.fd} {self.src} -> {self.dst} len={self.length}"
-                + (f" shown={self.shown}" if self.truncated else "") + (" hex" if self.hex else ""))
+                + (f" shown={self.shown}" if self.truncated else "") + (" hex" if self.hex else "")
+                + (f" proto={self.proto}" if self.proto else "")
+                + (f" stream={self.stream}" if self.stream else "")
+                + (" partial" if self.partial else ""))
 
 
 def _snippet(data, pos):
@@ -562,7 +570,10 @@ def parse_output(data, partial=False):
                             pid=int(m.group("pid")), tid=int(m.group("tid")),
                             uid=int(m.group("uid")), comm=m.group("comm").decode(),
                             fd=int(m.group("fd")), src=src, dst=dst, length=length, shown=shown,
-                            hex=is_hex, payload=payload, offset=start))
+                            hex=is_hex, payload=payload, offset=start,
+                            proto=(m.group("proto") or b"").decode(),
+                            stream=int(m.group("stream") or 0),
+                            partial=m.group("partial") is not None))
     return blocks
 
 

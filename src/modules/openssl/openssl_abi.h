@@ -9,17 +9,25 @@ enum openssl_api {
 	OPENSSL_API_WRITE = 1,
 	OPENSSL_API_READ_EX = 2,
 	OPENSSL_API_WRITE_EX = 3,
+	OPENSSL_API_HANDSHAKE = 4, /* SSL_do_handshake: keys only */
 };
 
+/* Every record in the module's ring buffer starts with this byte. */
 enum openssl_record_kind {
 	OPENSSL_RECORD_DATA = 0,
 	/* The fd of conn_id became known after its data was emitted with fd -1 (libraries writing to
 	 * memory BIOs, like node's, touch the socket only after the SSL call): fd and tuple are set,
-	 * data_len is 0. */
+	 * data_len is 0. Same layout as a data record. */
 	OPENSSL_RECORD_CONN = 1,
+	OPENSSL_RECORD_KEYS = 2, /* struct openssl_keys_event */
 };
 
 struct openssl_data_event {
+	__u8 kind;      /* enum openssl_record_kind */
+	__u8 direction; /* enum ecap_direction */
+	__u8 api;       /* enum openssl_api */
+	__u8 pad;
+	__s32 fd; /* -1 when unknown */
 	__u64 timestamp_ns; /* CLOCK_MONOTONIC at the return of the call */
 	__u64 conn_id;      /* the SSL* of the call */
 	__u64 total_len;    /* bytes the call moved */
@@ -27,15 +35,49 @@ struct openssl_data_event {
 	__u32 pid;
 	__u32 tid;
 	__u32 uid;
-	__s32 fd; /* -1 when unknown */
 	__u32 data_len;
-	__u8 direction; /* enum ecap_direction */
-	__u8 api;       /* enum openssl_api */
-	__u8 kind;      /* enum openssl_record_kind */
-	__u8 pad;
 	char comm[ECAP_TASK_COMM_LEN];
 	struct ecap_sock_tuple tuple;
 	/* followed by data_len bytes of plaintext */
+};
+
+#define OPENSSL_SECRET_MAX 64 /* EVP_MAX_MD_SIZE */
+
+/* Secrets of one TLS session, read from the library's structs once the handshake is done. TLS 1.2:
+ * master_key. TLS 1.3: the secrets as OpenSSL keeps them (64-byte buffers; the hash length is
+ * found in user space). */
+struct openssl_keys_event {
+	__u8 kind; /* OPENSSL_RECORD_KEYS */
+	__u8 pad[3];
+	__u32 version; /* TLS1_2_VERSION 0x0303, TLS1_3_VERSION 0x0304, ... */
+	__u64 timestamp_ns;
+	__u64 conn_id;
+	__u32 pid;
+	__u32 tid;
+	__s32 fd;
+	__u32 master_key_len;
+	char comm[ECAP_TASK_COMM_LEN];
+	struct ecap_sock_tuple tuple;
+	__u8 client_random[32];
+	__u8 master_key[48];
+	__u8 handshake_secret[OPENSSL_SECRET_MAX];
+	__u8 handshake_traffic_hash[OPENSSL_SECRET_MAX];
+	__u8 client_app_traffic_secret[OPENSSL_SECRET_MAX];
+	__u8 server_app_traffic_secret[OPENSSL_SECRET_MAX];
+	__u8 exporter_master_secret[OPENSSL_SECRET_MAX];
+};
+
+/* Where a library keeps what openssl_keys_event needs (rodata, set per detected layout). Offsets
+ * are from the SSL* (or from the s3 struct / the session), 0 where the layout lacks the field. */
+struct openssl_layout {
+	__u32 ssl_version;       /* int version */
+	__u32 ssl_session;       /* SSL_SESSION *session */
+	__u32 ssl_s3;            /* pointer to the s3 state; 0: s3 is inline in the SSL struct */
+	__u32 s3_client_random;  /* client_random[32], from the s3 pointer or from the SSL* */
+	__u32 session_master_key_len; /* size_t master_key_length */
+	__u32 session_master_key;     /* master_key[] */
+	__u32 ssl_early_secret;  /* TLS 1.3: early_secret[64]; the others follow at fixed steps */
+	__u32 pad;
 };
 
 /* Plaintext is emitted in chunks of at most OPENSSL_CHUNK bytes; one call of any size produces

@@ -1,8 +1,12 @@
 // Validation of the tls module's flags.
 #include "modules/openssl/openssl_config.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
+
+#include "core/config_json.h"
 
 namespace ecapture::openssl {
 
@@ -19,8 +23,8 @@ Result<CaptureMode> parse_capture_mode(const std::string& model) {
 Result<void> OpenSslConfig::validate() const {
   RETURN_IF_ERROR(ModuleConfig::validate());
   ASSIGN_OR_RETURN(CaptureMode mode, parse_capture_mode(model));
-  if (mode != CaptureMode::kText) {
-    return make_error("-m {} is not available in this build yet: only -m text captures today",
+  if (mode == CaptureMode::kPcap) {
+    return make_error("-m {} is not available in this build yet: use -m text or -m keylog",
                       model);
   }
   if (!pcap_filter.empty()) {
@@ -40,6 +44,40 @@ nlohmann::json OpenSslConfig::to_json() const {
   j["sslversion"] = ssl_version;
   j["pcapfilter"] = pcap_filter;
   return j;
+}
+
+Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
+                                                       const GlobalConfig& defaults) {
+  JsonFields f(j);
+  auto cfg = std::make_unique<OpenSslConfig>();
+  RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
+  RETURN_IF_ERROR(f.get("opensslpath", cfg->libssl));
+  RETURN_IF_ERROR(f.get("capturemode", cfg->model));
+  RETURN_IF_ERROR(f.get("keylogfile", cfg->keylogfile));
+  RETURN_IF_ERROR(f.get("pcapfile", cfg->pcapfile));
+  RETURN_IF_ERROR(f.get("ifname", cfg->ifname));
+  RETURN_IF_ERROR(f.get("pcapfilter", cfg->pcap_filter));
+  RETURN_IF_ERROR(f.get("sslversion", cfg->ssl_version));
+  // eCapture reports BoringSSL through this flag; here the library is recognised by itself.
+  bool boringssl = false;
+  RETURN_IF_ERROR(f.get("isboringssl", boringssl));
+  RETURN_IF_ERROR(f.accept_unused({"masterhookfuncs", "sslbpffile", "is_android", "androidver"}));
+  RETURN_IF_ERROR(f.finish());
+  if (auto mode = parse_capture_mode(cfg->model); !mode) {
+    return make_error("field 'capturemode': invalid value '{}': allowed values are text, keylog "
+                      "(key), pcap (pcapng)", cfg->model);
+  }
+  if (!cfg->libssl.empty()) {
+    struct stat st {};
+    if (::stat(cfg->libssl.c_str(), &st) != 0) {
+      return make_errno_error(errno, "field 'opensslpath': cannot use {}", cfg->libssl);
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return make_error("field 'opensslpath': {} is not a regular file (give the libssl.so file "
+                        "or an executable with OpenSSL linked in)", cfg->libssl);
+    }
+  }
+  return std::unique_ptr<ModuleConfig>(std::move(cfg));
 }
 
 }  // namespace ecapture::openssl

@@ -28,4 +28,9 @@ struct OpenSslConfig : ModuleConfig {
 // Parses -m/--model (case-insensitive): text | keylog | key | pcap | pcapng.
 Result<CaptureMode> parse_capture_mode(const std::string& model);
 
+// HTTP API body → config (eCapture's OpenSSL field names: opensslpath, capturemode, keylogfile,
+// pcapfile, ifname, pcapfilter, sslversion, plus the shared base fields).
+Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
+                                                       const GlobalConfig& defaults);
+
 }  // namespace ecapture::openssl

@@ -9,8 +9,11 @@
 namespace ecapture::openssl {
 
 static_assert(sizeof(openssl_data_event) == 112, "ABI: openssl_data_event size");
-static_assert(offsetof(openssl_data_event, kind) == 54, "ABI: kind offset");
-static_assert(offsetof(openssl_data_event, data_len) == 48, "ABI: data_len offset");
+static_assert(offsetof(openssl_data_event, kind) == 0, "ABI: kind offset");
+static_assert(offsetof(openssl_data_event, timestamp_ns) == 8, "ABI: timestamp offset");
+static_assert(offsetof(openssl_data_event, data_len) == 52, "ABI: data_len offset");
+static_assert(sizeof(openssl_keys_event) == 496, "ABI: openssl_keys_event size");
+static_assert(offsetof(openssl_keys_event, client_random) == 96, "ABI: client_random offset");
 static_assert(offsetof(openssl_data_event, comm) == 56, "ABI: comm offset");
 static_assert(offsetof(openssl_data_event, tuple) == 72, "ABI: tuple offset");
 static_assert(sizeof(ecap_sock_tuple) == 40, "ABI: ecap_sock_tuple size");
@@ -79,6 +82,7 @@ Result<void> ChunkAssembler::add(std::span<const uint8_t> record) {
     tuple_to_endpoints(h.tuple, e.direction, &e.src, &e.dst);
     e.length = h.total_len;
     e.source = "openssl";
+    e.conn_id = h.conn_id;
     e.payload.reserve(static_cast<size_t>(std::min<uint64_t>(h.total_len, 64ull << 20)));
     it = pending_.emplace(h.tid, std::move(p)).first;
   }

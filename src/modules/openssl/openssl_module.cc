@@ -6,6 +6,10 @@
 #include "bpf/libbpf_env.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
+#include "modules/openssl/openssl_keys.h"
+
+#include <cstring>
+#include <tuple>
 
 namespace ecapture::openssl {
 namespace {
@@ -22,6 +26,25 @@ Result<std::string> OpenSslModule::locate_library(const OpenSslConfig& cfg) {
                       found.error().message);
   }
   return found;
+}
+
+std::vector<bpf::ProbeSpec> OpenSslModule::key_probes(const std::string& binary) {
+  using bpf::ProbeType;
+  // SSL_do_handshake's return gives the keys of explicit handshakes (SSL_connect and SSL_accept
+  // run through it); the entries of SSL_read/SSL_write catch implicit ones. One trap per call.
+  std::vector<bpf::ProbeSpec> specs = {
+      {binary, "SSL_do_handshake", 0, "probe_openssl_rw_enter", ProbeType::kUprobe, false,
+       OPENSSL_API_HANDSHAKE},
+      {binary, "SSL_do_handshake", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false,
+       OPENSSL_API_HANDSHAKE},
+  };
+  for (auto [name, api, optional] :
+       {std::tuple{"SSL_write", OPENSSL_API_WRITE, false}, {"SSL_read", OPENSSL_API_READ, false},
+        {"SSL_write_ex", OPENSSL_API_WRITE_EX, true}, {"SSL_read_ex", OPENSSL_API_READ_EX, true}}) {
+    specs.push_back({binary, name, 0, "probe_openssl_rw_enter", ProbeType::kUprobe, optional,
+                     static_cast<uint64_t>(api)});
+  }
+  return specs;
 }
 
 std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary) {
@@ -64,6 +87,25 @@ Result<void> OpenSslModule::on_init() {
   } else {
     version_error_ = version.error().to_string();
   }
+  ASSIGN_OR_RETURN(mode_, parse_capture_mode(cfg.model));
+  if (mode_ == CaptureMode::kText) return {};
+
+  // Keys need the library's struct layout: chosen from --ssl_version or the detected version,
+  // never guessed.
+  std::string version_text;
+  if (!cfg.ssl_version.empty()) {
+    ASSIGN_OR_RETURN(version_text, parse_ssl_version_flag(cfg.ssl_version));
+  } else if (!version_) {
+    return make_error("cannot capture keys from {}: its OpenSSL version is unknown ({}); name it "
+                      "with --ssl_version \"openssl X.Y.Z\"", lib_path_, version_error_);
+  } else if (version_->flavor == elf::SslFlavor::kBoringSsl) {
+    return make_error("{} is BoringSSL: key capture for BoringSSL is not available yet (use -m "
+                      "text)", lib_path_);
+  } else {
+    version_text = version_->version;
+  }
+  ASSIGN_OR_RETURN(layout_, layout_for_version(version_text));
+  ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
   return {};
 }
 
@@ -87,6 +129,13 @@ Result<void> OpenSslModule::on_start() {
   skel_->rodata->targ_tgid = static_cast<uint32_t>(cfg.global.pid);
   skel_->rodata->targ_uid = static_cast<uint32_t>(cfg.global.uid);
   skel_->rodata->use_ringbuf = ringbuf_;
+  if (mode_ != CaptureMode::kText) {
+    skel_->rodata->capture_data = false;
+    skel_->rodata->capture_keys = true;
+    std::memcpy(const_cast<openssl_layout*>(&skel_->rodata->layout), &layout_.layout,
+                sizeof(openssl_layout));
+    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name, keylog_->path());
+  }
   ASSIGN_OR_RETURN(uint64_t ring_bytes,
                    bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
   skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
@@ -100,7 +149,10 @@ Result<void> OpenSslModule::on_start() {
   ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
   int pid = cfg.global.pid != 0 ? static_cast<int>(cfg.global.pid) : -1;
   ASSIGN_OR_RETURN(auto attached,
-                   bpf::attach_uprobes(skel_->obj, data_probes(lib_path_), pid, kHint, multi));
+                   bpf::attach_uprobes(skel_->obj,
+                                       mode_ == CaptureMode::kText ? data_probes(lib_path_)
+                                                                   : key_probes(lib_path_),
+                                       pid, kHint, multi));
   for (auto& l : attached.links) links_.push_back(std::move(l));
   std::string hooks;
   for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
@@ -134,7 +186,38 @@ Result<void> OpenSslModule::on_run() {
   return {};
 }
 
+void OpenSslModule::handle_keys(std::span<const uint8_t> record) {
+  if (record.size() < sizeof(openssl_keys_event)) {
+    if (decode_errors_++ == 0) log().warn("tls: short keys record ({} bytes)", record.size());
+    return;
+  }
+  openssl_keys_event k;
+  std::memcpy(&k, record.data(), sizeof(k));
+  auto lines = keylog_lines(k);
+  if (!lines) {
+    log().warn("tls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
+    return;
+  }
+  for (const auto& l : *lines) {
+    auto wrote = keylog_->write(l.label, l.client_random, l.secret);
+    if (!wrote) {
+      report_error(wrote.error());
+      return;
+    }
+  }
+  counters_mut().events.fetch_add(1);
+  std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
+  log().info("keys: {} {} pid={} comm={} client_random={} ({} lines)",
+             k.version == 0x0304 ? "TLS 1.3" : k.version == 0x0303 ? "TLS 1.2" : "TLS",
+             lines->front().label == "CLIENT_RANDOM" ? "master secret" : "secrets", k.pid, comm,
+             lines->front().client_random, lines->size());
+}
+
 void OpenSslModule::handle_record(std::span<const uint8_t> record) {
+  if (!record.empty() && record[0] == OPENSSL_RECORD_KEYS) {
+    handle_keys(record);
+    return;
+  }
   if (auto r = assembler_->add(record); !r) {
     if (decode_errors_++ == 0) log().warn("tls: {}", r.error().to_string());
   }
@@ -163,6 +246,7 @@ void OpenSslModule::on_close() {
   reader_.reset();
   assembler_.reset();
   skel_.reset();
+  keylog_.reset();
 }
 
 }  // namespace ecapture::openssl

@@ -13,6 +13,8 @@
 #include "elf/version_sniff.h"
 #include "modules/openssl/openssl_config.h"
 #include "modules/openssl/openssl_events.h"
+#include "modules/openssl/openssl_layouts.h"
+#include "output/keylog_writer.h"
 #include "openssl.skel.h"
 
 namespace ecapture::openssl {
@@ -25,6 +27,8 @@ class OpenSslModule final : public Module {
   static Result<std::string> locate_library(const OpenSslConfig& cfg);
   // The probes for the data path of `binary`.
   static std::vector<bpf::ProbeSpec> data_probes(const std::string& binary);
+  // The probes for key capture (keylog and pcap modes).
+  static std::vector<bpf::ProbeSpec> key_probes(const std::string& binary);
 
  protected:
   Result<void> on_init() override;
@@ -35,11 +39,15 @@ class OpenSslModule final : public Module {
 
  private:
   void handle_record(std::span<const uint8_t> record);
+  void handle_keys(std::span<const uint8_t> record);
   void deliver(DataEvent&& e);
 
   std::string lib_path_;
   std::optional<elf::SslVersion> version_;
   std::string version_error_;
+  CaptureMode mode_ = CaptureMode::kText;
+  NamedLayout layout_;
+  std::unique_ptr<KeylogWriter> keylog_;
   bool ringbuf_ = true;
   struct SkelDeleter {
     void operator()(openssl_bpf* s) const;

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+/* MySQL/MariaDB command audit: a uprobe on dispatch_command copies the command's packet (the query
+ * text, in chunks, any size), a uprobe on the server's send_error notes the error it answers
+ * with, a syscall tracepoint reads the statement id out of a COM_STMT_PREPARE answer, and the
+ * uretprobe reports the outcome and the duration. Two traps per command; one more on errors. */
+#include "common.bpf.h"
+#include "modules/mysqld/mysqld_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* cmd_state.flags only: the answer to a COM_STMT_PREPARE was seen. */
+#define STATE_F_ANSWERED 0x80
+
+/* The command in flight on a thread. */
+struct cmd_state {
+	__u64 start_ns;
+	__u64 thd;
+	__u64 total_len;
+	__u32 command;
+	__u32 depth; /* nested dispatch_command calls (only the outermost is reported) */
+	__u32 sql_errno;
+	__u32 stmt_id;
+	__u32 errmsg_len;
+	__u8 flags;
+	__u8 pad[3];
+	char errmsg[MYSQLD_ERRMSG_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct cmd_state);
+} active_cmds SEC(".maps");
+
+struct record_scratch {
+	struct mysqld_event hdr;
+	__u8 data[MYSQLD_CHUNK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct record_scratch);
+} scratch SEC(".maps");
+
+/* A zeroed state to insert (too large for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cmd_state);
+} state_init SEC(".maps");
+
+struct copy_ctx {
+	void *regs;
+	__u64 src;
+	__u64 len;
+};
+
+static long copy_chunk(__u32 index, void *arg)
+{
+	struct copy_ctx *c = arg;
+	__u32 zero = 0;
+	struct record_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	__u64 off = (__u64)index * MYSQLD_CHUNK;
+	__u64 n;
+
+	if (!s || off >= c->len)
+		return 1;
+	n = c->len - off;
+	if (n > MYSQLD_CHUNK)
+		n = MYSQLD_CHUNK;
+	s->hdr.offset = off;
+	s->hdr.data_len = n;
+	if (bpf_probe_read_user(s->data, n, (const void *)(c->src + off))) {
+		ecap_count(ECAP_CNT_READ_FAILED);
+		return 0;
+	}
+	ecap_output(c->regs, s, sizeof(s->hdr) + n);
+	return 0;
+}
+
+static __always_inline bool is_stmt_command(__u32 cmd)
+{
+	return cmd == MYSQLD_COM_STMT_EXECUTE || cmd == MYSQLD_COM_STMT_SEND_LONG_DATA ||
+	       cmd == MYSQLD_COM_STMT_CLOSE || cmd == MYSQLD_COM_STMT_RESET ||
+	       cmd == MYSQLD_COM_STMT_FETCH || cmd == MYSQLD_COM_STMT_BULK_EXECUTE;
+}
+
+/* COM_DATA members that start with {const char *text; unsigned length}: COM_INIT_DB,
+ * COM_QUERY, COM_FIELD_LIST, COM_STMT_PREPARE. */
+static __always_inline bool com_data_has_text(__u32 cmd)
+{
+	return cmd == 2 || cmd == MYSQLD_COM_QUERY || cmd == 4 || cmd == MYSQLD_COM_STMT_PREPARE;
+}
+
+SEC("uprobe")
+int probe_mysqld_dispatch_enter(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 abi = (__u32)bpf_get_attach_cookie(ctx);
+	struct record_scratch *s;
+	struct cmd_state *st;
+	struct copy_ctx cc = {};
+	__u32 zero = 0, cmd;
+	__u64 thd, src = 0, len = 0;
+
+	if (ecap_filtered_out(id))
+		return 0;
+	st = bpf_map_lookup_elem(&active_cmds, &id);
+	if (st) {
+		st->depth++;
+		return 0;
+	}
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+
+	if (abi == MYSQLD_ABI_LEGACY) {
+		cmd = (__u32)PT_REGS_PARM1(ctx);
+		thd = PT_REGS_PARM2(ctx);
+		src = PT_REGS_PARM3(ctx);
+		len = (__u32)PT_REGS_PARM4(ctx);
+		if (is_stmt_command(cmd) && len > MYSQLD_STMT_COPY)
+			len = MYSQLD_STMT_COPY;
+	} else {
+		__u64 com_data = PT_REGS_PARM2(ctx);
+		struct {
+			__u64 ptr;
+			__u32 len;
+		} text = {};
+
+		thd = PT_REGS_PARM1(ctx);
+		cmd = (__u32)PT_REGS_PARM3(ctx);
+		if (com_data_has_text(cmd) &&
+		    !bpf_probe_read_user(&text, sizeof(text), (const void *)com_data)) {
+			src = text.ptr;
+			len = text.len;
+		} else if (is_stmt_command(cmd)) {
+			/* The id is the first member (unsigned long or unsigned int): copy it as
+			 * the 4 little-endian bytes a packet would start with. */
+			src = com_data;
+			len = MYSQLD_STMT_COPY;
+		}
+	}
+	if (!src)
+		len = 0;
+
+	bpf_map_update_elem(&active_cmds, &id, bpf_map_lookup_elem(&state_init, &zero) ?: &zero,
+			    BPF_ANY);
+	st = bpf_map_lookup_elem(&active_cmds, &id);
+	if (!st)
+		return 0;
+	st->start_ns = bpf_ktime_get_ns();
+	st->thd = thd;
+	st->total_len = len;
+	st->command = cmd;
+
+	s->hdr.timestamp_ns = st->start_ns;
+	s->hdr.thd = thd;
+	s->hdr.total_len = len;
+	s->hdr.pid = id >> 32;
+	s->hdr.tid = (__u32)id;
+	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	s->hdr.command = cmd;
+	s->hdr.kind = MYSQLD_RECORD_DATA;
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	if (len == 0)
+		return 0;
+	cc.regs = ctx;
+	cc.src = src;
+	cc.len = len < MYSQLD_CAPTURE_MAX ? len : MYSQLD_CAPTURE_MAX;
+	bpf_loop((cc.len + MYSQLD_CHUNK - 1) / MYSQLD_CHUNK, copy_chunk, &cc, 0);
+	return 0;
+}
+
+SEC("uretprobe")
+int probe_mysqld_dispatch_exit(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct cmd_state *st = bpf_map_lookup_elem(&active_cmds, &id);
+	struct record_scratch *s;
+	__u32 zero = 0, n;
+	__u64 now;
+
+	if (!st)
+		return 0;
+	if (st->depth > 0) {
+		st->depth--;
+		return 0;
+	}
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s) {
+		bpf_map_delete_elem(&active_cmds, &id);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+	s->hdr.timestamp_ns = st->start_ns;
+	s->hdr.thd = st->thd;
+	s->hdr.total_len = st->total_len;
+	s->hdr.duration_ns = now - st->start_ns;
+	/* bool in MariaDB and MySQL: only the low byte is defined */
+	s->hdr.retval = (__u8)PT_REGS_RC(ctx);
+	s->hdr.pid = id >> 32;
+	s->hdr.tid = (__u32)id;
+	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	s->hdr.command = st->command;
+	s->hdr.sql_errno = st->sql_errno;
+	s->hdr.stmt_id = st->stmt_id;
+	s->hdr.flags = st->flags & (MYSQLD_F_ERROR | MYSQLD_F_STMT_ID);
+	s->hdr.kind = MYSQLD_RECORD_END;
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	n = st->errmsg_len;
+	if (n > MYSQLD_ERRMSG_MAX)
+		n = MYSQLD_ERRMSG_MAX;
+	__builtin_memcpy(s->data, st->errmsg, MYSQLD_ERRMSG_MAX);
+	s->hdr.data_len = n;
+	bpf_map_delete_elem(&active_cmds, &id);
+	ecap_output(ctx, s, sizeof(s->hdr) + n);
+	return 0;
+}
+
+/* The function that sends an error packet to the client, for the command in flight. The cookie
+ * is the position of its sql_errno argument; the message follows it:
+ * MariaDB Protocol::net_send_error_packet(this, THD*, uint, const char *, const char *): 3;
+ * MySQL net_send_error_packet(THD*, uint, const char*, const char*) and
+ * Protocol_classic::send_error(this, uint, const char*, const char*): 2. */
+SEC("uprobe")
+int probe_mysqld_send_error(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct cmd_state *st = bpf_map_lookup_elem(&active_cmds, &id);
+	__u64 msg, a2, a3, a4;
+	long n;
+
+	if (!st || (st->flags & MYSQLD_F_ERROR))
+		return 0;
+	/* All loaded first: a ctx offset chosen at run time is refused by the verifier. */
+	a2 = PT_REGS_PARM2(ctx);
+	a3 = PT_REGS_PARM3(ctx);
+	a4 = PT_REGS_PARM4(ctx);
+	barrier_var(a2);
+	barrier_var(a3);
+	barrier_var(a4);
+	st->flags |= MYSQLD_F_ERROR;
+	if (bpf_get_attach_cookie(ctx) == 3) {
+		st->sql_errno = (__u32)a3;
+		msg = a4;
+	} else {
+		st->sql_errno = (__u32)a2;
+		msg = a3;
+	}
+	n = bpf_probe_read_user_str(st->errmsg, sizeof(st->errmsg), (const void *)msg);
+	st->errmsg_len = n > 0 ? n - 1 : 0;
+	return 0;
+}
+
+/* While a thread answers a COM_STMT_PREPARE, its first write to the client starts with the
+ * COM_STMT_PREPARE_OK packet: 3-byte length, sequence id, 0x00, 4-byte statement id. */
+SEC("raw_tracepoint/sys_enter")
+int tp_mysqld_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	long nr = (long)ctx->args[1];
+	struct cmd_state *st;
+	struct pt_regs *regs;
+	__u8 head[9];
+	__u64 id, buf, len;
+
+#if defined(__TARGET_ARCH_x86)
+	if (nr != 1 && nr != 44) /* write, sendto */
+		return 0;
+#elif defined(__TARGET_ARCH_arm64)
+	if (nr != 64 && nr != 206) /* write, sendto */
+		return 0;
+#endif
+	id = bpf_get_current_pid_tgid();
+	st = bpf_map_lookup_elem(&active_cmds, &id);
+	if (!st || st->command != MYSQLD_COM_STMT_PREPARE || (st->flags & STATE_F_ANSWERED) ||
+	    st->depth > 0)
+		return 0;
+	regs = (struct pt_regs *)ctx->args[0];
+	buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	len = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	if (len < sizeof(head) || bpf_probe_read_user(head, sizeof(head), (const void *)buf))
+		return 0;
+	/* Only the first answer counts; an error packet (0xff) has no id. */
+	st->flags |= STATE_F_ANSWERED;
+	if (head[4] != 0x00)
+		return 0;
+	st->flags |= MYSQLD_F_STMT_ID;
+	st->stmt_id = head[5] | (head[6] << 8) | (head[7] << 16) | ((__u32)head[8] << 24);
+	return 0;
+}

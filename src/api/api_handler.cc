@@ -1,0 +1,176 @@
+// Request handling of the configuration API: endpoint → module, JSON → config, reload, status.
+#include "api/api_handler.h"
+
+#include <array>
+#include <chrono>
+#include <cmath>
+
+namespace ecapture::api {
+namespace {
+
+constexpr std::array kEndpoints = {
+    Endpoint{"/tls", "tls", "openssl"},        Endpoint{"/openssl", "tls", "openssl"},
+    Endpoint{"/boringssl", "tls", "openssl"},  Endpoint{"/gotls", "gotls", "gotls"},
+    Endpoint{"/gnutls", "gnutls", "gnutls"},   Endpoint{"/nss", "nss", "nspr"},
+    Endpoint{"/nspr", "nss", "nspr"},          Endpoint{"/bash", "bash", "bash"},
+    Endpoint{"/zsh", "zsh", "zsh"},            Endpoint{"/mysqld", "mysqld", "mysql"},
+    Endpoint{"/postgres", "postgres", "postgres"},
+    Endpoint{"/postgress", "postgres", "postgres"},
+};
+
+std::string endpoint_list() {
+  std::string out;
+  for (const auto& e : kEndpoints) {
+    if (!out.empty()) out += ", ";
+    out += e.path;
+  }
+  return out;
+}
+
+nlohmann::json status_json(const RunnerStatus& s, bool reloading) {
+  return nlohmann::json{
+      {"module", s.module},
+      {"state", std::string(to_string(s.state))},
+      {"config", s.config.is_null() ? nlohmann::json::object() : s.config},
+      {"uptime_seconds", std::round(s.uptime_seconds * 1000) / 1000},
+      {"reloads", s.reloads},
+      {"reload_in_progress", reloading},
+      {"counters", {{"events", s.events}, {"bytes", s.bytes}, {"lost", s.lost}}},
+  };
+}
+
+}  // namespace
+
+ApiResponse make_response(int http_status, RespCode code, std::string_view module_type,
+                          std::string msg, nlohmann::json data) {
+  return ApiResponse{http_status, nlohmann::json{{"code", static_cast<int>(code)},
+                                                 {"module_type", std::string(module_type)},
+                                                 {"msg", std::move(msg)},
+                                                 {"data", std::move(data)}}};
+}
+
+std::span<const Endpoint> endpoints() { return kEndpoints; }
+
+const Endpoint* find_endpoint(std::string_view path) {
+  for (const auto& e : kEndpoints) {
+    if (e.path == path) return &e;
+  }
+  return nullptr;
+}
+
+std::string_view module_type_of(std::string_view module) {
+  for (const auto& e : kEndpoints) {
+    if (e.module == module) return e.module_type;
+  }
+  return module;
+}
+
+ApiHandler::ApiHandler(Runner& runner, const ModuleRegistry& registry, GlobalConfig defaults,
+                       std::shared_ptr<spdlog::logger> log)
+    : runner_(runner), registry_(registry), defaults_(std::move(defaults)), log_(std::move(log)) {}
+
+ApiResponse ApiHandler::not_found(std::string_view method, std::string_view path) const {
+  return make_response(404, RespCode::kNotFound, "",
+                       fmt::format("no endpoint {} {}: POST one of {} with a JSON configuration, "
+                                   "or GET /status, /healthz", method, path, endpoint_list()));
+}
+
+ApiResponse ApiHandler::post_config(std::string_view path, std::string_view body) {
+  const Endpoint* ep = find_endpoint(path);
+  if (ep == nullptr) return not_found("POST", path);
+  const std::string_view type = ep->module_type;
+  const ModuleInfo* info = registry_.find(ep->module);
+  if (info == nullptr) info = registry_.find(path.substr(1));
+  if (info == nullptr) {
+    return make_response(400, RespCode::kNotFound, type,
+                         fmt::format("module {} is not available in this build", ep->module));
+  }
+  if (!info->config_from_json) {
+    return make_response(400, RespCode::kNotFound, type,
+                         fmt::format("module {} cannot be configured over the API yet",
+                                     info->name));
+  }
+  if (shutting_down_.load()) {
+    return make_response(503, RespCode::kBusy, type, "ecapture is shutting down");
+  }
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(body);
+  } catch (const nlohmann::json::parse_error& e) {
+    return make_response(400, RespCode::kDecodeFailed, type,
+                         fmt::format("invalid JSON body: {}", e.what()));
+  }
+  if (!j.is_object()) {
+    return make_response(400, RespCode::kDecodeFailed, type,
+                         fmt::format("the body must be a JSON object with module {}'s "
+                                     "configuration, got {}", info->name, j.type_name()));
+  }
+  auto config = info->config_from_json(j, defaults_);
+  if (!config) {
+    return make_response(400, RespCode::kCheckFailed, type, config.error().to_string());
+  }
+  if (auto valid = (*config)->validate(); !valid) {
+    return make_response(400, RespCode::kCheckFailed, type,
+                         fmt::format("invalid configuration for module {}: {}", info->name,
+                                     valid.error().to_string()));
+  }
+
+  std::unique_lock lock(reload_mu_, std::try_to_lock);
+  if (!lock.owns_lock() || runner_.reload_in_progress()) {
+    return make_response(503, RespCode::kBusy, type,
+                         "another reload is in progress: retry when it has finished");
+  }
+  const std::string previous = runner_.status().module;
+  std::unique_ptr<ModuleConfig> applied = (*config)->clone();
+  log_->info("api: POST {}: reloading module {} → {}", path, previous, info->name);
+  auto done = runner_.request_reload(info->name, std::move(config).value());
+  while (done.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+    if (shutting_down_.load()) {
+      return make_response(503, RespCode::kBusy, type,
+                           "ecapture is shutting down; the reload did not complete");
+    }
+  }
+  Result<void> result = done.get();
+  const RunnerStatus now = runner_.status();
+  if (result) {
+    if (on_applied_) on_applied_(*applied);
+    return make_response(200, RespCode::kOk, type,
+                         fmt::format("module {} is running with the new configuration",
+                                     info->name),
+                         status_json(now, false));
+  }
+  const std::string why = result.error().to_string();
+  if (now.state == ModuleState::kRunning) {
+    log_->warn("api: POST {}: {}", path, why);
+    return make_response(400, RespCode::kCheckFailed, type,
+                         fmt::format("module {} did not start: {}; the previous configuration "
+                                     "(module {}) is running again", info->name, why,
+                                     now.module),
+                         status_json(now, false));
+  }
+  return make_response(500, RespCode::kInternalServer, type,
+                       fmt::format("module {} did not start and the previous module could not be "
+                                   "restored: {}; ecapture is exiting", info->name, why));
+}
+
+ApiResponse ApiHandler::status() const {
+  const RunnerStatus s = runner_.status();
+  return make_response(200, RespCode::kOk, module_type_of(s.module), "ok",
+                       status_json(s, runner_.reload_in_progress()));
+}
+
+ApiResponse ApiHandler::healthz() const {
+  const RunnerStatus s = runner_.status();
+  const bool reloading = runner_.reload_in_progress();
+  nlohmann::json data{{"module", s.module}, {"state", std::string(to_string(s.state))},
+                      {"reload_in_progress", reloading}};
+  if (s.state == ModuleState::kRunning || reloading) {
+    return make_response(200, RespCode::kOk, module_type_of(s.module), "ok", std::move(data));
+  }
+  return make_response(503, RespCode::kInternalServer, module_type_of(s.module),
+                       fmt::format("no module is running (module '{}' is {})", s.module,
+                                   to_string(s.state)),
+                       std::move(data));
+}
+
+}  // namespace ecapture::api

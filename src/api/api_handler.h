@@ -1,0 +1,83 @@
+// The HTTP configuration API's request handling, independent of the HTTP library: eCapture's POST
+// endpoints (JSON config → validate → runner reload), GET /status and GET /healthz.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/logger.h>
+
+#include "core/config.h"
+#include "core/registry.h"
+#include "core/runner.h"
+
+namespace ecapture::api {
+
+// eCapture's response codes (cli/http): the body is {"code","module_type","msg","data"}.
+enum class RespCode : int {
+  kOk = 0,
+  kInvalidRequest = 1,
+  kInternalServer = 2,
+  kNotFound = 3,
+  kDecodeFailed = 4,
+  kCheckFailed = 5,
+  kBusy = 6,
+};
+
+struct ApiResponse {
+  int http_status = 200;
+  nlohmann::json body;
+};
+
+ApiResponse make_response(int http_status, RespCode code, std::string_view module_type,
+                          std::string msg, nlohmann::json data = nullptr);
+
+// One POST endpoint: the registry module it configures and eCapture's module_type string.
+struct Endpoint {
+  std::string_view path;
+  std::string_view module;
+  std::string_view module_type;
+};
+std::span<const Endpoint> endpoints();
+const Endpoint* find_endpoint(std::string_view path);
+// eCapture's module_type for a registry module name ("tls" → "openssl"); the name otherwise.
+std::string_view module_type_of(std::string_view module);
+
+class ApiHandler {
+ public:
+  // `defaults`: the command line's global flags, for fields a POST body leaves out.
+  ApiHandler(Runner& runner, const ModuleRegistry& registry, GlobalConfig defaults,
+             std::shared_ptr<spdlog::logger> log);
+
+  // Called after a reload succeeded, with the configuration now in effect (e.g. to apply is_hex
+  // and truncate_size to the output, debug to the log level).
+  void set_on_applied(std::function<void(const ModuleConfig&)> f) { on_applied_ = std::move(f); }
+
+  // POST <path> with a JSON body. Validates before anything changes; one reload at a time (a
+  // request during a reload gets 503); answers once the new module runs or the old is restored.
+  ApiResponse post_config(std::string_view path, std::string_view body);
+  ApiResponse status() const;
+  ApiResponse healthz() const;
+  ApiResponse not_found(std::string_view method, std::string_view path) const;
+
+  // From now on requests get 503 and a POST waiting for its reload returns (the runner has
+  // stopped and will not answer).
+  void shut_down() { shutting_down_.store(true); }
+
+ private:
+  Runner& runner_;
+  const ModuleRegistry& registry_;
+  const GlobalConfig defaults_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::function<void(const ModuleConfig&)> on_applied_;
+  std::mutex reload_mu_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace ecapture::api

@@ -1,0 +1,105 @@
+// cpp-httplib glue of the configuration API.
+#include "api/api_server.h"
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+
+namespace ecapture::api {
+
+struct ApiServer::Impl {
+  httplib::Server server;
+  std::string token;
+};
+
+namespace {
+void reply(httplib::Response& res, const ApiResponse& r) {
+  res.status = r.http_status;
+  res.set_content(r.body.dump() + "\n", "application/json");
+}
+}  // namespace
+
+ApiServer::ApiServer(ApiHandler& handler, std::shared_ptr<spdlog::logger> log)
+    : handler_(handler), log_(std::move(log)) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+Result<void> ApiServer::start(const ListenAddress& addr, std::string token) {
+  if (impl_) return make_error("the API server is already started");
+  impl_ = std::make_unique<Impl>();
+  impl_->token = std::move(token);
+  httplib::Server& s = impl_->server;
+  s.set_payload_max_length(1 << 20);
+  s.set_keep_alive_timeout(1);  // bounds how long stop() waits for idle keep-alive clients
+  s.set_read_timeout(5, 0);
+  // SO_REUSEADDR only: httplib's default SO_REUSEPORT would let a second process share the port.
+  s.set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    ::fcntl(sock, F_SETFD, FD_CLOEXEC);
+  });
+  s.set_write_timeout(5, 0);
+
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (impl_->token.empty() ||
+        bearer_matches(req.get_header_value("Authorization"), impl_->token)) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    res.set_header("WWW-Authenticate", "Bearer");
+    reply(res, make_response(401, RespCode::kInvalidRequest, "",
+                             "missing or wrong token: send 'Authorization: Bearer <token>' with "
+                             "the token given to --listen-token"));
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  s.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/status") {
+      reply(res, handler_.status());
+    } else if (req.path == "/healthz") {
+      reply(res, handler_.healthz());
+    } else {
+      reply(res, handler_.not_found("GET", req.path));
+    }
+  });
+  s.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    reply(res, handler_.post_config(req.path, req.body));
+  });
+  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    log_->info("api: {} {} from {} → {}", req.method, req.path, req.remote_addr, res.status);
+  });
+
+  errno = 0;
+  int port = addr.port;
+  if (addr.port == 0) {
+    port = s.bind_to_any_port(addr.host);
+  } else if (!s.bind_to_port(addr.host, addr.port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    int err = errno;
+    impl_.reset();
+    return make_errno_error(err, "cannot listen on {} (--listen)", addr.to_string());
+  }
+  port_ = static_cast<uint16_t>(port);
+  thread_ = std::thread([this] { impl_->server.listen_after_bind(); });
+  // stop() only takes effect once the server loop runs: wait for it.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!impl_->server.is_running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  log_->info("configuration API listening on {}{}", ListenAddress{addr.host, port_}.to_string(),
+             impl_->token.empty() ? "" : " (bearer token required)");
+  return {};
+}
+
+void ApiServer::stop() {
+  if (!impl_) return;
+  handler_.shut_down();
+  impl_->server.stop();
+  if (thread_.joinable()) thread_.join();
+  impl_.reset();
+}
+
+}  // namespace ecapture::api

@@ -1,0 +1,91 @@
+// Key log lines from secrets records; TLS 1.3 handshake traffic secret derivation.
+#include "modules/openssl/openssl_keys.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include <algorithm>
+
+namespace ecapture::openssl {
+
+std::string to_hex(std::span<const uint8_t> bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0xf];
+  }
+  return out;
+}
+
+size_t tls13_hash_len(std::span<const uint8_t, OPENSSL_SECRET_MAX> secret) {
+  bool tail = std::any_of(secret.begin() + 32, secret.begin() + 48, [](uint8_t b) { return b; });
+  return tail ? 48 : 32;
+}
+
+Result<std::vector<uint8_t>> hkdf_expand_label(std::span<const uint8_t> secret,
+                                               std::string_view label,
+                                               std::span<const uint8_t> context, size_t length) {
+  // struct HkdfLabel { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>; }
+  std::string full = "tls13 " + std::string(label);
+  std::vector<uint8_t> info;
+  info.push_back(static_cast<uint8_t>(length >> 8));
+  info.push_back(static_cast<uint8_t>(length & 0xff));
+  info.push_back(static_cast<uint8_t>(full.size()));
+  info.insert(info.end(), full.begin(), full.end());
+  info.push_back(static_cast<uint8_t>(context.size()));
+  info.insert(info.end(), context.begin(), context.end());
+
+  const char* digest = secret.size() == 48 ? "SHA384" : "SHA256";
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  if (kdf == nullptr) return make_error("libcrypto has no HKDF");
+  EVP_KDF_CTX* kctx = EVP_KDF_CTX_new(kdf);
+  EVP_KDF_free(kdf);
+  if (kctx == nullptr) return make_error("cannot create an HKDF context");
+  int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(digest), 0),
+      OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(secret.data()),
+                                        secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end(),
+  };
+  std::vector<uint8_t> out(length);
+  int ok = EVP_KDF_derive(kctx, out.data(), out.size(), params);
+  EVP_KDF_CTX_free(kctx);
+  if (ok != 1) return make_error("HKDF-Expand-Label {} failed", label);
+  return out;
+}
+
+Result<std::vector<KeylogLine>> keylog_lines(const openssl_keys_event& k) {
+  std::vector<KeylogLine> lines;
+  const std::string cr = to_hex(k.client_random);
+  auto nonzero = [](std::span<const uint8_t> s) {
+    return std::any_of(s.begin(), s.end(), [](uint8_t b) { return b; });
+  };
+  if (k.version != 0x0304) {
+    if (!nonzero(k.master_key)) return make_error("TLS {:#06x} session without master key", k.version);
+    lines.push_back({"CLIENT_RANDOM", cr, to_hex(k.master_key)});
+    return lines;
+  }
+  std::span<const uint8_t, OPENSSL_SECRET_MAX> cats(k.client_app_traffic_secret);
+  const size_t n = tls13_hash_len(cats);
+  if (!nonzero(cats.first(n))) return make_error("TLS 1.3 session without traffic secrets");
+  std::span<const uint8_t> hs(k.handshake_secret, n), hash(k.handshake_traffic_hash, n);
+  if (nonzero(hs) && nonzero(hash)) {
+    ASSIGN_OR_RETURN(auto chts, hkdf_expand_label(hs, "c hs traffic", hash, n));
+    ASSIGN_OR_RETURN(auto shts, hkdf_expand_label(hs, "s hs traffic", hash, n));
+    lines.push_back({"CLIENT_HANDSHAKE_TRAFFIC_SECRET", cr, to_hex(chts)});
+    lines.push_back({"SERVER_HANDSHAKE_TRAFFIC_SECRET", cr, to_hex(shts)});
+  }
+  lines.push_back({"CLIENT_TRAFFIC_SECRET_0", cr, to_hex(cats.first(n))});
+  std::span<const uint8_t> sats(k.server_app_traffic_secret, n), exp(k.exporter_master_secret, n);
+  if (nonzero(sats)) lines.push_back({"SERVER_TRAFFIC_SECRET_0", cr, to_hex(sats)});
+  if (nonzero(exp)) lines.push_back({"EXPORTER_SECRET", cr, to_hex(exp)});
+  return lines;
+}
+
+}  // namespace ecapture::openssl

@@ -1,0 +1,168 @@
+// postgres module: server discovery, probe specs, BPF load/attach, delivery.
+#include "modules/postgres/postgres_module.h"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <ctime>
+#include <regex>
+
+#include "bpf/libbpf_env.h"
+#include "elf/elf_file.h"
+#include "elf/process_discovery.h"
+
+namespace ecapture::postgres {
+namespace {
+
+int64_t mono_to_wall_ns() {
+  timespec rt{}, mono{};
+  clock_gettime(CLOCK_REALTIME, &rt);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  return (static_cast<int64_t>(rt.tv_sec) - mono.tv_sec) * 1000000000ll +
+         (static_cast<int64_t>(rt.tv_nsec) - mono.tv_nsec);
+}
+
+// "PostgreSQL 15.18 ..." from the binary's .rodata ("postgres (PostgreSQL) 15.18" is built at
+// run time from PG_VERSION).
+std::string sniff_version(const elf::ElfFile& elf) {
+  auto rodata = elf.section_data(".rodata");
+  std::string_view bytes(reinterpret_cast<const char*>(rodata.data()), rodata.size());
+  static const std::regex kVersion(R"(PostgreSQL (\d+\.\d+))");
+  std::match_results<std::string_view::const_iterator> m;
+  if (std::regex_search(bytes.begin(), bytes.end(), m, kVersion)) return m[1].str();
+  return "";
+}
+
+}  // namespace
+
+void PostgresModule::SkelDeleter::operator()(postgres_bpf* s) const { postgres_bpf__destroy(s); }
+
+std::string PostgresModule::locate_server(const PostgresConfig& cfg) {
+  if (!cfg.postgres.empty()) return cfg.postgres;
+  if (cfg.global.pid != 0) return elf::process_exe(static_cast<int>(cfg.global.pid));
+  auto running = elf::find_running({"postgres"});
+  if (!running.empty()) return running.front().path;
+  glob_t g{};
+  std::string found;
+  if (::glob("/usr/lib/postgresql/*/bin/postgres", 0, nullptr, &g) == 0) {
+    std::vector<std::string> paths(g.gl_pathv, g.gl_pathv + g.gl_pathc);
+    // Newest major version: compare the numeric directory names.
+    auto major = [](const std::string& p) {
+      auto start = std::string("/usr/lib/postgresql/").size();
+      return std::atoi(p.c_str() + start);
+    };
+    std::sort(paths.begin(), paths.end(),
+              [&](const std::string& a, const std::string& b) { return major(a) < major(b); });
+    found = paths.back();
+  }
+  globfree(&g);
+  return found;
+}
+
+Result<void> PostgresModule::on_init() {
+  const auto& cfg = config_as<PostgresConfig>();
+  path_ = locate_server(cfg);
+  if (path_.empty()) {
+    if (cfg.global.pid != 0) {
+      return make_error("--pid {}: no such process (give the pid of a running postgres, or the "
+                        "binary with --postgres)", cfg.global.pid);
+    }
+    return make_error("no PostgreSQL server found (none running, no "
+                      "/usr/lib/postgresql/*/bin/postgres): pass the binary with --postgres");
+  }
+  auto opened = elf::ElfFile::open(path_);
+  if (!opened) return make_error("--postgres: {}", opened.error().to_string());
+  auto elf = std::move(opened).value();
+  function_ = cfg.funcname.empty() ? kDefaultFunction : cfg.funcname;
+  auto sym = elf->find_function(function_);
+  if (!sym || !sym->defined || sym->file_offset == 0) {
+    if (cfg.funcname.empty()) {
+      return make_error("{} is not a PostgreSQL server: it has no {} function (pass the postgres "
+                        "binary with --postgres)", path_, function_);
+    }
+    return make_error("--funcname {}: not exported by {} (static functions such as "
+                      "exec_simple_query are invisible in a stripped binary; the default, {}, "
+                      "sees every statement)", function_, path_, kDefaultFunction);
+  }
+  version_ = sniff_version(*elf);
+  return {};
+}
+
+Result<void> PostgresModule::on_start() {
+  const auto& cfg = config_as<PostgresConfig>();
+  log().info("server: {} ({}); hooking {}", path_,
+             version_.empty() ? "version unknown" : "PostgreSQL " + version_, function_);
+  bpf::prepare_environment(log());
+  ringbuf_ = bpf::ringbuf_supported();
+
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
+  skel_.reset(postgres_bpf__open_opts(&open_opts));
+  if (!skel_) return make_errno_error(errno, "cannot open the postgres BPF object");
+  skel_->rodata->targ_tgid = static_cast<uint32_t>(cfg.global.pid);
+  skel_->rodata->targ_uid = static_cast<uint32_t>(cfg.global.uid);
+  skel_->rodata->use_ringbuf = ringbuf_;
+  ASSIGN_OR_RETURN(uint64_t ring_bytes,
+                   bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
+  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
+  const bool multi = bpf::uprobe_multi_supported();
+  bpf::prepare_uprobe_programs(skel_->obj, multi);
+  if (int err = postgres_bpf__load(skel_.get()); err != 0) {
+    return make_errno_error(err, "cannot load the postgres BPF programs (run as root, or with "
+                                 "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
+  }
+  const uint64_t hook = function_ == kDefaultFunction ? POSTGRES_HOOK_ACTIVITY
+                                                      : POSTGRES_HOOK_TEXT_ARG0;
+  std::vector<bpf::ProbeSpec> specs = {
+      {path_, function_, 0, "probe_postgres_enter", bpf::ProbeType::kUprobe, false, hook}};
+  int pid = cfg.global.pid != 0 ? static_cast<int>(cfg.global.pid) : -1;
+  ASSIGN_OR_RETURN(auto attached,
+                   bpf::attach_uprobes(skel_->obj, specs, pid,
+                                       "is this a PostgreSQL server? pass it with --postgres",
+                                       multi));
+  for (auto& l : attached.links) links_.push_back(std::move(l));
+  return {};
+}
+
+Result<void> PostgresModule::on_run() {
+  const auto& cfg = config_as<PostgresConfig>();
+  assembler_ = std::make_unique<StatementAssembler>(mono_to_wall_ns(), [this](AuditEvent&& e) {
+    counters_mut().events.fetch_add(1);
+    counters_mut().bytes.fetch_add(e.text.size());
+    if (ctx().sink != nullptr) ctx().sink->emit_audit(e);
+  });
+  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
+                                skel_->maps.events, ringbuf_, cfg.global.mapsize,
+                                [this](std::span<const uint8_t> r) { handle_record(r); }));
+  reader_->start();
+  log().info("postgres: capture started ({}{})", path_,
+             cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "");
+  return {};
+}
+
+void PostgresModule::handle_record(std::span<const uint8_t> record) {
+  if (auto r = assembler_->add(record); !r) {
+    if (decode_errors_++ == 0) log().warn("postgres: {}", r.error().to_string());
+  }
+}
+
+void PostgresModule::on_stop() {
+  bpf::destroy_links(links_);
+  if (reader_) reader_->stop();
+  if (assembler_) assembler_->flush();
+  if (skel_) {
+    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
+                    bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
+    if (reader_) lost += reader_->lost();
+    counters_mut().lost.store(lost);
+  }
+}
+
+void PostgresModule::on_close() {
+  bpf::destroy_links(links_);
+  reader_.reset();
+  assembler_.reset();
+  skel_.reset();
+}
+
+}  // namespace ecapture::postgres

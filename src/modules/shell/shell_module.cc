@@ -1,0 +1,311 @@
+// bash/zsh modules: locating the shell and its line editor, BPF load/attach, command delivery.
+#include "modules/shell/shell_module.h"
+
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include "bpf/libbpf_env.h"
+#include "elf/elf_file.h"
+#include "elf/lib_discovery.h"
+
+namespace ecapture::shell {
+namespace {
+
+constexpr const char* kBashHint = "is this bash? pass the right file with --bash";
+constexpr const char* kZshHint = "is this zsh? pass the right file with --zsh";
+
+// A defined data symbol (a global variable) of `f`.
+std::optional<elf::Symbol> find_object(const elf::ElfFile& f, std::string_view name) {
+  for (const auto& s : f.symbols()) {
+    if (s.name == name && s.defined && !s.is_function && s.value != 0) return s;
+  }
+  return std::nullopt;
+}
+
+// The lowest virtual address of an executable PT_LOAD segment: the kernel's mm->start_code is
+// this address plus the load bias.
+Result<uint64_t> exec_segment_vaddr(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_errno_error(errno, "cannot open {}", path);
+  Elf* e = elf_begin(fd, ELF_C_READ, nullptr);
+  size_t n = 0;
+  std::optional<uint64_t> lowest;
+  if (e != nullptr && elf_getphdrnum(e, &n) == 0) {
+    for (size_t i = 0; i < n; ++i) {
+      GElf_Phdr ph;
+      if (gelf_getphdr(e, static_cast<int>(i), &ph) == nullptr) continue;
+      if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) && (!lowest || ph.p_vaddr < *lowest)) {
+        lowest = ph.p_vaddr;
+      }
+    }
+  }
+  if (e != nullptr) elf_end(e);
+  ::close(fd);
+  if (!lowest) return make_error("{} has no executable segment", path);
+  return *lowest;
+}
+
+// Inode and kernel-encoded device of `path` (what mm->exe_file->f_inode holds).
+Result<void> identify(const std::string& path, ShellTarget& t) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return make_errno_error(errno, "cannot stat {}", path);
+  t.ino = st.st_ino;
+  t.kdev = (major(st.st_dev) << 20) | minor(st.st_dev);
+  return {};
+}
+
+// Opens the shell executable named by a flag (or its default) with errors naming the flag.
+Result<std::unique_ptr<elf::ElfFile>> open_shell(const std::string& path, const char* flag,
+                                                 const char* hint) {
+  auto opened = elf::ElfFile::open(path);
+  if (!opened) return make_error("{}: {} ({})", flag, opened.error().to_string(), hint);
+  auto elf = std::move(opened).value();
+  if (!elf->is_native_arch()) {
+    return make_error("{}: {} is built for another CPU architecture (e_machine {}) ({})", flag,
+                      path, elf->machine(), hint);
+  }
+  return elf;
+}
+
+int64_t monotonic_to_wall_offset_ns() {
+  timespec rt{}, mono{};
+  clock_gettime(CLOCK_REALTIME, &rt);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  return (static_cast<int64_t>(rt.tv_sec) - mono.tv_sec) * 1000000000ll +
+         (static_cast<int64_t>(rt.tv_nsec) - mono.tv_nsec);
+}
+
+}  // namespace
+
+const char* record_kind(ShellKind kind) { return kind == ShellKind::kBash ? "BASH" : "ZSH"; }
+
+Result<ShellTarget> locate_bash(const BashConfig& cfg, const char* shell_env) {
+  ShellTarget t;
+  t.shell = default_shell_path(cfg.bash, shell_env, "bash", "/bin/bash");
+  ASSIGN_OR_RETURN(auto bash, open_shell(t.shell, "--bash", kBashHint));
+
+  // readline: --readlineso, else bash itself (Debian links it in), else its DT_NEEDED library.
+  std::unique_ptr<elf::ElfFile> editor;
+  if (!cfg.readlineso.empty()) {
+    auto opened = elf::ElfFile::open(cfg.readlineso);
+    if (!opened) return make_error("--readlineso: {}", opened.error().to_string());
+    editor = std::move(opened).value();
+    if (!editor->find_function("readline")) {
+      return make_error("--readlineso: {} does not export readline (is this libreadline?)",
+                        cfg.readlineso);
+    }
+    t.editor = cfg.readlineso;
+  } else if (bash->find_function("readline")) {
+    t.editor = t.shell;
+  } else {
+    std::string soname;
+    for (const auto& n : bash->needed()) {
+      if (n.rfind("libreadline.so", 0) == 0) soname = n;
+    }
+    if (soname.empty()) {
+      return make_error("{} has no readline (it neither exports readline nor links "
+                        "libreadline.so), so it cannot be an interactive bash ({}; if readline "
+                        "is a separate library, name it with --readlineso)", t.shell, kBashHint);
+    }
+    auto found = elf::find_library({soname});
+    if (!found) {
+      return make_error("{} links {}, which was not found ({}); name it with --readlineso",
+                        t.shell, soname, found.error().to_string());
+    }
+    t.editor = *found;
+    auto opened = elf::ElfFile::open(t.editor);
+    if (!opened) return std::move(opened).error();
+    editor = std::move(opened).value();
+  }
+  const elf::ElfFile& ed = editor ? *editor : *bash;
+
+  // The globals that say whether bash is interactive and how its last command ended.
+  ASSIGN_OR_RETURN(uint64_t text_vaddr, exec_segment_vaddr(t.shell));
+  struct Global {
+    const char* name;
+    uint64_t* off;
+  };
+  for (Global g : {Global{"last_command_exit_value", &t.off_status},
+                   Global{"current_command_line_count", &t.off_line_count},
+                   Global{"interactive", &t.off_interactive},
+                   Global{"executing", &t.off_executing}}) {
+    auto sym = find_object(*bash, g.name);
+    if (!sym) {
+      return make_error("{} does not export the variable {} (bash 4 or newer, linked with "
+                        "-rdynamic as distributions do, exports it; {})", t.shell, g.name,
+                        kBashHint);
+    }
+    *g.off = sym->value - text_vaddr;
+  }
+  RETURN_IF_ERROR(identify(t.shell, t));
+
+  // readline's entry marks a new prompt (the previous command is done); the line comes from
+  // readline_internal_teardown, which runs after the line was typed, so a bash already waiting
+  // at its prompt when capture starts loses nothing.
+  const std::string line_fn =
+      ed.find_function("readline_internal_teardown") ? "readline_internal_teardown" : "readline";
+  t.probes.push_back({t.editor, "readline", 0, "probe_bash_readline_enter",
+                      bpf::ProbeType::kUprobe, false, 0});
+  t.probes.push_back({t.editor, line_fn, 0, "probe_bash_line_exit", bpf::ProbeType::kUretprobe,
+                      false, 0});
+  return t;
+}
+
+Result<ShellTarget> locate_zsh(const ZshConfig& cfg, const char* shell_env) {
+  ShellTarget t;
+  t.shell = default_shell_path(cfg.zsh, shell_env, "zsh", "/bin/zsh");
+  ASSIGN_OR_RETURN(auto zsh, open_shell(t.shell, "--zsh", kZshHint));
+  if (!zsh->find_function("zleentry")) {
+    return make_error("{} does not export zleentry, the entry to zsh's line editor ({})", t.shell,
+                      kZshHint);
+  }
+  t.editor = t.shell;
+  if (auto lastval = find_object(*zsh, "lastval")) {
+    ASSIGN_OR_RETURN(uint64_t text_vaddr, exec_segment_vaddr(t.shell));
+    t.off_status = lastval->value - text_vaddr;
+  }
+  RETURN_IF_ERROR(identify(t.shell, t));
+  t.probes.push_back({t.shell, "zleentry", 0, "probe_zsh_zleentry_enter", bpf::ProbeType::kUprobe,
+                      false, 0});
+  t.probes.push_back({t.shell, "zleentry", 0, "probe_zsh_zleentry_exit",
+                      bpf::ProbeType::kUretprobe, false, 0});
+  return t;
+}
+
+void ShellModule::SkelDeleter::operator()(shell_bpf* s) const { shell_bpf__destroy(s); }
+
+Result<void> ShellModule::on_init() {
+  const char* shell_env = std::getenv("SHELL");
+  if (kind_ == ShellKind::kBash) {
+    ASSIGN_OR_RETURN(target_, locate_bash(config_as<BashConfig>(), shell_env));
+  } else {
+    ASSIGN_OR_RETURN(target_, locate_zsh(config_as<ZshConfig>(), shell_env));
+  }
+  errnumber_ = config_as<ShellConfig>().errnumber;
+  return {};
+}
+
+Result<void> ShellModule::on_start() {
+  const auto& g = config()->global;
+  if (target_.editor != target_.shell) {
+    log().info("{}: {} (readline: {})", name(), target_.shell, target_.editor);
+  } else {
+    log().info("{}: {}", name(), target_.shell);
+  }
+  if (target_.off_status == 0) {
+    log().warn("{} does not export lastval: commands are reported without exit status",
+               target_.shell);
+  }
+  bpf::prepare_environment(log());
+  ringbuf_ = bpf::ringbuf_supported();
+
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
+  skel_.reset(shell_bpf__open_opts(&open_opts));
+  if (!skel_) return make_errno_error(errno, "cannot open the shell BPF object");
+
+  skel_->rodata->targ_tgid = static_cast<uint32_t>(g.pid);
+  skel_->rodata->targ_uid = static_cast<uint32_t>(g.uid);
+  skel_->rodata->use_ringbuf = ringbuf_;
+  skel_->rodata->shell_ino = target_.ino;
+  skel_->rodata->shell_dev = target_.kdev;
+  skel_->rodata->off_status = target_.off_status;
+  skel_->rodata->off_line_count = target_.off_line_count;
+  skel_->rodata->off_interactive = target_.off_interactive;
+  skel_->rodata->off_executing = target_.off_executing;
+  ASSIGN_OR_RETURN(uint64_t ring_bytes,
+                   bpf::configure_event_map(skel_->maps.events, ringbuf_, g.mapsize));
+  // Commands are rare and small: wake the reader for every one.
+  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes > 0 ? 1 : 0;
+  const bool bash = kind_ == ShellKind::kBash;
+  bpf_program__set_autoload(skel_->progs.probe_bash_readline_enter, bash);
+  bpf_program__set_autoload(skel_->progs.probe_bash_line_exit, bash);
+  bpf_program__set_autoload(skel_->progs.probe_zsh_zleentry_enter, !bash);
+  bpf_program__set_autoload(skel_->progs.probe_zsh_zleentry_exit, !bash);
+  const bool multi = bpf::uprobe_multi_supported();
+  bpf::prepare_uprobe_programs(skel_->obj, multi);
+
+  if (int err = shell_bpf__load(skel_.get()); err != 0) {
+    return make_errno_error(err, "cannot load the shell BPF programs (run as root, or with "
+                                 "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
+  }
+  ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
+  int pid = g.pid != 0 ? static_cast<int>(g.pid) : -1;
+  ASSIGN_OR_RETURN(auto attached,
+                   bpf::attach_uprobes(skel_->obj, target_.probes, pid,
+                                       bash ? kBashHint : kZshHint, multi));
+  for (auto& l : attached.links) links_.push_back(std::move(l));
+  std::string hooks;
+  for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
+  log().info("hooks attached to {}: {}", target_.editor, hooks);
+  return {};
+}
+
+Result<void> ShellModule::on_run() {
+  const auto& g = config()->global;
+  joiner_ = std::make_unique<ShellJoiner>(kind_, monotonic_to_wall_offset_ns(),
+                                          [this](ShellCommand&& c) { deliver(std::move(c)); });
+  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
+                                skel_->maps.events, ringbuf_, g.mapsize,
+                                [this](std::span<const uint8_t> r) { handle_record(r); }));
+  reader_->start();
+  log().info("{}: capture started ({}{}{}{})", name(), target_.shell,
+             g.pid ? fmt::format(", pid {}", g.pid) : "",
+             g.uid ? fmt::format(", uid {}", g.uid) : "",
+             errnumber_ ? fmt::format(", only exit status {}", *errnumber_) : "");
+  return {};
+}
+
+void ShellModule::handle_record(std::span<const uint8_t> record) {
+  if (auto r = joiner_->add(record); !r) {
+    if (decode_errors_++ == 0) log().warn("{}: {}", name(), r.error().to_string());
+  }
+}
+
+void ShellModule::deliver(ShellCommand&& c) {
+  if (errnumber_ && (!c.status || *c.status != *errnumber_)) return;
+  counters_mut().events.fetch_add(1);
+  counters_mut().bytes.fetch_add(c.text.size());
+  if (ctx().sink == nullptr) return;
+  AuditEvent e;
+  e.timestamp_ns = c.timestamp_ns;
+  e.kind = record_kind(kind_);
+  e.pid = c.pid;
+  e.tid = c.pid;
+  e.uid = c.uid;
+  e.comm = std::move(c.comm);
+  e.type = "command";
+  if (c.status) e.status = *c.status;
+  if (c.duration_ns) e.duration_ns = *c.duration_ns;
+  e.attrs.emplace_back("end", to_string(c.end));
+  if (c.incomplete) e.attrs.emplace_back("incomplete", "1");
+  e.text = std::move(c.text);
+  e.source = name();
+  ctx().sink->emit_audit(e);
+}
+
+void ShellModule::on_stop() {
+  bpf::destroy_links(links_);   // no new records from here on
+  if (reader_) reader_->stop();  // drains what the kernel already produced
+  if (joiner_) joiner_->flush();
+  if (skel_) {
+    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST);
+    if (reader_) lost += reader_->lost();
+    counters_mut().lost.store(lost);
+  }
+}
+
+void ShellModule::on_close() {
+  bpf::destroy_links(links_);
+  reader_.reset();
+  joiner_.reset();
+  skel_.reset();
+}
+
+}  // namespace ecapture::shell

@@ -1,0 +1,39 @@
+// Key log file writer.
+#include "output/keylog_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <memory>
+
+namespace ecapture {
+
+Result<std::unique_ptr<KeylogWriter>> KeylogWriter::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return make_errno_error(errno, "cannot open key log file {}", path);
+  return std::unique_ptr<KeylogWriter>(new KeylogWriter(path, fd));
+}
+
+KeylogWriter::~KeylogWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<bool> KeylogWriter::write(const std::string& label, const std::string& client_random_hex,
+                                 const std::string& secret_hex) {
+  std::lock_guard lock(mu_);
+  if (!seen_.insert(label + " " + client_random_hex).second) return false;
+  std::string line = label + " " + client_random_hex + " " + secret_hex + "\n";
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return make_errno_error(errno, "cannot write key log file {}", path_);
+    }
+    off += static_cast<size_t>(n);
+  }
+  ++written_;
+  return true;
+}
+
+}  // namespace ecapture

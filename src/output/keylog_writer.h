@@ -1,0 +1,35 @@
+// NSS key log file writer: appends (never truncates), creates the file 0600, writes each line
+// with one write(2) as it comes, and writes each (label, client random) once.
+#pragma once
+
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "core/result.h"
+
+namespace ecapture {
+
+class KeylogWriter {
+ public:
+  static Result<std::unique_ptr<KeylogWriter>> open(const std::string& path);
+  ~KeylogWriter();
+  KeylogWriter(const KeylogWriter&) = delete;
+  KeylogWriter& operator=(const KeylogWriter&) = delete;
+
+  // Returns true when the line was new and written.
+  Result<bool> write(const std::string& label, const std::string& client_random_hex,
+                     const std::string& secret_hex);
+  const std::string& path() const { return path_; }
+  size_t lines_written() const { return written_; }
+
+ private:
+  KeylogWriter(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_ = -1;
+  std::mutex mu_;
+  std::set<std::string> seen_;
+  size_t written_ = 0;
+};
+
+}  // namespace ecapture

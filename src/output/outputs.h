@@ -1,0 +1,54 @@
+// The event pipeline as the command line configures it: EventProcessor → OutputRouter → writers
+// (stdout, --eventaddr file/tcp/ws, --ecaptureq server), plus runtime-log routing (--logaddr).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <spdlog/logger.h>
+
+#include "core/config.h"
+#include "core/result.h"
+#include "events/event_processor.h"
+#include "output/router.h"
+
+namespace ecapture {
+
+class EcaptureqServer;
+
+struct OutputConfig {
+  std::string eventaddr;         // "" = stdout; a file, tcp://host:port or ws://host:port/path
+  std::string ecaptureq;         // ws://host:port/ — serve LogEntry streams
+  std::string format = "text";   // for stdout / --eventaddr
+  uint16_t rotate_mb = 0;        // --eventroratesize
+  uint16_t rotate_seconds = 0;   // --eventroratetime
+  bool raw = false;              // --no-parse: one raw message per call
+};
+
+class Outputs {
+ public:
+  ~Outputs();
+  // Builds and starts everything; errors name the flag.
+  static Result<std::unique_ptr<Outputs>> create(const OutputConfig& cfg, const GlobalConfig& g,
+                                                 std::shared_ptr<spdlog::logger> log);
+  EventSink* sink() { return processor_.get(); }
+  // Hot reload of --hex / --tsize.
+  void set_options(bool hex, uint64_t tsize);
+  // Drains the processor, flushes and closes writers and servers; logs the output summary.
+  void close();
+
+ private:
+  Outputs() = default;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<OutputRouter> router_;
+  std::unique_ptr<EventProcessor> processor_;
+  std::shared_ptr<EcaptureqServer> ecaptureq_;
+  bool closed_ = false;
+};
+
+// Adds the --logaddr tcp:// / ws:// destination (JSON lines) and the eCaptureQ log stream to
+// `log`. File paths are handled by make_logger.
+Result<void> add_log_destinations(const GlobalConfig& g, spdlog::logger& log);
+
+}  // namespace ecapture
