@@ -11,13 +11,14 @@ char LICENSE[] SEC("license") = "GPL";
 /* cmd_state.flags only: the answer to a COM_STMT_PREPARE was seen. */
 #define STATE_F_ANSWERED 0x80
 
-/* The command in flight on a thread. */
+/* The command in flight on a thread. A new entry replaces it: an entry whose return probe was not
+ * yet attached (capture starting mid-call) must not leave the thread stuck. */
 struct cmd_state {
 	__u64 start_ns;
 	__u64 thd;
 	__u64 total_len;
 	__u32 command;
-	__u32 depth; /* nested dispatch_command calls (only the outermost is reported) */
+	__u32 pad0;
 	__u32 sql_errno;
 	__u32 stmt_id;
 	__u32 errmsg_len;
@@ -109,11 +110,6 @@ int probe_mysqld_dispatch_enter(struct pt_regs *ctx)
 
 	if (ecap_filtered_out(id))
 		return 0;
-	st = bpf_map_lookup_elem(&active_cmds, &id);
-	if (st) {
-		st->depth++;
-		return 0;
-	}
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return 0;
@@ -149,8 +145,10 @@ int probe_mysqld_dispatch_enter(struct pt_regs *ctx)
 	if (!src)
 		len = 0;
 
-	bpf_map_update_elem(&active_cmds, &id, bpf_map_lookup_elem(&state_init, &zero) ?: &zero,
-			    BPF_ANY);
+	st = bpf_map_lookup_elem(&state_init, &zero);
+	if (!st)
+		return 0;
+	bpf_map_update_elem(&active_cmds, &id, st, BPF_ANY);
 	st = bpf_map_lookup_elem(&active_cmds, &id);
 	if (!st)
 		return 0;
@@ -188,10 +186,6 @@ int probe_mysqld_dispatch_exit(struct pt_regs *ctx)
 
 	if (!st)
 		return 0;
-	if (st->depth > 0) {
-		st->depth--;
-		return 0;
-	}
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s) {
 		bpf_map_delete_elem(&active_cmds, &id);
@@ -279,8 +273,7 @@ int tp_mysqld_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 #endif
 	id = bpf_get_current_pid_tgid();
 	st = bpf_map_lookup_elem(&active_cmds, &id);
-	if (!st || st->command != MYSQLD_COM_STMT_PREPARE || (st->flags & STATE_F_ANSWERED) ||
-	    st->depth > 0)
+	if (!st || st->command != MYSQLD_COM_STMT_PREPARE || (st->flags & STATE_F_ANSWERED))
 		return 0;
 	regs = (struct pt_regs *)ctx->args[0];
 	buf = PT_REGS_PARM2_CORE_SYSCALL(regs);

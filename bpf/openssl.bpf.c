@@ -120,7 +120,6 @@ static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 
 	__builtin_memset(k->master_key, 0, sizeof(k->master_key));
 	__builtin_memset(k->handshake_secret, 0, OPENSSL_SECRET_MAX * 5);
-	k->master_key_len = 0;
 	if (version == 0x0304) {
 		__u64 base = ssl + layout.ssl_early_secret;
 
@@ -142,18 +141,14 @@ static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 		bpf_probe_read_user(k->exporter_master_secret, OPENSSL_SECRET_MAX,
 				    (void *)(base + 10 * OPENSSL_SECRET_MAX));
 	} else {
-		__u32 len = 0; /* int in 1.0.2/1.1.0, size_t after: the low half either way */
-
 		if (bpf_probe_read_user(&session, sizeof(session), (void *)(ssl + layout.ssl_session)) ||
 		    !session)
 			return;
-		bpf_probe_read_user(&len, sizeof(len), (void *)(session + layout.session_master_key_len));
 		if (bpf_probe_read_user(k->master_key, sizeof(k->master_key),
 					(void *)(session + layout.session_master_key)))
 			return;
 		if (all_zero8(k->master_key))
 			return;
-		k->master_key_len = len > 48 ? 48 : len;
 	}
 	k->kind = OPENSSL_RECORD_KEYS;
 	k->version = version;
@@ -161,6 +156,7 @@ static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 	k->conn_id = ssl;
 	k->pid = id >> 32;
 	k->tid = (__u32)id;
+	k->uid = (__u32)bpf_get_current_uid_gid();
 	if (fd < 0) {
 		__s32 *cached = bpf_map_lookup_elem(&ssl_fds, &key);
 

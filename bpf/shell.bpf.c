@@ -131,7 +131,7 @@ static long emit_line_chunk(__u32 index, void *arg)
 		s->hdr.flags |= SHELL_F_LAST;
 	}
 	s->hdr.data_len = len;
-	ecap_output(c->regs, s, sizeof(s->hdr) + (len & (SHELL_CHUNK * 2 - 1)));
+	ecap_output(c->regs, s, sizeof(s->hdr) + len);
 	return (s->hdr.flags & SHELL_F_LAST) ? 1 : 0;
 }
 
@@ -150,17 +150,22 @@ static __always_inline void emit_line(void *ctx, __u64 id, __u64 str, __u8 flags
 	bpf_loop(SHELL_MAX_CHUNKS, emit_line_chunk, &c, 0);
 }
 
-/* The editor is entered: for a new command, report the status of the previous one. */
-static __always_inline void emit_prompt(void *ctx, __u64 id, bool continuation)
+/* True when the process read a line since capture started (so a command of ours may run). */
+static __always_inline bool tracked(__u64 id)
 {
 	__u32 tgid = id >> 32;
+
+	return bpf_map_lookup_elem(&shell_pids, &tgid) != NULL;
+}
+
+/* The editor is entered: for a new command, report the status of the previous one. */
+static __always_inline void emit_prompt(void *ctx, __u64 id, bool have_base, __u64 base,
+					bool continuation)
+{
 	__u8 flags = continuation ? SHELL_F_CONTINUATION : 0;
 	__s32 status = -1;
-	__u64 base;
 
-	if (!bpf_map_lookup_elem(&shell_pids, &tgid))
-		return; /* nothing read yet: no command of ours has finished */
-	if (!shell_base(&base) || !read_global(base, off_status, &status))
+	if (!have_base || !read_global(base, off_status, &status))
 		flags |= SHELL_F_NO_STATUS;
 	emit_small(ctx, id, SHELL_RECORD_PROMPT, flags, status);
 }
@@ -172,14 +177,16 @@ int probe_bash_readline_enter(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__s32 line_count = 0;
-	__u64 base;
+	__u64 base = 0;
+	bool have_base;
 
-	if (ecap_filtered_out(id))
+	if (ecap_filtered_out(id) || !tracked(id))
 		return 0;
 	/* current_command_line_count is 0 when bash reads the first line of a command. */
-	if (shell_base(&base))
+	have_base = shell_base(&base);
+	if (have_base)
 		read_global(base, off_line_count, &line_count);
-	emit_prompt(ctx, id, line_count > 0);
+	emit_prompt(ctx, id, have_base, base, line_count > 0);
 	return 0;
 }
 
@@ -213,12 +220,17 @@ int probe_zsh_zleentry_enter(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 context;
+	__u64 base = 0;
+	bool have_base;
 
 	if ((int)PT_REGS_PARM1(ctx) != SHELL_ZLE_CMD_READ || ecap_filtered_out(id))
 		return 0;
 	context = (__u32)PT_REGS_PARM5(ctx);
 	bpf_map_update_elem(&zle_reads, &id, &context, BPF_ANY);
-	emit_prompt(ctx, id, context != SHELL_ZLCON_LINE_START);
+	if (tracked(id)) {
+		have_base = shell_base(&base);
+		emit_prompt(ctx, id, have_base, base, context != SHELL_ZLCON_LINE_START);
+	}
 	return 0;
 }
 

@@ -12,6 +12,8 @@ build_pkgs=(
 test_pkgs=(
   openssl curl nginx python3 iproute2 procps bsdutils psmisc tshark ca-certificates
   android-libboringssl binutils util-linux
+  mariadb-server mariadb-client libmariadb-dev postgresql-15 postgresql-client-15 libpq-dev
+  bash zsh dash
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -13,6 +13,7 @@ namespace ecapture::api {
 struct ApiServer::Impl {
   httplib::Server server;
   std::string token;
+  std::string address;
 };
 
 namespace {
@@ -22,26 +23,25 @@ void reply(httplib::Response& res, const ApiResponse& r) {
 }
 }  // namespace
 
-ApiServer::ApiServer(ApiHandler& handler, std::shared_ptr<spdlog::logger> log)
-    : handler_(handler), log_(std::move(log)) {}
+ApiServer::ApiServer(std::shared_ptr<spdlog::logger> log) : log_(std::move(log)) {}
 
 ApiServer::~ApiServer() { stop(); }
 
-Result<void> ApiServer::start(const ListenAddress& addr, std::string token) {
-  if (impl_) return make_error("the API server is already started");
+Result<void> ApiServer::bind(const ListenAddress& addr, std::string token) {
+  if (impl_) return make_error("the API server is already bound");
   impl_ = std::make_unique<Impl>();
   impl_->token = std::move(token);
   httplib::Server& s = impl_->server;
   s.set_payload_max_length(1 << 20);
   s.set_keep_alive_timeout(1);  // bounds how long stop() waits for idle keep-alive clients
   s.set_read_timeout(5, 0);
+  s.set_write_timeout(5, 0);
   // SO_REUSEADDR only: httplib's default SO_REUSEPORT would let a second process share the port.
   s.set_socket_options([](int sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     ::fcntl(sock, F_SETFD, FD_CLOEXEC);
   });
-  s.set_write_timeout(5, 0);
 
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (impl_->token.empty() ||
@@ -55,16 +55,22 @@ Result<void> ApiServer::start(const ListenAddress& addr, std::string token) {
     return httplib::Server::HandlerResponse::Handled;
   });
   s.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path == "/status") {
-      reply(res, handler_.status());
+    if (handler_ == nullptr) {
+      reply(res, make_response(503, RespCode::kBusy, "", "ecapture is shutting down"));
+    } else if (req.path == "/status") {
+      reply(res, handler_->status());
     } else if (req.path == "/healthz") {
-      reply(res, handler_.healthz());
+      reply(res, handler_->healthz());
     } else {
-      reply(res, handler_.not_found("GET", req.path));
+      reply(res, handler_->not_found("GET", req.path));
     }
   });
   s.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
-    reply(res, handler_.post_config(req.path, req.body));
+    if (handler_ == nullptr) {
+      reply(res, make_response(503, RespCode::kBusy, "", "ecapture is shutting down"));
+    } else {
+      reply(res, handler_->post_config(req.path, req.body));
+    }
   });
   s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     log_->info("api: {} {} from {} → {}", req.method, req.path, req.remote_addr, res.status);
@@ -83,23 +89,41 @@ Result<void> ApiServer::start(const ListenAddress& addr, std::string token) {
     return make_errno_error(err, "cannot listen on {} (--listen)", addr.to_string());
   }
   port_ = static_cast<uint16_t>(port);
-  thread_ = std::thread([this] { impl_->server.listen_after_bind(); });
-  // stop() only takes effect once the server loop runs: wait for it.
+  impl_->address = ListenAddress{addr.host, port_}.to_string();
+  return {};
+}
+
+void ApiServer::wait_running() {
+  // httplib's stop() only takes effect once the serving loop runs.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!impl_->server.is_running() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  log_->info("configuration API listening on {}{}", ListenAddress{addr.host, port_}.to_string(),
+}
+
+void ApiServer::serve(ApiHandler& handler) {
+  if (!impl_ || thread_.joinable()) return;
+  handler_ = &handler;  // published to the server threads by the thread start below
+  thread_ = std::thread([this] { impl_->server.listen_after_bind(); });
+  wait_running();
+  log_->info("configuration API listening on {}{}", impl_->address,
              impl_->token.empty() ? "" : " (bearer token required)");
-  return {};
 }
 
 void ApiServer::stop() {
   if (!impl_) return;
-  handler_.shut_down();
+  if (handler_ != nullptr) handler_->shut_down();
+  // httplib closes a bound socket only from its serving loop: run it briefly if never served.
+  if (!thread_.joinable()) {
+    ApiHandler* none = nullptr;
+    std::swap(handler_, none);
+    thread_ = std::thread([this] { impl_->server.listen_after_bind(); });
+    wait_running();
+  }
   impl_->server.stop();
-  if (thread_.joinable()) thread_.join();
+  thread_.join();
   impl_.reset();
+  handler_ = nullptr;
 }
 
 }  // namespace ecapture::api

@@ -15,22 +15,27 @@ namespace ecapture::api {
 
 class ApiServer {
  public:
-  ApiServer(ApiHandler& handler, std::shared_ptr<spdlog::logger> log);
+  explicit ApiServer(std::shared_ptr<spdlog::logger> log);
   ~ApiServer();  // stop()
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  // Binds (port 0: any free port) and serves from a thread. A non-empty token is required from
-  // every client as `Authorization: Bearer <token>`.
-  Result<void> start(const ListenAddress& addr, std::string token);
+  // Binds the address (port 0: any free port), so that a taken port fails at start-up before
+  // anything else starts. A non-empty token is required from every client as
+  // `Authorization: Bearer <token>`.
+  Result<void> bind(const ListenAddress& addr, std::string token);
+  // Serves requests from a thread until stop(). Requires bind().
+  void serve(ApiHandler& handler);
   // Idempotent: answers pending requests with 503, closes the socket, joins every thread.
   void stop();
   uint16_t port() const { return port_; }
 
  private:
   struct Impl;
-  ApiHandler& handler_;
+  void wait_running();
+
   std::shared_ptr<spdlog::logger> log_;
+  ApiHandler* handler_ = nullptr;
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
   uint16_t port_ = 0;

@@ -22,9 +22,12 @@ std::atomic<spdlog::logger*> g_log{nullptr};
 int libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
   spdlog::logger* log = g_log.load();
   if (log == nullptr) return 0;
-  char buf[1024];
-  int n = std::vsnprintf(buf, sizeof(buf), format, args);
-  std::string line(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  va_list copy;
+  va_copy(copy, args);
+  int n = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  std::string line(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+  if (n > 0) std::vsnprintf(line.data(), line.size() + 1, format, args);  // verifier logs are long
   while (!line.empty() && line.back() == '\n') line.pop_back();
   // libbpf suggests raising `ulimit -l` on any EPERM, which misleads on memcg-accounted kernels.
   if (level == LIBBPF_WARN && line.find("ulimit") == std::string::npos) {

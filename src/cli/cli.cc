@@ -46,8 +46,8 @@ void add_global_flags(CLI::App& app, GlobalConfig& g) {
 // Where captured events go (issue 4): eCapture's --eventaddr, --ecaptureq and rotation flags.
 void add_output_flags(CLI::App& app, OutputConfig& o) {
   app.add_option("--eventaddr", o.eventaddr,
-                 "send captured events here instead of stdout: a file, tcp://host:port or "
-                 "ws://host:port/path");
+                 "send captured events here instead of stdout: a file, tcp://host:port, "
+                 "ws://host:port/path or - (stdout); repeatable");
   app.add_option("--ecaptureq", o.ecaptureq,
                  "serve events and logs as eCaptureQ protobuf over WebSocket, e.g. "
                  "ws://127.0.0.1:28257/");
@@ -162,6 +162,12 @@ int run(int argc, char** argv) {
   auto logger = make_logger(global);
   if (!logger) return fail(logger.error().to_string());
   auto log = *logger;
+  // Bound before anything starts, so that a taken port is a start-up error; served below.
+  api::ApiServer api_server(log);
+  if (listen_addr) {
+    auto bound = api_server.bind(*listen_addr, listen_token);
+    if (!bound) return fail(bound.error().to_string());
+  }
 
   // Signals are taken by one thread with sigwait: every other thread inherits the mask.
   sigset_t set;
@@ -197,12 +203,9 @@ int run(int argc, char** argv) {
     out.set_options(applied.global.hex, applied.global.tsize);
     log->set_level(applied.global.debug ? spdlog::level::debug : spdlog::level::info);
   });
-  api::ApiServer api_server(api_handler, log);
+  if (listen_addr) api_server.serve(api_handler);
   int code = 1;
-  if (auto served = listen_addr ? api_server.start(*listen_addr, listen_token) : ok_result();
-      !served) {
-    fail(served.error().to_string());
-  } else if (auto started = runner.start(chosen->module, std::move(config)); started) {
+  if (auto started = runner.start(chosen->module, std::move(config)); started) {
     code = runner.wait();
   } else {
     fail(started.error().to_string());

@@ -1,7 +1,10 @@
 // JSON field readers and the shared (global) part of every module's API configuration.
 #include "core/config_json.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cctype>
 
 namespace ecapture {
 
@@ -40,16 +43,32 @@ bool is_zero_value(const nlohmann::json& v) {
 }
 }  // namespace
 
+namespace {
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+}  // namespace
+
+// Names match case-insensitively, as eCapture's Go decoder (encoding/json) does.
 const nlohmann::json* JsonFields::find(std::string_view name) {
-  known_.emplace(name);
-  auto it = j_.find(std::string(name));
-  if (it == j_.end() || it->is_null()) return nullptr;
-  return &*it;
+  const std::string key = lower(name);
+  known_.insert(key);
+  if (!j_.is_object()) return nullptr;
+  for (const auto& [k, v] : j_.items()) {
+    if (lower(k) == key) return v.is_null() ? nullptr : &v;
+  }
+  return nullptr;
 }
 
 bool JsonFields::has(std::string_view name) const {
-  auto it = j_.find(std::string(name));
-  return it != j_.end() && !it->is_null();
+  const std::string key = lower(name);
+  if (!j_.is_object()) return false;
+  for (const auto& [k, v] : j_.items()) {
+    if (lower(k) == key) return !v.is_null();
+  }
+  return false;
 }
 
 Result<void> JsonFields::get(std::string_view name, std::string& out) {
@@ -107,16 +126,31 @@ Result<void> JsonFields::accept_unused(std::initializer_list<std::string_view> n
 }
 
 void JsonFields::ignore(std::initializer_list<std::string_view> names) {
-  for (std::string_view name : names) known_.emplace(name);
+  for (std::string_view name : names) known_.insert(lower(name));
 }
 
 Result<void> JsonFields::finish() const {
   if (!j_.is_object()) return make_error("the configuration must be a JSON object");
+  std::set<std::string> seen;
   for (const auto& [key, value] : j_.items()) {
-    if (known_.find(key) == known_.end()) {
+    const std::string k = lower(key);
+    if (!seen.insert(k).second) {
+      return make_error("field '{}' is given twice (field names are case-insensitive)", key);
+    }
+    if (known_.find(k) == known_.end()) {
       return make_error("unknown field '{}': not a configuration field of this module", key);
     }
   }
+  return {};
+}
+
+Result<void> check_file_field(std::string_view field, const std::string& path) {
+  if (path.empty()) return {};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return make_errno_error(errno, "field '{}': cannot use {}", field, path);
+  }
+  if (!S_ISREG(st.st_mode)) return make_error("field '{}': {} is not a regular file", field, path);
   return {};
 }
 

@@ -17,13 +17,14 @@
 
 namespace ecapture {
 
-// Reads the members of one JSON object. Every read marks the member as known; finish() names the
-// first member nobody read. Errors say which field and what was expected.
+// Reads the members of one JSON object. Names match case-insensitively (as eCapture's Go decoder
+// does: "ErrNo" = "errno"). Every read marks the member as known; finish() names the first member
+// nobody read. Errors say which field and what was expected.
 class JsonFields {
  public:
   explicit JsonFields(const nlohmann::json& object) : j_(object) {}
 
-  // Each get leaves `out` unchanged when the field is absent (or null).
+  // Each get leaves `out` unchanged when the field is absent (or null). `name` is lower case.
   Result<void> get(std::string_view name, std::string& out);
   Result<void> get(std::string_view name, bool& out);
   Result<void> get(std::string_view name, std::vector<std::string>& out);
@@ -59,6 +60,9 @@ class JsonFields {
 // for --mapsize) or map_size (pages), truncate_size, logger_addr (must stay as started), and
 // eCapture's unused base fields. Values are range-checked here with the JSON field named.
 Result<void> global_from_json(JsonFields& fields, const GlobalConfig& defaults, GlobalConfig& out);
+
+// A path field, when non-empty, must name an existing regular file (the error names the field).
+Result<void> check_file_field(std::string_view field, const std::string& path);
 
 // Per-CPU buffer bytes (eCapture's per_cpu_map_size) → pages (our --mapsize), rounded up.
 uint64_t bytes_to_pages(uint64_t bytes, uint64_t page_size);

@@ -12,11 +12,8 @@ namespace ecapture {
 Result<std::shared_ptr<spdlog::logger>> make_logger(const GlobalConfig& cfg) {
   std::vector<spdlog::sink_ptr> sinks;
   sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  if (!cfg.logaddr.empty()) {
-    if (cfg.logaddr.find("://") != std::string::npos) {
-      return make_error("-l/--logaddr {}: only a file path is supported in this build (tcp:// "
-                        "and ws:// come with the event writers)", cfg.logaddr);
-    }
+  // URLs (tcp://) are added by the output pipeline (output/outputs.h add_log_destinations).
+  if (!cfg.logaddr.empty() && cfg.logaddr.find("://") == std::string::npos) {
     // Create it 0600 if missing; spdlog opens in append mode, so existing content stays.
     int fd = ::open(cfg.logaddr.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return make_errno_error(errno, "-l/--logaddr {}: cannot open", cfg.logaddr);

@@ -22,13 +22,15 @@ const ModuleRegistry& builtin_registry() {
     add({"tls", {"openssl"}, "capture TLS plaintext from OpenSSL and BoringSSL",
          [] { return ModulePtr(new openssl::OpenSslModule()); }, openssl::config_from_json});
     add({"bash", {}, "audit the commands typed into interactive bash shells",
-         [] { return ModulePtr(new shell::ShellModule(shell::ShellKind::kBash)); }});
+         [] { return ModulePtr(new shell::ShellModule(shell::ShellKind::kBash)); },
+         shell::bash_config_from_json});
     add({"zsh", {}, "audit the commands typed into interactive zsh shells",
-         [] { return ModulePtr(new shell::ShellModule(shell::ShellKind::kZsh)); }});
+         [] { return ModulePtr(new shell::ShellModule(shell::ShellKind::kZsh)); },
+         shell::zsh_config_from_json});
     add({"mysqld", {}, "audit every command a MySQL/MariaDB server executes",
-         [] { return ModulePtr(new mysqld::MysqldModule()); }});
+         [] { return ModulePtr(new mysqld::MysqldModule()); }, mysqld::config_from_json});
     add({"postgres", {}, "audit every statement a PostgreSQL server executes",
-         [] { return ModulePtr(new postgres::PostgresModule()); }});
+         [] { return ModulePtr(new postgres::PostgresModule()); }, postgres::config_from_json});
     return r;
   }();
   return registry;

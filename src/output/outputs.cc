@@ -2,8 +2,36 @@
 #include "output/outputs.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/base_sink.h>
+
+#include "output/ecaptureq_server.h"
+#include "output/text_encoder.h"
 
 namespace ecapture {
+namespace {
+
+// Runtime log lines to a callback (the eCaptureQ stream, a tcp:// log destination).
+class CallbackLogSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  using Fn = std::function<void(const spdlog::details::log_msg&, std::string_view)>;
+  explicit CallbackLogSink(Fn fn) : fn_(std::move(fn)) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t buf;
+    formatter_->format(msg, buf);
+    std::string_view line(buf.data(), buf.size());
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    fn_(msg, line);
+  }
+  void flush_() override {}
+
+ private:
+  Fn fn_;
+};
+
+}  // namespace
 
 Outputs::~Outputs() { close(); }
 
@@ -20,13 +48,30 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputConfig& cfg, const 
     return make_error("--eventroratesize/--eventroratetime need a file --eventaddr");
   }
   if (!cfg.ecaptureq.empty()) {
-    return make_error("--ecaptureq {}: the eCaptureQ server is not available yet", cfg.ecaptureq);
+    ASSIGN_OR_RETURN(o->ecaptureq_, EcaptureqServer::start(cfg.ecaptureq));
+    o->router_->add(Format::kProtobuf, o->ecaptureq_);
+    std::weak_ptr<EcaptureqServer> weak = o->ecaptureq_;
+    auto sink = std::make_shared<CallbackLogSink>(
+        [weak](const spdlog::details::log_msg&, std::string_view line) {
+          if (auto s = weak.lock()) s->log_line(line);
+        });
+    sink->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
+    log->sinks().push_back(sink);
+    log->info("eCaptureQ server listening on {}", cfg.ecaptureq);
   }
-  if (!cfg.eventaddr.empty()) {
-    auto w = make_writer(cfg.eventaddr, rot, log);
+  for (const auto& addr : cfg.eventaddr) {
+    if (addr == "-" || addr == "stdout") {
+      if (format == Format::kProtobuf) {
+        return make_error("--format protobuf is binary: not for stdout");
+      }
+      o->router_->add(format, std::make_shared<StreamWriter>(stdout));
+      continue;
+    }
+    auto w = make_writer(addr, rot, log);
     if (!w) return make_error("--eventaddr {}", w.error().to_string());
     o->router_->add(format, std::shared_ptr<Writer>(std::move(*w)));
-  } else if (cfg.ecaptureq.empty()) {
+  }
+  if (cfg.eventaddr.empty() && cfg.ecaptureq.empty()) {
     if (format == Format::kProtobuf) {
       return make_error("--format protobuf is binary: send it to a file or tcp:// with "
                         "--eventaddr, or use --ecaptureq");
@@ -49,13 +94,35 @@ void Outputs::close() {
   if (closed_) return;
   closed_ = true;
   processor_->close();
-  router_->close();
+  router_->close();  // also closes the eCaptureQ server
   ProcessorStats s = processor_->stats();
   log_->info("output summary: messages={} queue_dropped={} queue_dropped_bytes={} partial={}; {}",
              s.messages, s.dropped_events, s.dropped_bytes, s.flushed_idle, router_->summary());
 }
 
-Result<void> add_log_destinations(const GlobalConfig& /*g*/, spdlog::logger& /*log*/) {
+Result<void> add_log_destinations(const GlobalConfig& g, spdlog::logger& log) {
+  if (g.logaddr.find("://") == std::string::npos) return {};  // a file: make_logger has it
+  if (g.logaddr.rfind("tcp://", 0) != 0) {
+    return make_error("-l/--logaddr {}: use a file path or tcp://host:port (ws:// is not "
+                      "available yet)", g.logaddr);
+  }
+  auto w = TcpWriter::create(g.logaddr, 4u << 20);
+  if (!w) return make_error("-l/--logaddr {}", w.error().to_string());
+  std::shared_ptr<Writer> writer(std::move(*w));
+  // eCapture sends its logs to such destinations as JSON lines.
+  auto sink = std::make_shared<CallbackLogSink>(
+      [writer](const spdlog::details::log_msg& msg, std::string_view) {
+        nlohmann::json j;
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      msg.time.time_since_epoch()).count();
+        j["time"] = format_timestamp(static_cast<uint64_t>(ns));
+        j["level"] = std::string(spdlog::level::to_string_view(msg.level).data(),
+                                 spdlog::level::to_string_view(msg.level).size());
+        j["message"] = std::string(msg.payload.data(), msg.payload.size());
+        writer->write(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                      false);
+      });
+  log.sinks().push_back(sink);
   return {};
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <spdlog/logger.h>
 
@@ -18,7 +19,9 @@ namespace ecapture {
 class EcaptureqServer;
 
 struct OutputConfig {
-  std::string eventaddr;         // "" = stdout; a file, tcp://host:port or ws://host:port/path
+  // Where events go (repeatable); none = stdout. "-" or "stdout", a file, tcp://host:port,
+  // ws://host:port/path.
+  std::vector<std::string> eventaddr;
   std::string ecaptureq;         // ws://host:port/ — serve LogEntry streams
   std::string format = "text";   // for stdout / --eventaddr
   uint16_t rotate_mb = 0;        // --eventroratesize

@@ -228,7 +228,7 @@ http {{
     default_type application/octet-stream;
     keepalive_timeout 120s;
     server {{
-        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{port} ssl{http2};
         server_name localhost;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -236,7 +236,7 @@ http {{
         client_max_body_size 16m;
         root {root};
         location = /upload {{ return 200 "uploaded\\n"; }}
-    }}
+{extra}    }}
 }}
 """
 
@@ -244,7 +244,12 @@ http {{
 class Nginx:
     """nginx serving static files from `root` over TLS on 127.0.0.1:port."""
 
-    def __init__(self, tmp, cert, key):
+    # For Nginx(..., gzip=True): files under /gz/ are served gzip-compressed to clients that
+    # accept it.
+    GZIP_LOCATION = ("        location /gz/ { gzip on; gzip_types *; gzip_min_length 1; "
+                     "gzip_comp_level 6; }\n")
+
+    def __init__(self, tmp, cert, key, http2=False, gzip=False):
         self.dir = os.path.join(tmp, "nginx")
         self.root = os.path.join(self.dir, "www")
         os.makedirs(self.root)
@@ -252,6 +257,7 @@ class Nginx:
         for d in (tmp, self.dir, self.root):
             os.chmod(d, 0o755)
         self.cert, self.key = cert, key
+        self.http2, self.gzip = http2, gzip
         self.port = None
         self.proc = None
         self.url = None
@@ -263,7 +269,9 @@ class Nginx:
             conf = os.path.join(self.dir, "nginx.conf")
             with open(conf, "w") as f:
                 f.write(NGINX_CONF.format(t=self.dir, port=self.port, cert=self.cert,
-                                          key=self.key, root=self.root))
+                                          key=self.key, root=self.root,
+                                          http2=" http2" if self.http2 else "",
+                                          extra=self.GZIP_LOCATION if self.gzip else ""))
             errlog = open(os.path.join(self.dir, "stderr.log"), "wb")
             self.proc = procs.popen(
                 ["nginx", "-p", self.dir, "-c", conf, "-e", os.path.join(self.dir, "error.log")],

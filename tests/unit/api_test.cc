@@ -19,7 +19,10 @@
 #include "core/config_json.h"
 #include "core/registry.h"
 #include "core/runner.h"
+#include "modules/mysqld/mysqld_config.h"
 #include "modules/openssl/openssl_config.h"
+#include "modules/postgres/postgres_config.h"
+#include "modules/shell/shell_config.h"
 
 namespace ecapture {
 namespace {
@@ -130,7 +133,8 @@ TEST_F(TlsJsonTest, ErrorsNameTheField) {
             "field 'pid': expected a non-negative integer, got a fractional number (1.5)");
   EXPECT_EQ(error_of({{"pid", 2147483648u}}),
             "field 'pid': 2147483648 is out of range (at most 2147483647)");
-  EXPECT_EQ(error_of({{"is_hex", 1}}), "field 'is_hex': expected true or false, got an integer (1)");
+  EXPECT_EQ(error_of({{"is_hex", 1}}),
+            "field 'is_hex': expected true or false, got an integer (1)");
   EXPECT_EQ(error_of({{"opensslpath", 5}}),
             "field 'opensslpath': expected a string, got an integer (5)");
   EXPECT_EQ(error_of({{"capturemode", "bogus"}}),
@@ -139,8 +143,7 @@ TEST_F(TlsJsonTest, ErrorsNameTheField) {
   EXPECT_EQ(error_of({{"opensslpath", "/nonexistent/libssl.so.3"}}),
             "field 'opensslpath': cannot use /nonexistent/libssl.so.3: No such file or directory");
   EXPECT_EQ(error_of({{"opensslpath", "/tmp"}}),
-            "field 'opensslpath': /tmp is not a regular file (give the libssl.so file or an "
-            "executable with OpenSSL linked in)");
+            "field 'opensslpath': /tmp is not a regular file");
   EXPECT_EQ(error_of({{"btf_mode", 3}}),
             "field 'btf_mode': 3 is not allowed: 0 (auto), 1 (CO-RE), 2 (non-CO-RE)");
   EXPECT_NE(error_of({{"btf_mode", 2}}).find("field 'btf_mode': 2 (non-CO-RE bytecode) is not "
@@ -168,6 +171,79 @@ TEST_F(TlsJsonTest, NullMeansLeftOut) {
   auto r = parse({{"pid", nullptr}, {"opensslpath", nullptr}}, d);
   ASSERT_TRUE(r);
   EXPECT_EQ((*r)->global.pid, 9u);
+}
+
+TEST_F(TlsJsonTest, NamesAreCaseInsensitiveLikeGo) {
+  auto r = parse({{"PID", 5}, {"OpenSSLPath", lib}});
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ((*r)->global.pid, 5u);
+  EXPECT_EQ(error_of({{"pid", 5}, {"Pid", 6}}),
+            "field 'Pid' is given twice (field names are case-insensitive)");
+}
+
+// --- JSON → the other modules' configs ----------------------------------------------------------
+
+TEST(ModuleJsonTest, BashAndZsh) {
+  GlobalConfig d;
+  auto b = shell::bash_config_from_json(
+      {{"bashpath", "/bin/sh"}, {"readline", ""}, {"ErrNo", 1}, {"ElfType", 0}, {"uid", 3}}, d);
+  ASSERT_TRUE(b) << b.error().to_string();
+  const auto& bc = static_cast<const shell::BashConfig&>(**b);
+  EXPECT_EQ(bc.bash, "/bin/sh");
+  EXPECT_EQ(bc.errnumber, std::optional<int>(1));
+  EXPECT_EQ(bc.global.uid, 3u);
+  // eCapture's default 128 means every command; ours is errnumber (null: every command).
+  auto all = shell::bash_config_from_json({{"errno", 128}}, d);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(static_cast<const shell::BashConfig&>(**all).errnumber, std::nullopt);
+  auto exact = shell::bash_config_from_json({{"errnumber", 128}}, d);
+  ASSERT_TRUE(exact);
+  EXPECT_EQ(static_cast<const shell::BashConfig&>(**exact).errnumber, std::optional<int>(128));
+  // What /status shows for bash can be posted back.
+  auto back = shell::bash_config_from_json(bc.to_json(), d);
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ((*back)->to_json(), bc.to_json());
+  EXPECT_EQ(shell::bash_config_from_json({{"errno", 256}}, d).error().to_string(),
+            "field 'errno': 256 is out of range (at most 255)");
+  EXPECT_EQ(shell::bash_config_from_json({{"bashpath", "/nonexistent/bash"}}, d)
+                .error().to_string(),
+            "field 'bashpath': cannot use /nonexistent/bash: No such file or directory");
+  EXPECT_EQ(shell::bash_config_from_json({{"zshpath", "/bin/sh"}}, d).error().to_string(),
+            "unknown field 'zshpath': not a configuration field of this module");
+  auto z = shell::zsh_config_from_json({{"zshpath", "/bin/sh"}, {"errnumber", 0}}, d);
+  ASSERT_TRUE(z) << z.error().to_string();
+  EXPECT_EQ(static_cast<const shell::ZshConfig&>(**z).zsh, "/bin/sh");
+  EXPECT_EQ(static_cast<const shell::ZshConfig&>(**z).errnumber, std::optional<int>(0));
+}
+
+TEST(ModuleJsonTest, MysqldAndPostgres) {
+  GlobalConfig d;
+  auto m = mysqld::config_from_json({{"mysqldPath", "/bin/sh"}, {"offset", 4096}}, d);
+  ASSERT_TRUE(m) << m.error().to_string();
+  const auto& mc = static_cast<const mysqld::MysqldConfig&>(**m);
+  EXPECT_EQ(mc.mysqld, "/bin/sh");
+  EXPECT_EQ(mc.offset, 4096u);
+  auto legacy = mysqld::config_from_json({{"MysqlPath", "/bin/sh"}, {"FuncName", "f"}}, d);
+  ASSERT_TRUE(legacy) << legacy.error().to_string();
+  EXPECT_EQ(static_cast<const mysqld::MysqldConfig&>(**legacy).funcname, "f");
+  EXPECT_EQ(mysqld::config_from_json({{"offset", 1}, {"funcName", "f"}}, d).error().to_string(),
+            "fields 'offset' and 'funcname' both name the function to hook: give one");
+  EXPECT_EQ(mysqld::config_from_json({{"offset", "0x10"}}, d).error().to_string(),
+            "field 'offset': expected a non-negative integer, got a string (\"0x10\")");
+  auto back = mysqld::config_from_json(mc.to_json(), d);
+  ASSERT_TRUE(back) << back.error().to_string();
+  auto p = postgres::config_from_json({{"PostgresPath", "/bin/sh"}, {"funcName", "g"}}, d);
+  ASSERT_TRUE(p) << p.error().to_string();
+  EXPECT_EQ(static_cast<const postgres::PostgresConfig&>(**p).postgres, "/bin/sh");
+  EXPECT_EQ(static_cast<const postgres::PostgresConfig&>(**p).funcname, "g");
+  EXPECT_EQ(postgres::config_from_json({{"postgrespath", "/nope"}}, d).error().to_string(),
+            "field 'postgrespath': cannot use /nope: No such file or directory");
+}
+
+TEST(ModuleJsonTest, EveryBuiltinModuleIsConfigurable) {
+  for (const auto& m : builtin_registry().modules()) {
+    EXPECT_TRUE(m.config_from_json) << m.name;
+  }
 }
 
 // --- endpoints, listen address, token ------------------------------------------------------------
@@ -509,8 +585,9 @@ TEST_F(ApiHandlerTest, HealthzWithoutAModuleIs503) {
 
 TEST_F(ApiHandlerTest, HttpServerRoutesAndChecksTheToken) {
   start(1);
-  api::ApiServer server(*handler, quiet_logger());
-  ASSERT_TRUE(server.start(*api::parse_listen_address("127.0.0.1:0"), "s3cret"));
+  api::ApiServer server(quiet_logger());
+  ASSERT_TRUE(server.bind(*api::parse_listen_address("127.0.0.1:0"), "s3cret"));
+  server.serve(*handler);
   ASSERT_GT(server.port(), 0);
   httplib::Client cli("127.0.0.1", server.port());
   auto no_token = cli.Get("/status");
@@ -546,19 +623,32 @@ TEST_F(ApiHandlerTest, HttpServerRoutesAndChecksTheToken) {
 
 TEST_F(ApiHandlerTest, HttpServerWithoutTokenAndBusyPort) {
   start(1);
-  api::ApiServer server(*handler, quiet_logger());
-  ASSERT_TRUE(server.start(*api::parse_listen_address("127.0.0.1:0"), ""));
+  api::ApiServer server(quiet_logger());
+  ASSERT_TRUE(server.bind(*api::parse_listen_address("127.0.0.1:0"), ""));
+  server.serve(*handler);
   httplib::Client cli("127.0.0.1", server.port());
   auto st = cli.Get("/status");
   ASSERT_TRUE(st);
   EXPECT_EQ(st->status, 200);
-  api::ApiServer second(*handler, quiet_logger());
-  auto busy = second.start(
+  api::ApiServer second(quiet_logger());
+  auto busy = second.bind(
       *api::parse_listen_address(fmt::format("127.0.0.1:{}", server.port())), "");
   ASSERT_FALSE(busy);
   EXPECT_EQ(busy.error().to_string(),
             fmt::format("cannot listen on 127.0.0.1:{} (--listen): Address already in use",
                         server.port()));
+}
+
+TEST(ApiServerTest, BoundButNeverServedStopsAndFreesThePort) {
+  uint16_t port = 0;
+  {
+    api::ApiServer server(quiet_logger());
+    ASSERT_TRUE(server.bind(*api::parse_listen_address("127.0.0.1:0"), ""));
+    port = server.port();
+  }  // destructor: stop() without serve()
+  api::ApiServer again(quiet_logger());
+  auto r = again.bind(*api::parse_listen_address(fmt::format("127.0.0.1:{}", port)), "");
+  EXPECT_TRUE(r) << r.error().to_string();
 }
 
 }  // namespace

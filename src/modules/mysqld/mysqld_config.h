@@ -21,4 +21,9 @@ struct MysqldConfig : ModuleConfig {
   nlohmann::json to_json() const override;
 };
 
+// HTTP API body → config: eCapture's `mysqldPath` (also `mysqlpath`), `funcName`, `offset`
+// (names are case-insensitive), plus the shared base fields.
+Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
+                                                       const GlobalConfig& defaults);
+
 }  // namespace ecapture::mysqld

@@ -1,11 +1,11 @@
 // mysqld module: server discovery, signature detection, probe specs, BPF load/attach, delivery.
 #include "modules/mysqld/mysqld_module.h"
 
-#include <ctime>
 #include <fstream>
 #include <iterator>
 
 #include "bpf/libbpf_env.h"
+#include "core/clock.h"
 #include "elf/elf_file.h"
 #include "elf/process_discovery.h"
 
@@ -26,14 +26,6 @@ constexpr ErrorHook kErrorHooks[] = {
     {"_Z21net_send_error_packetP3THDjPKcS2_", 2},             // MySQL 5.6, 5.7
     {"_ZN16Protocol_classic10send_errorEjPKcS1_", 2},         // MySQL 8.x
 };
-
-int64_t mono_to_wall_ns() {
-  timespec rt{}, mono{};
-  clock_gettime(CLOCK_REALTIME, &rt);
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  return (static_cast<int64_t>(rt.tv_sec) - mono.tv_sec) * 1000000000ll +
-         (static_cast<int64_t>(rt.tv_nsec) - mono.tv_nsec);
-}
 
 std::optional<ServerVersion> server_version(const elf::ElfFile& elf) {
   auto rodata = elf.section_data(".rodata");
@@ -183,7 +175,7 @@ Result<void> MysqldModule::on_start() {
 Result<void> MysqldModule::on_run() {
   const auto& cfg = config_as<MysqldConfig>();
   Flavor flavor = target_.version ? target_.version->flavor : Flavor::kMySql;
-  assembler_ = std::make_unique<CommandAssembler>(flavor, mono_to_wall_ns(), [this](AuditEvent&& e) {
+  assembler_ = std::make_unique<CommandAssembler>(flavor, monotonic_to_wall_ns(), [this](AuditEvent&& e) {
     counters_mut().events.fetch_add(1);
     counters_mut().bytes.fetch_add(e.text.size());
     if (ctx().sink != nullptr) ctx().sink->emit_audit(e);

@@ -55,7 +55,7 @@ struct openssl_keys_event {
 	__u32 pid;
 	__u32 tid;
 	__s32 fd;
-	__u32 master_key_len;
+	__u32 uid;
 	char comm[ECAP_TASK_COMM_LEN];
 	struct ecap_sock_tuple tuple;
 	__u8 client_random[32];
@@ -74,7 +74,7 @@ struct openssl_layout {
 	__u32 ssl_session;       /* SSL_SESSION *session */
 	__u32 ssl_s3;            /* pointer to the s3 state; 0: s3 is inline in the SSL struct */
 	__u32 s3_client_random;  /* client_random[32], from the s3 pointer or from the SSL* */
-	__u32 session_master_key_len; /* size_t master_key_length */
+	__u32 session_master_key_len; /* master_key_length (informational) */
 	__u32 session_master_key;     /* master_key[] */
 	__u32 ssl_early_secret;  /* TLS 1.3: early_secret[64]; the others follow at fixed steps */
 	__u32 pad;

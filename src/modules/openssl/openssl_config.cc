@@ -1,8 +1,6 @@
 // Validation of the tls module's flags.
 #include "modules/openssl/openssl_config.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cctype>
 
@@ -23,13 +21,11 @@ Result<CaptureMode> parse_capture_mode(const std::string& model) {
 Result<void> OpenSslConfig::validate() const {
   RETURN_IF_ERROR(ModuleConfig::validate());
   ASSIGN_OR_RETURN(CaptureMode mode, parse_capture_mode(model));
-  if (mode == CaptureMode::kPcap) {
-    return make_error("-m {} is not available in this build yet: use -m text or -m keylog",
-                      model);
+  if (mode != CaptureMode::kPcap && !pcap_filter.empty()) {
+    return make_error("a pcap filter expression ('{}') applies to -m pcap only", pcap_filter);
   }
-  if (!pcap_filter.empty()) {
-    return make_error("a pcap filter expression ('{}') applies to -m pcap only, which is not "
-                      "available yet", pcap_filter);
+  if (mode == CaptureMode::kPcap && pcapfile.empty()) {
+    return make_error("-w/--pcapfile: empty path (give the pcapng file to write)");
   }
   return {};
 }
@@ -67,16 +63,7 @@ Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
     return make_error("field 'capturemode': invalid value '{}': allowed values are text, keylog "
                       "(key), pcap (pcapng)", cfg->model);
   }
-  if (!cfg->libssl.empty()) {
-    struct stat st {};
-    if (::stat(cfg->libssl.c_str(), &st) != 0) {
-      return make_errno_error(errno, "field 'opensslpath': cannot use {}", cfg->libssl);
-    }
-    if (!S_ISREG(st.st_mode)) {
-      return make_error("field 'opensslpath': {} is not a regular file (give the libssl.so file "
-                        "or an executable with OpenSSL linked in)", cfg->libssl);
-    }
-  }
+  RETURN_IF_ERROR(check_file_field("opensslpath", cfg->libssl));
   return std::unique_ptr<ModuleConfig>(std::move(cfg));
 }
 

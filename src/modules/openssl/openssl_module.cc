@@ -8,6 +8,10 @@
 #include "elf/lib_discovery.h"
 #include "modules/openssl/openssl_keys.h"
 
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/socket.h>
+
 #include <cstring>
 #include <tuple>
 
@@ -105,6 +109,19 @@ Result<void> OpenSslModule::on_init() {
     version_text = version_->version;
   }
   ASSIGN_OR_RETURN(layout_, layout_for_version(version_text));
+  if (mode_ == CaptureMode::kPcap) {
+    // Everything a user can get wrong is checked before any file is touched.
+    ifname_ = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
+    if (if_nametoindex(ifname_.c_str()) == 0) {
+      return make_error("-i {}: no such network interface (see `ip link`)", ifname_);
+    }
+    ASSIGN_OR_RETURN(auto filter, PcapFilter::compile(cfg.pcap_filter));
+    struct stat st {};
+    if (::stat(cfg.pcapfile.c_str(), &st) == 0 && st.st_size > 0) {
+      return make_error("-w {}: the file exists; ecapture does not overwrite captures (remove "
+                        "it or choose another path)", cfg.pcapfile);
+    }
+  }
   ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
   return {};
 }
@@ -126,8 +143,11 @@ Result<void> OpenSslModule::on_start() {
   skel_.reset(openssl_bpf__open_opts(&open_opts));
   if (!skel_) return make_errno_error(errno, "cannot open the openssl BPF object");
 
-  skel_->rodata->targ_tgid = static_cast<uint32_t>(cfg.global.pid);
-  skel_->rodata->targ_uid = static_cast<uint32_t>(cfg.global.uid);
+  // pcap mode learns the owners of every TLS connection (to drop other processes' packets), so
+  // its key probes see all processes; --pid/--uid are applied in user space there.
+  const bool all_processes = mode_ == CaptureMode::kPcap;
+  skel_->rodata->targ_tgid = all_processes ? 0 : static_cast<uint32_t>(cfg.global.pid);
+  skel_->rodata->targ_uid = all_processes ? 0 : static_cast<uint32_t>(cfg.global.uid);
   skel_->rodata->use_ringbuf = ringbuf_;
   if (mode_ != CaptureMode::kText) {
     skel_->rodata->capture_data = false;
@@ -147,7 +167,7 @@ Result<void> OpenSslModule::on_start() {
                                  "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
   }
   ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
-  int pid = cfg.global.pid != 0 ? static_cast<int>(cfg.global.pid) : -1;
+  int pid = cfg.global.pid != 0 && !all_processes ? static_cast<int>(cfg.global.pid) : -1;
   ASSIGN_OR_RETURN(auto attached,
                    bpf::attach_uprobes(skel_->obj,
                                        mode_ == CaptureMode::kText ? data_probes(lib_path_)
@@ -167,6 +187,11 @@ Result<void> OpenSslModule::on_start() {
 
 Result<void> OpenSslModule::on_run() {
   const auto& cfg = config_as<OpenSslConfig>();
+  if (mode_ == CaptureMode::kPcap) {
+    PcapSessionConfig pc{ifname_, cfg.pcap_filter, cfg.pcapfile, cfg.global.pid, cfg.global.uid,
+                         cfg.global.mapsize};
+    ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log()));
+  }
   assembler_ = std::make_unique<ChunkAssembler>(monotonic_to_wall_offset_ns(),
                                                 [this](DataEvent&& e) { deliver(std::move(e)); });
   ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
@@ -198,6 +223,14 @@ void OpenSslModule::handle_keys(std::span<const uint8_t> record) {
     log().warn("tls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
     return;
   }
+  const auto& g = config_as<OpenSslConfig>().global;
+  std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
+  if (pcap_) {
+    std::string text;
+    for (const auto& l : *lines) text += l.to_string() + "\n";
+    pcap_->add_keys(text, &k.tuple, PacketOwner{k.pid, k.uid, comm});
+    if ((g.pid != 0 && k.pid != g.pid) || (g.uid != 0 && k.uid != g.uid)) return;
+  }
   for (const auto& l : *lines) {
     auto wrote = keylog_->write(l.label, l.client_random, l.secret);
     if (!wrote) {
@@ -206,7 +239,6 @@ void OpenSslModule::handle_keys(std::span<const uint8_t> record) {
     }
   }
   counters_mut().events.fetch_add(1);
-  std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
   log().info("keys: {} {} pid={} comm={} client_random={} ({} lines)",
              k.version == 0x0304 ? "TLS 1.3" : k.version == 0x0303 ? "TLS 1.2" : "TLS",
              lines->front().label == "CLIENT_RANDOM" ? "master secret" : "secrets", k.pid, comm,
@@ -233,10 +265,12 @@ void OpenSslModule::on_stop() {
   bpf::destroy_links(links_);  // no new events from here on
   if (reader_) reader_->stop();  // drains what the kernel already produced
   if (assembler_) assembler_->flush();
+  if (pcap_) pcap_->close();  // after the keys reader: every secret precedes its packets
   if (skel_) {
     uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
                     bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
     if (reader_) lost += reader_->lost();
+    if (pcap_) lost += pcap_->lost();
     counters_mut().lost.store(lost);
   }
 }
@@ -245,8 +279,29 @@ void OpenSslModule::on_close() {
   bpf::destroy_links(links_);
   reader_.reset();
   assembler_.reset();
+  pcap_.reset();
   skel_.reset();
   keylog_.reset();
+}
+
+std::string OpenSslModule::default_capture_interface() {
+  // eCapture's rule: wlan0 when it is up with an address, else the first other interface that
+  // is up, not loopback, and has an address; wlan0 when there is none.
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "wlan0";
+  std::string first;
+  bool wlan0 = false;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || !(a->ifa_flags & IFF_UP) || (a->ifa_flags & IFF_LOOPBACK)) {
+      continue;
+    }
+    if (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6) continue;
+    if (std::string(a->ifa_name) == "wlan0") wlan0 = true;
+    if (first.empty()) first = a->ifa_name;
+  }
+  freeifaddrs(list);
+  if (wlan0 || first.empty()) return "wlan0";
+  return first;
 }
 
 }  // namespace ecapture::openssl

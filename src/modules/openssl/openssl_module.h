@@ -15,6 +15,7 @@
 #include "modules/openssl/openssl_events.h"
 #include "modules/openssl/openssl_layouts.h"
 #include "output/keylog_writer.h"
+#include "output/pcap_session.h"
 #include "openssl.skel.h"
 
 namespace ecapture::openssl {
@@ -40,6 +41,7 @@ class OpenSslModule final : public Module {
  private:
   void handle_record(std::span<const uint8_t> record);
   void handle_keys(std::span<const uint8_t> record);
+  static std::string default_capture_interface();
   void deliver(DataEvent&& e);
 
   std::string lib_path_;
@@ -48,6 +50,8 @@ class OpenSslModule final : public Module {
   CaptureMode mode_ = CaptureMode::kText;
   NamedLayout layout_;
   std::unique_ptr<KeylogWriter> keylog_;
+  std::string ifname_;
+  std::unique_ptr<PcapSession> pcap_;
   bool ringbuf_ = true;
   struct SkelDeleter {
     void operator()(openssl_bpf* s) const;

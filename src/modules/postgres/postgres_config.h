@@ -20,4 +20,9 @@ struct PostgresConfig : ModuleConfig {
   nlohmann::json to_json() const override;
 };
 
+// HTTP API body → config: eCapture's `postgresPath`, `funcName` (names are case-insensitive),
+// plus the shared base fields.
+Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
+                                                       const GlobalConfig& defaults);
+
 }  // namespace ecapture::postgres

@@ -4,30 +4,22 @@
 #include <glob.h>
 
 #include <algorithm>
-#include <ctime>
 #include <regex>
 
 #include "bpf/libbpf_env.h"
+#include "core/clock.h"
 #include "elf/elf_file.h"
 #include "elf/process_discovery.h"
 
 namespace ecapture::postgres {
 namespace {
 
-int64_t mono_to_wall_ns() {
-  timespec rt{}, mono{};
-  clock_gettime(CLOCK_REALTIME, &rt);
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  return (static_cast<int64_t>(rt.tv_sec) - mono.tv_sec) * 1000000000ll +
-         (static_cast<int64_t>(rt.tv_nsec) - mono.tv_nsec);
-}
-
 // "PostgreSQL 15.18 ..." from the binary's .rodata ("postgres (PostgreSQL) 15.18" is built at
 // run time from PG_VERSION).
 std::string sniff_version(const elf::ElfFile& elf) {
   auto rodata = elf.section_data(".rodata");
   std::string_view bytes(reinterpret_cast<const char*>(rodata.data()), rodata.size());
-  static const std::regex kVersion(R"(PostgreSQL (\d+\.\d+))");
+  static const std::regex kVersion(R"(PostgreSQL (\d+\.\d+) (\(|on ))");
   std::match_results<std::string_view::const_iterator> m;
   if (std::regex_search(bytes.begin(), bytes.end(), m, kVersion)) return m[1].str();
   return "";
@@ -126,7 +118,7 @@ Result<void> PostgresModule::on_start() {
 
 Result<void> PostgresModule::on_run() {
   const auto& cfg = config_as<PostgresConfig>();
-  assembler_ = std::make_unique<StatementAssembler>(mono_to_wall_ns(), [this](AuditEvent&& e) {
+  assembler_ = std::make_unique<StatementAssembler>(monotonic_to_wall_ns(), [this](AuditEvent&& e) {
     counters_mut().events.fetch_add(1);
     counters_mut().bytes.fetch_add(e.text.size());
     if (ctx().sink != nullptr) ctx().sink->emit_audit(e);
@@ -149,7 +141,13 @@ void PostgresModule::handle_record(std::span<const uint8_t> record) {
 void PostgresModule::on_stop() {
   bpf::destroy_links(links_);
   if (reader_) reader_->stop();
-  if (assembler_) assembler_->flush();
+  if (assembler_) {
+    assembler_->flush();
+    if (uint64_t n = assembler_->ignored_parallel_workers(); n > 0) {
+      log().debug("postgres: {} reports of parallel workers (repeating their leader's "
+                  "statement) ignored", n);
+    }
+  }
   if (skel_) {
     uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
                     bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);

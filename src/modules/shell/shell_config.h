@@ -35,6 +35,14 @@ struct ZshConfig : ShellConfig {
   nlohmann::json to_json() const override;
 };
 
+// HTTP API body → config. bash: eCapture's `bashpath`, `readline`, `ErrNo`/`errno` (128, its
+// default, = every command) or ours `errnumber` (null = every command); zsh: `zshpath` and the
+// same exit-status fields; plus the shared base fields.
+Result<std::unique_ptr<ModuleConfig>> bash_config_from_json(const nlohmann::json& j,
+                                                            const GlobalConfig& defaults);
+Result<std::unique_ptr<ModuleConfig>> zsh_config_from_json(const nlohmann::json& j,
+                                                           const GlobalConfig& defaults);
+
 // The shell to hook: `flag_value` when given, else $SHELL (`shell_env`, may be null) when its
 // file name contains `name`, else `fallback`.
 std::string default_shell_path(const std::string& flag_value, const char* shell_env,

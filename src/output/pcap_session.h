@@ -1,0 +1,85 @@
+// pcap mode: packets from a TcCapture, filtered by a libpcap expression (in user space), tied to
+// processes through the 4-tuples the TLS probes learn, written to pcapng after the TLS secrets
+// that decrypt them (Decryption Secrets Blocks).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "bpf/tc_capture.h"
+#include "core/result.h"
+#include "ecap_abi.h"
+#include "output/pcap_filter.h"
+#include "output/pcapng_writer.h"
+
+namespace ecapture {
+
+struct PacketOwner {
+  uint32_t pid = 0;
+  uint32_t uid = 0;
+  std::string comm;
+};
+
+struct PcapSessionConfig {
+  std::string ifname;
+  std::string filter;  // libpcap syntax, "" for all
+  std::string path;
+  uint64_t pid = 0;  // --pid/--uid: drop packets whose owner is known and differs
+  uint64_t uid = 0;
+  uint64_t mapsize_pages = 1024;
+};
+
+// Canonical key of a connection: the same for both directions.
+std::string connection_key(uint16_t family, const uint8_t* a, uint16_t aport, const uint8_t* b,
+                           uint16_t bport);
+// The connection key of an Ethernet frame (IPv4/IPv6 + TCP/UDP), "" for anything else.
+std::string frame_connection_key(std::span<const uint8_t> frame);
+
+class PcapSession {
+ public:
+  // Validates everything (interface, filter, output file) before capturing anything.
+  static Result<std::unique_ptr<PcapSession>> start(const PcapSessionConfig& cfg,
+                                                    spdlog::logger& log);
+  ~PcapSession();
+
+  // Secrets of the connection `tuple` (may be null) owned by `owner`, as key log lines.
+  void add_keys(const std::string& keylog_lines, const ecap_sock_tuple* tuple,
+                const PacketOwner& owner);
+  // Stops capturing and writes everything still held. Idempotent.
+  void close();
+  uint64_t lost() const;
+
+ private:
+  struct Held {
+    uint64_t mono_ns;
+    std::vector<uint8_t> frame;
+    uint32_t original_len;
+    std::string conn;
+  };
+  PcapSession(PcapSessionConfig cfg, spdlog::logger& log) : cfg_(std::move(cfg)), log_(log) {}
+  void on_packet(const bpf::Packet& p);
+  void write_due(uint64_t now_mono_ns, bool all);
+
+  PcapSessionConfig cfg_;
+  spdlog::logger& log_;
+  int64_t mono_to_wall_ns_ = 0;
+  std::unique_ptr<PcapFilter> filter_;
+  std::unique_ptr<PcapngWriter> writer_;
+  std::unique_ptr<bpf::TcCapture> capture_;
+  std::mutex mu_;
+  std::string pending_secrets_;
+  std::deque<Held> held_;
+  std::map<std::string, PacketOwner> owners_;
+  uint64_t last_flush_ns_ = 0;
+  uint64_t filtered_out_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace ecapture

@@ -1,0 +1,130 @@
+// Layout selection per OpenSSL version, HKDF-Expand-Label against RFC 8448, key log lines.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "modules/openssl/openssl_keys.h"
+#include "modules/openssl/openssl_layouts.h"
+
+namespace ecapture::openssl {
+namespace {
+
+std::vector<uint8_t> unhex(std::string_view h) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i + 1 < h.size(); i += 2) {
+    out.push_back(static_cast<uint8_t>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
+TEST(OpenSslLayoutTest, EveryKnownVersionMapsToItsFamily) {
+  struct Case {
+    const char* version;
+    const char* family;
+    uint32_t session;
+    uint32_t early;
+  };
+  const Case cases[] = {
+      {"1.0.2", "openssl 1.0.2a", 0x130, 0},     {"1.0.2u", "openssl 1.0.2a", 0x130, 0},
+      {"1.1.0l", "openssl 1.1.0a", 0x178, 0},    {"1.1.1a", "openssl 1.1.1a", 0x510, 0x134},
+      {"1.1.1c", "openssl 1.1.1b", 0x508, 0x134}, {"1.1.1d", "openssl 1.1.1d", 0x510, 0x13c},
+      {"1.1.1w", "openssl 1.1.1j", 0x510, 0x13c}, {"3.0.0", "openssl 3.0.0", 0x918, 0x544},
+      {"3.0.11", "openssl 3.0.0", 0x918, 0x544},  {"3.0.12", "openssl 3.0.12", 0x938, 0x544},
+      {"3.0.19", "openssl 3.0.13", 0x918, 0x544}, {"3.0.22", "openssl 3.0.13", 0x918, 0x544},
+      {"3.1.8", "openssl 3.1.0", 0x918, 0x544},   {"3.2.2", "openssl 3.2.0", 0x880, 0x4fc},
+      {"3.2.5", "openssl 3.2.4", 0x888, 0x504},   {"3.3.1", "openssl 3.3.0", 0x880, 0x4fc},
+      {"3.3.7", "openssl 3.3.3", 0x888, 0x504},   {"3.4.0", "openssl 3.4.0", 0x880, 0x4fc},
+      {"3.4.6", "openssl 3.4.1", 0x888, 0x504},   {"3.5.4", "openssl 3.5.0", 0x900, 0x57c},
+      {"3.6.2", "openssl 3.6.0", 0x900, 0x57c},   {"4.0.1", "openssl 4.0.0", 0x900, 0x57c},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.version);
+    auto l = layout_for_version(c.version);
+    ASSERT_TRUE(l) << l.error().message;
+    EXPECT_EQ(l->name, c.family);
+    EXPECT_EQ(l->layout.ssl_session, c.session);
+    EXPECT_EQ(l->layout.ssl_early_secret, c.early);
+  }
+  EXPECT_EQ(layout_for_version("3.0.19")->layout.s3_client_random, 0x160u);
+  EXPECT_EQ(layout_for_version("3.0.19")->layout.ssl_s3, 0u);  // inline
+  EXPECT_EQ(layout_for_version("1.1.1w")->layout.ssl_s3, 0xa8u);
+}
+
+TEST(OpenSslLayoutTest, UnknownVersionsAreRefusedNotGuessed) {
+  for (const char* v : {"3.0.23", "3.7.0", "1.1.1x", "2.0.0", "3.5.8", "4.1.0", "0.9.8"}) {
+    SCOPED_TRACE(v);
+    auto l = layout_for_version(v);
+    ASSERT_FALSE(l);
+    EXPECT_NE(l.error().message.find(std::string("OpenSSL ") + v), std::string::npos);
+    EXPECT_NE(l.error().message.find("--ssl_version"), std::string::npos);
+  }
+  EXPECT_FALSE(layout_for_version("garbage"));
+}
+
+TEST(OpenSslLayoutTest, SslVersionFlag) {
+  EXPECT_EQ(*parse_ssl_version_flag("openssl 3.0.12"), "3.0.12");
+  EXPECT_EQ(*parse_ssl_version_flag("OpenSSL 1.1.1w"), "1.1.1w");
+  EXPECT_EQ(*parse_ssl_version_flag(" 3.2.4 "), "3.2.4");
+  EXPECT_NE(parse_ssl_version_flag("boringssl_a_13").error().message.find("BoringSSL"),
+            std::string::npos);
+  EXPECT_NE(parse_ssl_version_flag("nonsense").error().message.find("--ssl_version"),
+            std::string::npos);
+}
+
+// RFC 8448 §3 (simple 1-RTT handshake): handshake secret + transcript hash -> traffic secrets.
+TEST(Tls13DeriveTest, Rfc8448HandshakeTrafficSecrets) {
+  auto hs = unhex("1dc826e93606aa6fdc0aadc12f741b01046aa6b99f691ed221a9f0ca043fbeac");
+  auto hash = unhex("860c06edc07858ee8e78f0e7428c58edd6b43f2ca3e6e95f02ed063cf0e1cad8");
+  auto c = hkdf_expand_label(hs, "c hs traffic", hash, 32);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(to_hex(*c), "b3eddb126e067f35a780b3abf45e2d8f3b1a950738f52e9600746a0e27a55a21");
+  auto s = hkdf_expand_label(hs, "s hs traffic", hash, 32);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(to_hex(*s), "b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38");
+}
+
+TEST(KeylogLinesTest, Tls12AndTls13InFixedOrder) {
+  openssl_keys_event k{};
+  for (int i = 0; i < 32; ++i) k.client_random[i] = static_cast<uint8_t>(i);
+  k.version = 0x0303;
+  std::memset(k.master_key, 0xab, sizeof(k.master_key));
+  auto l12 = keylog_lines(k);
+  ASSERT_TRUE(l12);
+  ASSERT_EQ(l12->size(), 1u);
+  std::string ab;
+  for (int i = 0; i < 48; ++i) ab += "ab";
+  EXPECT_EQ((*l12)[0].to_string(), "CLIENT_RANDOM " + to_hex(k.client_random) + " " + ab);
+
+  k.version = 0x0304;
+  auto hs = unhex("1dc826e93606aa6fdc0aadc12f741b01046aa6b99f691ed221a9f0ca043fbeac");
+  auto hash = unhex("860c06edc07858ee8e78f0e7428c58edd6b43f2ca3e6e95f02ed063cf0e1cad8");
+  std::memcpy(k.handshake_secret, hs.data(), 32);
+  std::memcpy(k.handshake_traffic_hash, hash.data(), 32);
+  std::memset(k.client_app_traffic_secret, 0x11, 32);  // SHA-256 suite: 32 bytes used
+  std::memset(k.server_app_traffic_secret, 0x22, 32);
+  std::memset(k.exporter_master_secret, 0x33, 32);
+  auto l13 = keylog_lines(k);
+  ASSERT_TRUE(l13) << l13.error().message;
+  std::vector<std::string> labels;
+  for (const auto& l : *l13) labels.push_back(l.label);
+  EXPECT_EQ(labels, (std::vector<std::string>{"CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                                              "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                                              "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0",
+                                              "EXPORTER_SECRET"}));
+  EXPECT_EQ((*l13)[0].secret, "b3eddb126e067f35a780b3abf45e2d8f3b1a950738f52e9600746a0e27a55a21");
+  EXPECT_EQ((*l13)[2].secret, std::string(64, '1'));
+
+  std::memset(k.client_app_traffic_secret + 32, 0x44, 16);  // SHA-384: 48 bytes
+  EXPECT_EQ((*keylog_lines(k))[2].secret.size(), 96u);
+}
+
+TEST(KeylogLinesTest, EmptySecretsAreRejected) {
+  openssl_keys_event k{};
+  k.version = 0x0303;
+  EXPECT_FALSE(keylog_lines(k));
+  k.version = 0x0304;
+  EXPECT_FALSE(keylog_lines(k));
+}
+
+}  // namespace
+}  // namespace ecapture::openssl
