@@ -176,7 +176,7 @@ SEC("uprobe")
 int probe_bash_readline_enter(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__s32 line_count = 0;
+	__s32 line_count = 0, executing = 0;
 	__u64 base = 0;
 	bool have_base;
 
@@ -184,8 +184,12 @@ int probe_bash_readline_enter(struct pt_regs *ctx)
 		return 0;
 	/* current_command_line_count is 0 when bash reads the first line of a command. */
 	have_base = shell_base(&base);
-	if (have_base)
+	if (have_base) {
 		read_global(base, off_line_count, &line_count);
+		read_global(base, off_executing, &executing);
+	}
+	if (executing)
+		return 0; /* `read -e` in a running command: no command has finished */
 	emit_prompt(ctx, id, have_base, base, line_count > 0);
 	return 0;
 }

@@ -155,8 +155,9 @@ ApiResponse ApiHandler::post_config(std::string_view path, std::string_view body
 
 ApiResponse ApiHandler::status() const {
   const RunnerStatus s = runner_.status();
-  return make_response(200, RespCode::kOk, module_type_of(s.module), "ok",
-                       status_json(s, runner_.reload_in_progress()));
+  nlohmann::json data = status_json(s, runner_.reload_in_progress());
+  if (output_counters_) data["output"] = output_counters_();
+  return make_response(200, RespCode::kOk, module_type_of(s.module), "ok", std::move(data));
 }
 
 ApiResponse ApiHandler::healthz() const {

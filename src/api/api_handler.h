@@ -58,6 +58,9 @@ class ApiHandler {
   // Called after a reload succeeded, with the configuration now in effect (e.g. to apply is_hex
   // and truncate_size to the output, debug to the log level).
   void set_on_applied(std::function<void(const ModuleConfig&)> f) { on_applied_ = std::move(f); }
+  // Counters of the output pipeline (messages written, messages dropped, ...) for GET /status,
+  // under data.output. Called from server threads.
+  void set_output_counters(std::function<nlohmann::json()> f) { output_counters_ = std::move(f); }
 
   // POST <path> with a JSON body. Validates before anything changes; one reload at a time (a
   // request during a reload gets 503); answers once the new module runs or the old is restored.
@@ -76,6 +79,7 @@ class ApiHandler {
   const GlobalConfig defaults_;
   std::shared_ptr<spdlog::logger> log_;
   std::function<void(const ModuleConfig&)> on_applied_;
+  std::function<nlohmann::json()> output_counters_;
   std::mutex reload_mu_;
   std::atomic<bool> shutting_down_{false};
 };

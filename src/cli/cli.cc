@@ -203,9 +203,18 @@ int run(int argc, char** argv) {
     out.set_options(applied.global.hex, applied.global.tsize);
     log->set_level(applied.global.debug ? spdlog::level::debug : spdlog::level::info);
   });
+  if (auto* processor = dynamic_cast<EventProcessor*>(out.sink())) {
+    api_handler.set_output_counters([processor] {
+      const ProcessorStats st = processor->stats();
+      return nlohmann::json{{"messages", st.messages},
+                            {"dropped_events", st.dropped_events},
+                            {"dropped_bytes", st.dropped_bytes}};
+    });
+  }
   if (listen_addr) api_server.serve(api_handler);
   int code = 1;
   if (auto started = runner.start(chosen->module, std::move(config)); started) {
+    out.mark_started();
     code = runner.wait();
   } else {
     fail(started.error().to_string());

@@ -96,6 +96,7 @@ void Outputs::close() {
   processor_->close();
   router_->close();  // also closes the eCaptureQ server
   ProcessorStats s = processor_->stats();
+  if (!started_) return;  // nothing ran (e.g. bad input): the one error line stays alone
   log_->info("output summary: messages={} queue_dropped={} queue_dropped_bytes={} partial={}; {}",
              s.messages, s.dropped_events, s.dropped_bytes, s.flushed_idle, router_->summary());
 }

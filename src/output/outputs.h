@@ -38,6 +38,8 @@ class Outputs {
   EventSink* sink() { return processor_.get(); }
   // Hot reload of --hex / --tsize.
   void set_options(bool hex, uint64_t tsize);
+  // Called once a module runs; without it close() stays silent (start-up errors stay one line).
+  void mark_started() { started_ = true; }
   // Drains the processor, flushes and closes writers and servers; logs the output summary.
   void close();
 
@@ -48,6 +50,7 @@ class Outputs {
   std::unique_ptr<EventProcessor> processor_;
   std::shared_ptr<EcaptureqServer> ecaptureq_;
   bool closed_ = false;
+  bool started_ = false;  // a module ran: close() prints the summary
 };
 
 // Adds the --logaddr tcp:// / ws:// destination (JSON lines) and the eCaptureQ log stream to

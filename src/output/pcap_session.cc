@@ -33,38 +33,29 @@ int64_t mono_to_wall() {
 
 }  // namespace
 
-std::string connection_key(uint16_t family, const uint8_t* a, uint16_t aport, const uint8_t* b,
-                           uint16_t bport) {
-  size_t n = family == AF_INET ? 4 : 16;
-  std::string ea(reinterpret_cast<const char*>(a), n), eb(reinterpret_cast<const char*>(b), n);
-  ea.append(reinterpret_cast<const char*>(&aport), 2);
-  eb.append(reinterpret_cast<const char*>(&bport), 2);
-  if (eb < ea) std::swap(ea, eb);
-  return std::string(1, static_cast<char>(family)) + ea + eb;
+std::string endpoint_key(uint16_t family, const uint8_t* addr, uint16_t port) {
+  std::string k(1, static_cast<char>(family));
+  k.append(reinterpret_cast<const char*>(addr), family == AF_INET ? 4 : 16);
+  k.append(reinterpret_cast<const char*>(&port), 2);
+  return k;
 }
 
-std::string frame_connection_key(std::span<const uint8_t> f) {
-  if (f.size() < 14) return "";
+FrameEndpoints frame_endpoints(std::span<const uint8_t> f) {
+  if (f.size() < 14) return {};
   uint16_t ethertype = static_cast<uint16_t>(f[12] << 8 | f[13]);
-  auto l4_ports = [&](size_t off, uint16_t* sp, uint16_t* dp) {
-    if (f.size() < off + 4) return false;
-    *sp = static_cast<uint16_t>(f[off] << 8 | f[off + 1]);
-    *dp = static_cast<uint16_t>(f[off + 2] << 8 | f[off + 3]);
-    return true;
-  };
-  uint16_t sp = 0, dp = 0;
+  auto port_at = [&](size_t off) { return static_cast<uint16_t>(f[off] << 8 | f[off + 1]); };
   if (ethertype == 0x0800 && f.size() >= 34) {
-    size_t ihl = (f[14] & 0x0f) * 4u;
+    size_t l4 = 14 + (f[14] & 0x0f) * 4u;
     uint8_t proto = f[23];
-    if ((proto != 6 && proto != 17) || !l4_ports(14 + ihl, &sp, &dp)) return "";
-    return connection_key(AF_INET, &f[26], sp, &f[30], dp);
+    if ((proto != 6 && proto != 17) || f.size() < l4 + 4) return {};
+    return {endpoint_key(AF_INET, &f[26], port_at(l4)), endpoint_key(AF_INET, &f[30], port_at(l4 + 2))};
   }
-  if (ethertype == 0x86DD && f.size() >= 54) {
+  if (ethertype == 0x86DD && f.size() >= 58) {
     uint8_t next = f[20];
-    if ((next != 6 && next != 17) || !l4_ports(54, &sp, &dp)) return "";
-    return connection_key(AF_INET6, &f[22], sp, &f[38], dp);
+    if (next != 6 && next != 17) return {};
+    return {endpoint_key(AF_INET6, &f[22], port_at(54)), endpoint_key(AF_INET6, &f[38], port_at(56))};
   }
-  return "";
+  return {};
 }
 
 Result<std::unique_ptr<PcapSession>> PcapSession::start(const PcapSessionConfig& cfg,
@@ -99,7 +90,7 @@ void PcapSession::on_packet(const bpf::Packet& p) {
     return;
   }
   Held h{p.mono_ns, std::vector<uint8_t>(p.data.begin(), p.data.end()), p.len,
-         frame_connection_key(p.data)};
+         frame_endpoints(p.data)};
   std::lock_guard lock(mu_);
   held_.push_back(std::move(h));
 }
@@ -108,7 +99,7 @@ void PcapSession::add_keys(const std::string& keylog_lines, const ecap_sock_tupl
                            const PacketOwner& owner) {
   std::lock_guard lock(mu_);
   if (t != nullptr && (t->family == AF_INET || t->family == AF_INET6)) {
-    owners_[connection_key(t->family, t->laddr, t->lport, t->raddr, t->rport)] = owner;
+    owners_[endpoint_key(t->family, t->laddr, t->lport)] = owner;
   }
   bool wanted = (cfg_.pid == 0 || owner.pid == cfg_.pid) && (cfg_.uid == 0 || owner.uid == cfg_.uid);
   if (wanted) pending_secrets_ += keylog_lines;
@@ -127,16 +118,27 @@ void PcapSession::write_due(uint64_t now, bool all) {
   }
   while (!held_.empty() && (all || held_.front().mono_ns + kHoldNs <= now)) {
     Held& h = held_.front();
+    // The comment names the process that sent the packet, else the one it was sent to (on lo
+    // both ends are local). --pid/--uid drop packets whose known owners all differ.
+    auto lookup = [&](const std::string& k) -> const PacketOwner* {
+      if (k.empty()) return nullptr;
+      auto o = owners_.find(k);
+      return o == owners_.end() ? nullptr : &o->second;
+    };
+    auto wanted = [&](const PacketOwner* w) {
+      return w != nullptr && (cfg_.pid == 0 || w->pid == cfg_.pid) &&
+             (cfg_.uid == 0 || w->uid == cfg_.uid);
+    };
+    const PacketOwner* sender = lookup(h.ends.src);
+    const PacketOwner* receiver = lookup(h.ends.dst);
+    if ((sender || receiver) && !wanted(sender) && !wanted(receiver)) {
+      ++filtered_out_;
+      held_.pop_front();
+      continue;
+    }
     std::string comment;
-    if (auto o = owners_.find(h.conn); o != owners_.end()) {
-      const PacketOwner& w = o->second;
-      bool wanted = (cfg_.pid == 0 || w.pid == cfg_.pid) && (cfg_.uid == 0 || w.uid == cfg_.uid);
-      if (!wanted) {
-        ++filtered_out_;
-        held_.pop_front();
-        continue;
-      }
-      comment = fmt::format("pid={} comm={}", w.pid, w.comm);
+    if (const PacketOwner* w = wanted(sender) ? sender : receiver) {
+      comment = fmt::format("pid={} comm={}", w->pid, w->comm);
     }
     uint64_t wall = static_cast<uint64_t>(static_cast<int64_t>(h.mono_ns) + mono_to_wall_ns_);
     if (auto r = writer_->write_packet(0, wall, h.frame, h.original_len, comment); !r) {

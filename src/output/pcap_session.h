@@ -36,11 +36,13 @@ struct PcapSessionConfig {
   uint64_t mapsize_pages = 1024;
 };
 
-// Canonical key of a connection: the same for both directions.
-std::string connection_key(uint16_t family, const uint8_t* a, uint16_t aport, const uint8_t* b,
-                           uint16_t bport);
-// The connection key of an Ethernet frame (IPv4/IPv6 + TCP/UDP), "" for anything else.
-std::string frame_connection_key(std::span<const uint8_t> frame);
+// Key of one endpoint (address + host-order port) of a TCP/UDP connection.
+std::string endpoint_key(uint16_t family, const uint8_t* addr, uint16_t port);
+
+struct FrameEndpoints {
+  std::string src, dst;  // endpoint keys; empty when the frame is not IPv4/IPv6 TCP/UDP
+};
+FrameEndpoints frame_endpoints(std::span<const uint8_t> frame);
 
 class PcapSession {
  public:
@@ -61,7 +63,7 @@ class PcapSession {
     uint64_t mono_ns;
     std::vector<uint8_t> frame;
     uint32_t original_len;
-    std::string conn;
+    FrameEndpoints ends;
   };
   PcapSession(PcapSessionConfig cfg, spdlog::logger& log) : cfg_(std::move(cfg)), log_(log) {}
   void on_packet(const bpf::Packet& p);
@@ -76,7 +78,7 @@ class PcapSession {
   std::mutex mu_;
   std::string pending_secrets_;
   std::deque<Held> held_;
-  std::map<std::string, PacketOwner> owners_;
+  std::map<std::string, PacketOwner> owners_;  // local endpoint -> process owning it
   uint64_t last_flush_ns_ = 0;
   uint64_t filtered_out_ = 0;
   bool closed_ = false;

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 import unittest
 import urllib.error
@@ -178,6 +179,9 @@ class Api(helpers.E2ETestCase):
             self.assertEqual([blk.header() for blk in after if blk.pid != pid_b], [],
                              f"only pid {pid_b} may appear after the reload\n{summarize(after)}")
             self.assertEqual(self.blocks_with(run, pa2.encode()), [])
+            out = self.status()["output"]
+            self.assertEqual((out["dropped_events"], out["dropped_bytes"]), (0, 0), out)
+            self.assertGreaterEqual(out["messages"], 4, out)  # pa1 + pb2, request and response
             # The sink stayed open: one stdout, both halves in it, one "capture started" per start.
             self.assertEqual(run.stderr_text().count("capture started"), 2, run.describe())
 
@@ -210,6 +214,8 @@ class Api(helpers.E2ETestCase):
                           "SSL_write/SSL_read", resp["msg"])
             self.assertTrue(resp["msg"].endswith("the previous configuration (module tls) is "
                                                  "running again"), resp)
+            self.assertEqual(run.stderr_text().count("capture started"), 2,
+                             "only the refused library may have restarted the capture")
 
             st = self.status()
             self.assertEqual((st["module"], st["state"], st["reloads"], st["config"]["pid"]),
@@ -221,6 +227,7 @@ class Api(helpers.E2ETestCase):
             self.request(client, path)
             self.wait_captured(run, self.request_line(path), client[0].pid)
             self.assertGreater(self.status()["counters"]["events"], 0)
+        self.assertLess(run.stop_seconds, 1.0, f"SIGINT with --listen\n{run.describe()}")
 
     def test_fifty_reloads_under_traffic(self):
         traffic_path = self.new_path()
@@ -243,6 +250,24 @@ class Api(helpers.E2ETestCase):
             st = self.status()
             self.assertEqual((st["reloads"], st["state"], st["config"]["pid"]), (50, "running", 0))
 
+            # Concurrent requests: one reload at a time, the others are told to retry (503).
+            answers = []
+            threads = [threading.Thread(target=lambda: answers.append(
+                api(self.api_port, "POST", "/tls", {"pid": 0, "is_hex": True})))
+                for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+            ok = [a for a in answers if a[0] == 200]
+            busy = [a for a in answers if a[0] == 503]
+            self.assertEqual(len(ok) + len(busy), 4, answers)
+            self.assertGreaterEqual(len(ok), 1, answers)
+            for _, body in busy:
+                self.assertEqual((body["code"], body["msg"]), (
+                    6, "another reload is in progress: retry when it has finished"), body)
+            self.assertEqual(self.status()["reloads"], 50 + len(ok))
+
             # Requests keep being captured after the last reload (with is_hex now on).
             since = len(run.stdout_bytes())
             helpers.wait_until(lambda: any(b.offset >= since and b.pid == traffic.pid
@@ -264,6 +289,35 @@ class Api(helpers.E2ETestCase):
             self.assertEqual(sorted(leaked), [], "links of replaced modules still in bpftool")
         listed = helpers.bpf_ids("link")
         self.assertEqual(sorted(seen_links & listed), [], "links left after exit")
+
+    def test_post_bash_switches_module(self):
+        from test_shells import PtyShell, describe, parse_audit
+        tok = helpers.rand_token()
+        # pid 1 makes no TLS calls: the tls half of stdout stays empty.
+        with self.run_ecapture(["tls", "--pid", "1", *self.listen_args()]) as run:
+            run.settle()
+            since = len(run.stdout_bytes())
+            # A left-out pid would keep the command line's --pid 1.
+            code, body = api(self.api_port, "POST", "/bash", {"pid": 0, "bashpath": "/bin/bash"})
+            self.assertEqual((code, body["code"], body["module_type"], body["msg"]),
+                             (200, 0, "bash", "module bash is running with the new configuration"),
+                             f"{body}\n{run.describe()}")
+            st = self.status()
+            self.assertEqual((st["module"], st["state"], st["reloads"], st["config"]["bashpath"],
+                              st["config"]["pid"]), ("bash", "running", 1, "/bin/bash", 0), st)
+            sh = PtyShell(self, ["/bin/bash", "--norc", "--noprofile", "-i"])
+            sh.send(f"echo api_{tok}".encode())
+            sh.send(b"false")
+            run.settle(quiet=0.7)
+            cmds = parse_audit(run.stdout_bytes()[since:])
+            mine = [c for c in cmds if c.pid == sh.pid]
+            self.assertEqual([(c.kind, c.text, c.status) for c in mine],
+                             [("BASH", f"echo api_{tok}".encode(), 0), ("BASH", b"false", 1)],
+                             f"{describe(cmds)}\n{run.describe()}")
+            # And back to TLS.
+            code, body = api(self.api_port, "POST", "/tls", {"pid": 0})
+            self.assertEqual((code, body["module_type"]), (200, "openssl"), body)
+            self.assertEqual(self.status()["module"], "tls")
 
     def test_non_loopback_needs_a_token(self):
         port = helpers.free_port()

@@ -131,6 +131,10 @@ def load_ecaptureq_pb2(tmp):
     subprocess.run(["protoc", f"--proto_path={root}/proto", f"--python_out={out}",
                     "ecaptureq.proto"], check=True, capture_output=True, timeout=60)
     sys.path.insert(0, out)
+    # python3-protobuf is a Debian package: reachable from a python3 on PATH that is not Debian's
+    # (same 3.11 minor version, see reference/targets.md §0).
+    if "/usr/lib/python3/dist-packages" not in sys.path:
+        sys.path.append("/usr/lib/python3/dist-packages")
     try:
         sys.modules.pop("ecaptureq_pb2", None)
         return importlib.import_module("ecaptureq_pb2")

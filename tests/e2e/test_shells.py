@@ -18,6 +18,7 @@ import helpers
 PS1 = b"ECAPPS1> "
 PS2 = b"ECAPPS2> "
 BASH = "/bin/bash"
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
 ZSH = "/bin/zsh"
 
 AUDIT_RE = re.compile(
@@ -92,7 +93,7 @@ class PtyShell:
     """An interactive shell on a pseudo-terminal. send() types one line and waits for the next
     prompt, so the line editor reads each line on its own."""
 
-    def __init__(self, testcase, argv, env=None):
+    def __init__(self, testcase, argv, env=None, prompt=PS1):
         env = dict(os.environ, PS1=PS1.decode(), PS2=PS2.decode(), TERM="dumb",
                    HISTFILE="/dev/null", HOME=testcase.tmp) | (env or {})
         pid, fd = pty.fork()
@@ -106,7 +107,7 @@ class PtyShell:
         self.buf = bytearray()
         self.exit_status = None
         testcase.addCleanup(self.close)
-        self.wait_for(PS1)
+        self.wait_for(prompt)
 
     def _read(self, timeout):
         r, _, _ = select.select([self.fd], [], [], timeout)
@@ -295,6 +296,51 @@ class BashTest(ShellCase, helpers.E2ETestCase):
             cmds = [c for c in self.commands(run) if c.pid == sh.pid]
         self.assertEqual([(c.text, c.status) for c in cmds], [(b"(exit 3)", 3), (b"true", 0)],
                          describe(cmds))
+
+    def test_bash_with_shared_readline(self):
+        """A bash that links libreadline.so (tests/fixtures/shell/fake_bash.c): found through
+        DT_NEEDED, hooked in the library, globals read from the executable; another program
+        using the same libreadline (the Debian python REPL) is not reported."""
+        fake = os.path.join(self.tmp, "fake_bash")
+        subprocess.run(["cc", "-rdynamic", "-o", fake,
+                        os.path.join(FIXTURES, "shell", "fake_bash.c"), "-lreadline"],
+                       check=True, capture_output=True, timeout=60)
+        tok = helpers.rand_token()
+        with self.run_ecapture(["bash", "--bash", fake]) as run:
+            self.assertRegex(run.stderr_text(), r"\(readline: \S*/libreadline\.so\.8\)")
+            py = PtyShell(self, [helpers.DEBIAN_PYTHON, "-q", "-i"], prompt=b">>> ")
+            py.send(f"x = 'python_{tok}'".encode(), b">>> ")
+            sh = PtyShell(self, [fake], prompt=b"FAKEPS1> ")
+            sh.send(b"status 3", b"FAKEPS1> ")
+            sh.send(b"cont", b"FAKEPS2> ")
+            sh.send(f"more_{tok}".encode(), b"FAKEPS1> ")
+            sh.send(b"input", b"FAKEINPUT> ")
+            sh.send(f"data_{tok}".encode(), b"FAKEPS1> ")
+            sh.send(b"status 5", b"FAKEPS1> ")
+            os.write(sh.fd, b"\x04")  # end of input: readline returns NULL, the program exits
+            sh.wait_exit()
+            cmds = self.commands(run)
+        self.assertEqual([(c.pid, c.text.decode(), c.status, c.attrs.get("end")) for c in cmds],
+                         [(sh.pid, "status 3", 3, "prompt"), (sh.pid, f"cont\nmore_{tok}", 0,
+                                                               "prompt"),
+                          (sh.pid, "input", 0, "prompt"), (sh.pid, "status 5", 5, "prompt")],
+                         describe(cmds))
+        self.assertNotIn(tok.encode() + b"'", run.stdout_bytes())
+
+    def test_commands_after_exec_of_a_new_shell(self):
+        """`exec bash` replaces the image in the same process: the exec line is closed without a
+        status, and the new bash's commands are reported under the same pid."""
+        with self.start_capture() as run:
+            sh = PtyShell(self, self.argv)
+            sh.send(b"exec " + " ".join(self.argv).encode())
+            sh.send(b"(exit 6)")
+            sh.send(b"exec /bin/true", expect=None)
+            sh.wait_exit()
+            cmds = self.commands(run)
+        self.assertEqual([(c.pid, c.text.decode(), c.status, c.attrs.get("end")) for c in cmds],
+                         [(sh.pid, "exec " + " ".join(self.argv), None, "exec"),
+                          (sh.pid, "(exit 6)", 6, "prompt"),
+                          (sh.pid, "exec /bin/true", None, "exec")], describe(cmds))
 
     def test_exit_reports_the_exit_code(self):
         with self.start_capture() as run:

@@ -178,7 +178,7 @@ TEST_F(TlsJsonTest, NamesAreCaseInsensitiveLikeGo) {
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ((*r)->global.pid, 5u);
   EXPECT_EQ(error_of({{"pid", 5}, {"Pid", 6}}),
-            "field 'Pid' is given twice (field names are case-insensitive)");
+            "field 'pid' is given twice (field names are case-insensitive)");
 }
 
 // --- JSON → the other modules' configs ----------------------------------------------------------
@@ -573,6 +573,14 @@ TEST_F(ApiHandlerTest, ShutDownReleasesAWaitingRequest) {
   expect_body(r, 503, 6, "bash", "ecapture is shutting down; the reload did not complete");
   expect_body(handler->post_config("/bash", "{}"), 503, 6, "bash", "ecapture is shutting down");
   runner.reset();  // closes the module
+}
+
+TEST_F(ApiHandlerTest, StatusIncludesOutputCounters) {
+  start(1);
+  EXPECT_FALSE(handler->status().body["data"].contains("output"));
+  handler->set_output_counters([] { return json{{"messages", 7}, {"dropped_events", 2}}; });
+  EXPECT_EQ(handler->status().body["data"]["output"],
+            (json{{"messages", 7}, {"dropped_events", 2}}));
 }
 
 TEST_F(ApiHandlerTest, HealthzWithoutAModuleIs503) {

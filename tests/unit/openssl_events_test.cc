@@ -186,8 +186,12 @@ TEST(OpenSslConfigTest, ModelValidation) {
   c.model = "keylog";
   EXPECT_TRUE(c.validate());
   c.model = "pcap";
-  EXPECT_NE(c.validate().error().message.find("not available in this build yet"),
-            std::string::npos);
+  c.pcap_filter = "tcp port 443";
+  EXPECT_TRUE(c.validate());
+  c.pcapfile.clear();
+  EXPECT_NE(c.validate().error().message.find("-w/--pcapfile"), std::string::npos);
+  c.pcapfile = "save.pcapng";
+  c.pcap_filter.clear();
   EXPECT_TRUE(parse_capture_mode("key").ok());
   EXPECT_EQ(*parse_capture_mode("PCAPNG"), CaptureMode::kPcap);
   c.model = "text";

@@ -2,6 +2,7 @@
 #include "modules/openssl/openssl_module.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bpf/libbpf_env.h"
 #include "elf/elf_file.h"
@@ -120,6 +121,13 @@ Result<void> OpenSslModule::on_init() {
     if (::stat(cfg.pcapfile.c_str(), &st) == 0 && st.st_size > 0) {
       return make_error("-w {}: the file exists; ecapture does not overwrite captures (remove "
                         "it or choose another path)", cfg.pcapfile);
+    }
+    std::string dir = cfg.pcapfile.find('/') == std::string::npos
+                          ? "."
+                          : cfg.pcapfile.substr(0, cfg.pcapfile.rfind('/') + 1);
+    if (::access(dir.c_str(), W_OK) != 0) {
+      return make_errno_error(errno, "-w {}: cannot create the pcapng file in {}",
+                              cfg.pcapfile, dir);
     }
   }
   ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
