@@ -29,7 +29,7 @@ struct call_state {
 	__u8 direction;
 	__u8 api;
 	__u8 phase; /* enum call_phase */
-	__u8 pad;
+	__u8 late;  /* the SSL object was awaiting its fd: report it once learned */
 };
 
 struct {
@@ -175,7 +175,7 @@ static __always_inline int enter_call(void *ctx, void *ssl, const void *buf, voi
 				      __u8 direction, __u8 api)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state st = {};
+	struct call_state st = {}, *prev;
 
 	if (ecap_filtered_out(id))
 		return 0;
@@ -184,6 +184,9 @@ static __always_inline int enter_call(void *ctx, void *ssl, const void *buf, voi
 		check_keys(ctx, id, (__u64)ssl, -1);
 		return 0;
 	}
+	prev = bpf_map_lookup_elem(&active_calls, &id);
+	if (prev && prev->phase == PHASE_AWAITING_FD && prev->ssl == (__u64)ssl)
+		st.late = 1;
 	st.ssl = (__u64)ssl;
 	st.buf = (__u64)buf;
 	st.len_ptr = (__u64)len_ptr;
@@ -223,6 +226,30 @@ static long emit_chunk(__u32 index, void *arg)
 	return 0;
 }
 
+/* Tells user space the fd (and tuple) of an SSL object whose data went out with fd -1. */
+static __always_inline void resolve_late_fd(void *ctx, __u64 id, __u64 ssl, __s32 fd)
+{
+	struct ssl_key key = {.tgid = id >> 32, .ssl = ssl};
+	struct data_scratch *s;
+	__u32 zero = 0;
+
+	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return;
+	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+	s->hdr.timestamp_ns = bpf_ktime_get_ns();
+	s->hdr.conn_id = ssl;
+	s->hdr.pid = id >> 32;
+	s->hdr.tid = (__u32)id;
+	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	s->hdr.fd = fd;
+	s->hdr.kind = OPENSSL_RECORD_CONN;
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	ecap_fill_tuple(fd, &s->hdr.tuple);
+	ecap_output(ctx, &s->hdr, sizeof(s->hdr));
+}
+
 static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -239,6 +266,16 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 		return 0;
 	st = *stp;
 	bpf_map_delete_elem(&active_calls, &id);
+	/* Even a call that moved nothing (WANT_READ) may have shown the socket. */
+	if (st.late && st.fd >= 0) {
+		resolve_late_fd(ctx, id, st.ssl, st.fd);
+		st.late = 0;
+	} else if (st.late) {
+		struct call_state wait = st;
+
+		wait.phase = PHASE_AWAITING_FD; /* still unknown: keep waiting for a syscall */
+		bpf_map_update_elem(&active_calls, &id, &wait, BPF_ANY);
+	}
 	if (st.api == OPENSSL_API_HANDSHAKE) {
 		key.tgid = id >> 32;
 		key.ssl = st.ssl;
@@ -277,6 +314,7 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 		st.fd = *cached;
 	} else {
 		st.phase = PHASE_AWAITING_FD;
+		st.late = 0;
 		bpf_map_update_elem(&active_calls, &id, &st, BPF_ANY);
 	}
 
@@ -324,30 +362,6 @@ int probe_openssl_rw_exit(struct pt_regs *ctx)
 	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
 
 	return exit_call(ctx, api == OPENSSL_API_READ_EX || api == OPENSSL_API_WRITE_EX);
-}
-
-/* Tells user space the fd (and tuple) of an SSL object whose data went out with fd -1. */
-static __always_inline void resolve_late_fd(void *ctx, __u64 id, __u64 ssl, __s32 fd)
-{
-	struct ssl_key key = {.tgid = id >> 32, .ssl = ssl};
-	struct data_scratch *s;
-	__u32 zero = 0;
-
-	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return;
-	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
-	s->hdr.timestamp_ns = bpf_ktime_get_ns();
-	s->hdr.conn_id = ssl;
-	s->hdr.pid = id >> 32;
-	s->hdr.tid = (__u32)id;
-	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
-	s->hdr.fd = fd;
-	s->hdr.kind = OPENSSL_RECORD_CONN;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
-	ecap_fill_tuple(fd, &s->hdr.tuple);
-	ecap_output(ctx, &s->hdr, sizeof(s->hdr));
 }
 
 /* A syscall on an fd while this thread is inside a hooked SSL call: that fd is the call's socket.

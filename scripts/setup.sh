@@ -7,13 +7,14 @@ build_pkgs=(
   build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libbenchmark-dev libcapstone-dev libpcap-dev libprotobuf-dev protobuf-compiler
-  libnghttp2-dev libzstd-dev libbrotli-dev libssl-dev libcpp-httplib-dev
+  libnghttp2-dev libzstd-dev libbrotli-dev libssl-dev libwebsocketpp-dev libasio-dev libcpp-httplib-dev
 )
 test_pkgs=(
-  openssl curl nginx python3 iproute2 procps bsdutils psmisc tshark ca-certificates
+  openssl curl nginx python3 python3-protobuf iproute2 procps bsdutils psmisc tshark ca-certificates
   android-libboringssl binutils util-linux
   mariadb-server mariadb-client libmariadb-dev postgresql-15 postgresql-client-15 libpq-dev
-  bash zsh dash
+  bash zsh dash golang-go hey
+  gnutls-bin wget libnss3-tools libnss3-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then

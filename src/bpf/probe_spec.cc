@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -126,7 +127,10 @@ Result<AttachResult> attach_uprobes(bpf_object* obj, const std::vector<ProbeSpec
       auto sym = file->find_function(spec.symbol);
       if (!sym || sym->file_offset == 0) {
         if (spec.optional) {
-          out.missing.push_back(spec.symbol);
+          if (std::find(out.missing.begin(), out.missing.end(), spec.symbol) ==
+              out.missing.end()) {
+            out.missing.push_back(spec.symbol);
+          }
           continue;
         }
         return make_error("cannot attach uprobe to {} in {}: symbol not found{}", spec.symbol,

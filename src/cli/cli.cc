@@ -108,6 +108,9 @@ int run(int argc, char** argv) {
       ->envname("ECAPTURE_LISTEN_TOKEN");
   std::vector<Command> commands;
   commands.push_back(add_tls_command(app));
+  commands.push_back(add_gotls_command(app));
+  commands.push_back(add_gnutls_command(app));
+  commands.push_back(add_nss_command(app));
   commands.push_back(add_bash_command(app));
   commands.push_back(add_zsh_command(app));
   commands.push_back(add_mysqld_command(app));

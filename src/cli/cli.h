@@ -19,6 +19,9 @@ struct Command {
 };
 
 Command add_tls_command(CLI::App& root);
+Command add_gotls_command(CLI::App& root);
+Command add_gnutls_command(CLI::App& root);
+Command add_nss_command(CLI::App& root);
 Command add_bash_command(CLI::App& root);
 Command add_zsh_command(CLI::App& root);
 Command add_mysqld_command(CLI::App& root);

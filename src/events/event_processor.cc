@@ -78,10 +78,7 @@ void EventProcessor::flush() {
 void EventProcessor::close() {
   {
     std::lock_guard lock(mu_);
-    if (closing_) {
-      // Another caller is closing or has closed; wait for the thread below only once.
-    }
-    closing_ = true;
+    closing_ = true;  // the worker drains the queue, flushes every connection, then returns
   }
   cv_.notify_one();
   if (worker_.joinable()) worker_.join();

@@ -135,6 +135,30 @@ class TlsKeys(helpers.E2ETestCase):
             text = f.read()
         self.assertTrue(text.startswith("# existing line\nCLIENT_HANDSHAKE_TRAFFIC_SECRET "), text)
 
+    def test_07_python_ex_path(self):
+        """python3's ssl module uses SSL_read_ex/SSL_write_ex and SSL_do_handshake."""
+        path, body = self.new_file(40)
+        keys = os.path.join(self.tmp, "keys.log")
+        pcap = os.path.join(self.tmp, "indep.pcapng")
+        sniffer = Sniffer(self, self.procs, pcap, self.port)
+        code = ("import ssl, sys, urllib.request\n"
+                "ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+                "print(urllib.request.urlopen(sys.argv[2], context=ctx).read().decode())\n")
+        with self.run_ecapture(["tls", "-m", "keylog", "-k", keys]) as run:
+            p = self.procs.popen([helpers.DEBIAN_PYTHON, "-c", code, self.cert,
+                                  f"https://127.0.0.1:{self.port}{path}"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            out, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertEqual(out.strip(), body)
+            helpers.wait_until(lambda: os.path.exists(keys) and os.path.getsize(keys) > 0, 5)
+            run.settle()
+        sniffer.stop()
+        with open(keys) as f:
+            text = f.read()
+        self.assertIn(f"comm={os.path.basename(helpers.DEBIAN_PYTHON)}", run.stderr_text())
+        self.assert_decrypted(decrypted_streams(pcap, keys), path, body, text)
+
     def test_06_bad_ssl_version(self):
         r = subprocess.run([helpers.BINARY, "tls", "-m", "keylog", "--ssl_version", "openssl 9.9.9",
                             "-k", os.path.join(self.tmp, "k.log")],

@@ -158,6 +158,17 @@ TEST(ChunkAssemblerTest, HeldCallsAreReleasedAfterTheHoldTime) {
   EXPECT_EQ(c.events[0].src.to_string(), "127.0.0.1:40000");  // the kernel's tuple, kept
 }
 
+TEST(ChunkAssemblerTest, ClosedSocketKeepsTheConnectionsLastTuple) {
+  Collector c;
+  ASSERT_TRUE(c.assembler.add(record(1, 77, 2, 0, "hi")));
+  auto rec = record(1, 77, 3, 0, "bye", ECAP_DIR_READ);
+  reinterpret_cast<openssl_data_event*>(rec.data())->tuple.lport = 0;  // unhashed after FIN
+  ASSERT_TRUE(c.assembler.add(rec));
+  ASSERT_EQ(c.events.size(), 2u);
+  EXPECT_EQ(c.events[1].dst.to_string(), "127.0.0.1:40000");
+  EXPECT_EQ(c.events[1].src.to_string(), "10.1.2.3:443");
+}
+
 TEST(TupleTest, Ipv6AndUnknown) {
   ecap_sock_tuple t{};
   Endpoint src, dst;

@@ -79,7 +79,19 @@ Result<void> ChunkAssembler::add(std::span<const uint8_t> record) {
     e.comm.assign(h.comm, strnlen(h.comm, sizeof(h.comm)));
     e.fd = h.fd;
     e.direction = h.direction == ECAP_DIR_WRITE ? Direction::kWrite : Direction::kRead;
-    tuple_to_endpoints(h.tuple, e.direction, &e.src, &e.dst);
+    // A socket read after the peer closed may have lost its local port already: keep the
+    // connection's last complete tuple for the same fd.
+    ecap_sock_tuple tuple = h.tuple;
+    const uint64_t key = conn_key(h.pid, h.conn_id);
+    if (tuple.family != 0 && tuple.lport != 0 && tuple.rport != 0) {
+      if (h.fd >= 0) {
+        conns_[key] = ConnInfo{h.fd, tuple};
+        if (conns_.size() > 65536) conns_.clear();  // bounded
+      }
+    } else if (auto c = conns_.find(key); c != conns_.end() && c->second.fd == h.fd) {
+      tuple = c->second.tuple;
+    }
+    tuple_to_endpoints(tuple, e.direction, &e.src, &e.dst);
     e.length = h.total_len;
     e.source = "openssl";
     e.conn_id = h.conn_id;

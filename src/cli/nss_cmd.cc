@@ -1,0 +1,25 @@
+// `ecapture nss` (alias `nspr`).
+#include "cli/cli.h"
+#include "modules/tlslib/tlslib_config.h"
+
+namespace ecapture::cli {
+
+Command add_nss_command(CLI::App& root) {
+  auto cfg = std::make_shared<tlslib::NssConfig>();
+  CLI::App* app = root.add_subcommand(
+      "nss", "capture TLS plaintext from NSS/NSPR programs (Firefox, tstclnt, ...)");
+  app->alias("nspr");
+  app->add_option("--nspr", cfg->nspr,
+                  "libnspr4.so file (default: found through /etc/ld.so.conf and the ld cache)");
+  Command c;
+  c.app = app;
+  c.module = "nss";
+  c.make_config = [cfg](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
+    auto out = std::make_unique<tlslib::NssConfig>(*cfg);
+    out->global = g;
+    return out;
+  };
+  return c;
+}
+
+}  // namespace ecapture::cli

@@ -1,0 +1,35 @@
+// Configuration of the gotls module (eCapture's `gotls` flags).
+#pragma once
+
+#include <string>
+
+#include "core/config.h"
+
+namespace ecapture::gotls {
+
+enum class CaptureMode { kText, kKeylog, kPcap };
+
+struct GoTlsConfig : ModuleConfig {
+  std::string elfpath;         // -e/--elfpath: the Go program (required)
+  std::string model = "text";  // -m/--model as given
+  std::string keylogfile = "ecapture_gotls_key.log";
+  std::string pcapfile = "ecapture_gotls.pcapng";
+  std::string ifname;
+  std::string pcap_filter;  // trailing arguments joined with spaces
+
+  Result<void> validate() const override;
+  std::unique_ptr<ModuleConfig> clone() const override {
+    return std::make_unique<GoTlsConfig>(*this);
+  }
+  nlohmann::json to_json() const override;
+};
+
+// -m/--model: text | keylog | pcap | pcapng (eCapture's gotls is case-sensitive and rejects key).
+Result<CaptureMode> parse_capture_mode(const std::string& model);
+
+// HTTP API body → config (eCapture's field names: elf_path, capture_mode, keylog_file, pcap_file,
+// ifname, pcap_filter, plus the shared base fields).
+Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
+                                                       const GlobalConfig& defaults);
+
+}  // namespace ecapture::gotls

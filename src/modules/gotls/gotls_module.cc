@@ -1,0 +1,296 @@
+// gotls module: Go binary analysis, probe specs, BPF load/attach and event delivery.
+#include "modules/gotls/gotls_module.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "bpf/libbpf_env.h"
+#include "modules/openssl/openssl_keys.h"
+
+namespace ecapture::gotls {
+namespace {
+
+static_assert(sizeof(gotls_keys_event) == 224, "ABI: gotls_keys_event size");
+static_assert(offsetof(gotls_keys_event, tuple) == 56, "ABI: gotls_keys_event tuple offset");
+static_assert(offsetof(gotls_keys_event, label) == 96, "ABI: gotls_keys_event label offset");
+
+constexpr const char* kHint = "is this a Go program using crypto/tls? pass it with -e/--elfpath";
+
+// eCapture's rule (same as the tls module): wlan0 when up, else the first up non-loopback
+// interface with an address.
+std::string default_capture_interface() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "wlan0";
+  std::string first;
+  bool wlan0 = false;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || !(a->ifa_flags & IFF_UP) || (a->ifa_flags & IFF_LOOPBACK)) {
+      continue;
+    }
+    if (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6) continue;
+    if (std::string(a->ifa_name) == "wlan0") wlan0 = true;
+    if (first.empty()) first = a->ifa_name;
+  }
+  freeifaddrs(list);
+  if (wlan0 || first.empty()) return "wlan0";
+  return first;
+}
+
+}  // namespace
+
+void GoTlsModule::SkelDeleter::operator()(gotls_bpf* s) const { gotls_bpf__destroy(s); }
+
+Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode) {
+  ASSIGN_OR_RETURN(auto bin, elf::GoBinary::open(path));
+  GoTlsTargets t;
+  t.version = bin->version();
+  if (t.version.major == 0) {
+    // No build info (rare: Go < 1.13 or a damaged file): the pclntab layout still tells 1.18+.
+    if (bin->pclntab_magic() != 0xfffffff0 && bin->pclntab_magic() != 0xfffffff1) {
+      return make_error("{}: its Go version is unknown (no build info) and its line table is older "
+                        "than Go 1.18: cannot tell how it passes arguments", path);
+    }
+    t.register_abi = true;
+  } else {
+    t.register_abi = bin->register_abi();
+  }
+  auto need = [&](const char* name) -> Result<elf::GoFunction> {
+    auto f = bin->find_function(name);
+    if (!f) {
+      return make_error("{} (Go {}) has no {}: it does not use crypto/tls, or the function was "
+                        "inlined away; {}", path, t.version.text.empty() ? "?" : t.version.text,
+                        name, kHint);
+    }
+    if (!f->from_symtab) t.stripped = true;
+    return *f;
+  };
+  if (mode == CaptureMode::kText) {
+    ASSIGN_OR_RETURN(auto w, need(kWriteRecordLocked));
+    ASSIGN_OR_RETURN(auto r, need(kConnRead));
+    t.write_record = w.file_offset;
+    t.read_entry = r.file_offset;
+    ASSIGN_OR_RETURN(t.read_rets, bin->ret_offsets(r));
+  } else {
+    ASSIGN_OR_RETURN(auto k, need(kWriteKeyLog));
+    t.write_key_log = k.file_offset;
+    for (const char* name : {kClientHandshake, kServerHandshake}) {
+      if (auto f = bin->find_function(name)) t.handshakes.push_back(f->file_offset);
+    }
+  }
+  return t;
+}
+
+Result<std::string> keylog_line(const gotls_keys_event& k) {
+  if (k.label_len == 0 || k.label_len > GOTLS_LABEL_MAX || k.random_len != GOTLS_RANDOM_MAX ||
+      k.secret_len == 0 || k.secret_len > GOTLS_SECRET_MAX) {
+    return make_error("malformed key record (label {} random {} secret {} bytes)", k.label_len,
+                      k.random_len, k.secret_len);
+  }
+  std::string label(k.label, k.label_len);
+  for (char c : label) {
+    if (!(std::isupper(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+          c == '_')) {
+      return make_error("unreadable key log label");
+    }
+  }
+  return label + " " + openssl::to_hex({k.client_random, GOTLS_RANDOM_MAX}) + " " +
+         openssl::to_hex({k.secret, k.secret_len});
+}
+
+std::vector<bpf::ProbeSpec> GoTlsModule::probes(const std::string& binary, const GoTlsTargets& t,
+                                                CaptureMode mode) {
+  using bpf::ProbeType;
+  std::vector<bpf::ProbeSpec> specs;
+  auto at = [&](uint64_t off, const char* prog, uint64_t cookie) {
+    specs.push_back({binary, "", off, prog, ProbeType::kUprobe, false, cookie});
+  };
+  if (mode == CaptureMode::kText) {
+    at(t.write_record, "probe_gotls_write", GOTLS_API_WRITE);
+    at(t.read_entry, "probe_gotls_read_enter", GOTLS_API_READ);
+    for (uint64_t r : t.read_rets) at(r, "probe_gotls_read_ret", GOTLS_API_READ);
+  } else {
+    at(t.write_key_log, "probe_gotls_keylog", 0);
+    for (uint64_t h : t.handshakes) at(h, "probe_gotls_handshake", GOTLS_HOOK_HANDSHAKE);
+  }
+  return specs;
+}
+
+Result<void> GoTlsModule::on_init() {
+  const auto& cfg = config_as<GoTlsConfig>();
+  ASSIGN_OR_RETURN(mode_, parse_capture_mode(cfg.model));
+  auto targets = find_targets(cfg.elfpath, mode_);
+  if (!targets) return make_error("-e/--elfpath: {}", targets.error().to_string());
+  targets_ = std::move(targets).value();
+  if (!targets_.register_abi) {
+    return make_error("{} was built with {}, which passes arguments on the stack: capturing such "
+                      "old Go programs is not available yet (Go 1.17+ on amd64, 1.18+ on arm64)",
+                      cfg.elfpath, targets_.version.text);
+  }
+  if (mode_ == CaptureMode::kText) return {};
+  if (mode_ == CaptureMode::kPcap) {
+    ifname_ = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
+    if (if_nametoindex(ifname_.c_str()) == 0) {
+      return make_error("-i {}: no such network interface (see `ip link`)", ifname_);
+    }
+    ASSIGN_OR_RETURN(auto filter, PcapFilter::compile(cfg.pcap_filter));
+    struct stat st {};
+    if (::stat(cfg.pcapfile.c_str(), &st) == 0 && st.st_size > 0) {
+      return make_error("-w {}: the file exists; ecapture does not overwrite captures (remove "
+                        "it or choose another path)", cfg.pcapfile);
+    }
+    std::string dir = cfg.pcapfile.find('/') == std::string::npos
+                          ? "."
+                          : cfg.pcapfile.substr(0, cfg.pcapfile.rfind('/') + 1);
+    if (::access(dir.c_str(), W_OK) != 0) {
+      return make_errno_error(errno, "-w {}: cannot create the pcapng file in {}", cfg.pcapfile,
+                              dir);
+    }
+  }
+  ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
+  return {};
+}
+
+Result<void> GoTlsModule::on_start() {
+  const auto& cfg = config_as<GoTlsConfig>();
+  log().info("go program: {} ({}, {}, functions from {})", cfg.elfpath,
+             targets_.version.text.empty() ? "Go version unknown" : targets_.version.text,
+             targets_.register_abi ? "register ABI" : "stack ABI",
+             targets_.stripped ? ".gopclntab" : ".symtab");
+  bpf::prepare_environment(log());
+  ringbuf_ = bpf::ringbuf_supported();
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
+  skel_.reset(gotls_bpf__open_opts(&open_opts));
+  if (!skel_) return make_errno_error(errno, "cannot open the gotls BPF object");
+  // pcap mode learns every connection's owner, so its probes see all processes of the binary.
+  const bool all_processes = mode_ == CaptureMode::kPcap;
+  skel_->rodata->targ_tgid = all_processes ? 0 : static_cast<uint32_t>(cfg.global.pid);
+  skel_->rodata->targ_uid = all_processes ? 0 : static_cast<uint32_t>(cfg.global.uid);
+  skel_->rodata->use_ringbuf = ringbuf_;
+  skel_->rodata->stack_abi = !targets_.register_abi;
+  ASSIGN_OR_RETURN(uint64_t ring_bytes,
+                   bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
+  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
+  const bool multi = bpf::uprobe_multi_supported();
+  bpf::prepare_uprobe_programs(skel_->obj, multi);
+  if (int err = gotls_bpf__load(skel_.get()); err != 0) {
+    return make_errno_error(err, "cannot load the gotls BPF programs (run as root, or with "
+                                 "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
+  }
+  int pid = cfg.global.pid != 0 && !all_processes ? static_cast<int>(cfg.global.pid) : -1;
+  ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj,
+                                                      probes(cfg.elfpath, targets_, mode_), pid,
+                                                      kHint, multi));
+  for (auto& l : attached.links) links_.push_back(std::move(l));
+  if (mode_ == CaptureMode::kText) {
+    log().info("hooks: writeRecordLocked entry, (*Conn).Read entry and its {} RETs ({})",
+               targets_.read_rets.size(), multi ? "uprobe_multi links" : "perf-event uprobes");
+  } else {
+    log().info("hooks: (*Config).writeKeyLog entry, {} handshake entries; key log {}",
+               targets_.handshakes.size(), keylog_->path());
+  }
+  return {};
+}
+
+Result<void> GoTlsModule::on_run() {
+  const auto& cfg = config_as<GoTlsConfig>();
+  if (mode_ == CaptureMode::kPcap) {
+    PcapSessionConfig pc{ifname_, cfg.pcap_filter, cfg.pcapfile, cfg.global.pid, cfg.global.uid,
+                         cfg.global.mapsize};
+    ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log()));
+  }
+  assembler_ = std::make_unique<openssl::ChunkAssembler>(
+      openssl::monotonic_to_wall_offset_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
+  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
+                                skel_->maps.events, ringbuf_, cfg.global.mapsize,
+                                [this](std::span<const uint8_t> r) { handle_record(r); },
+                                [this] {
+                                  timespec now{};
+                                  clock_gettime(CLOCK_MONOTONIC, &now);
+                                  assembler_->tick(static_cast<uint64_t>(now.tv_sec) *
+                                                       1000000000ull +
+                                                   static_cast<uint64_t>(now.tv_nsec));
+                                }));
+  reader_->start();
+  log().info("gotls: capture started ({}, {} buffer{}{})", cfg.elfpath, ringbuf_ ? "ring" : "perf",
+             cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
+             cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
+  return {};
+}
+
+void GoTlsModule::handle_keys(std::span<const uint8_t> record) {
+  if (record.size() < sizeof(gotls_keys_event)) {
+    if (decode_errors_++ == 0) log().warn("gotls: short key record ({} bytes)", record.size());
+    return;
+  }
+  gotls_keys_event k;
+  std::memcpy(&k, record.data(), sizeof(k));
+  auto line = keylog_line(k);
+  if (!line) {
+    if (decode_errors_++ == 0) log().warn("gotls: pid {}: {}", k.pid, line.error().to_string());
+    return;
+  }
+  const auto& g = config_as<GoTlsConfig>().global;
+  std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
+  if (pcap_) {
+    pcap_->add_keys(*line + "\n", k.tuple.family != 0 ? &k.tuple : nullptr,
+                    PacketOwner{k.pid, k.uid, comm});
+    if ((g.pid != 0 && k.pid != g.pid) || (g.uid != 0 && k.uid != g.uid)) return;
+  }
+  std::string label(k.label, k.label_len);
+  auto wrote = keylog_->write(label, openssl::to_hex({k.client_random, GOTLS_RANDOM_MAX}),
+                              openssl::to_hex({k.secret, k.secret_len}));
+  if (!wrote) {
+    report_error(wrote.error());
+    return;
+  }
+  counters_mut().events.fetch_add(1);
+  log().info("keys: {} pid={} comm={} fd={}", label, k.pid, comm, k.fd);
+}
+
+void GoTlsModule::handle_record(std::span<const uint8_t> record) {
+  if (!record.empty() && record[0] == OPENSSL_RECORD_KEYS) {
+    handle_keys(record);
+    return;
+  }
+  if (auto r = assembler_->add(record); !r) {
+    if (decode_errors_++ == 0) log().warn("gotls: {}", r.error().to_string());
+  }
+}
+
+void GoTlsModule::deliver(DataEvent&& e) {
+  e.source = "gotls";
+  counters_mut().events.fetch_add(1);
+  counters_mut().bytes.fetch_add(e.payload.size());
+  if (ctx().sink != nullptr) ctx().sink->emit(e);
+}
+
+void GoTlsModule::on_stop() {
+  bpf::destroy_links(links_);
+  if (reader_) reader_->stop();
+  if (assembler_) assembler_->flush();
+  if (pcap_) pcap_->close();
+  if (skel_) {
+    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
+                    bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
+    if (reader_) lost += reader_->lost();
+    if (pcap_) lost += pcap_->lost();
+    counters_mut().lost.store(lost);
+  }
+}
+
+void GoTlsModule::on_close() {
+  bpf::destroy_links(links_);
+  reader_.reset();
+  assembler_.reset();
+  pcap_.reset();
+  skel_.reset();
+  keylog_.reset();
+}
+
+}  // namespace ecapture::gotls

@@ -1,0 +1,82 @@
+// The gotls module: plaintext and keys of Go programs using crypto/tls, found through .symtab or
+// the Go line table (stripped, PIE and static binaries alike).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bpf/event_reader.h"
+#include "bpf/handles.h"
+#include "bpf/probe_spec.h"
+#include "core/module.h"
+#include "elf/go_binary.h"
+#include "modules/gotls/gotls_abi.h"
+#include "modules/gotls/gotls_config.h"
+#include "modules/openssl/openssl_events.h"
+#include "output/keylog_writer.h"
+#include "output/pcap_session.h"
+#include "gotls.skel.h"
+
+namespace ecapture::gotls {
+
+inline constexpr const char* kWriteRecordLocked = "crypto/tls.(*Conn).writeRecordLocked";
+inline constexpr const char* kConnRead = "crypto/tls.(*Conn).Read";
+inline constexpr const char* kWriteKeyLog = "crypto/tls.(*Config).writeKeyLog";
+inline constexpr const char* kClientHandshake = "crypto/tls.(*Conn).clientHandshake";
+inline constexpr const char* kServerHandshake = "crypto/tls.(*Conn).serverHandshake";
+
+// Where the hooks of one Go binary go.
+struct GoTlsTargets {
+  elf::GoVersion version;
+  bool register_abi = true;
+  uint64_t write_record = 0;          // file offset of writeRecordLocked
+  uint64_t read_entry = 0;            // file offset of (*Conn).Read
+  std::vector<uint64_t> read_rets;    // file offsets of its RET instructions
+  uint64_t write_key_log = 0;         // file offset of writeKeyLog
+  std::vector<uint64_t> handshakes;   // clientHandshake/serverHandshake entries (optional)
+  bool stripped = false;              // found through pclntab
+};
+
+// Analyses `path` (errors: not ELF, wrong arch, not Go, no crypto/tls, old unsupported ABI).
+Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode);
+
+// One key log line from a writeKeyLog record ("LABEL <random hex> <secret hex>").
+Result<std::string> keylog_line(const gotls_keys_event& k);
+
+class GoTlsModule final : public Module {
+ public:
+  GoTlsModule() : Module("gotls") {}
+
+  static std::vector<bpf::ProbeSpec> probes(const std::string& binary, const GoTlsTargets& t,
+                                            CaptureMode mode);
+
+ protected:
+  Result<void> on_init() override;
+  Result<void> on_start() override;
+  Result<void> on_run() override;
+  void on_stop() override;
+  void on_close() override;
+
+ private:
+  void handle_record(std::span<const uint8_t> record);
+  void handle_keys(std::span<const uint8_t> record);
+  void deliver(DataEvent&& e);
+
+  CaptureMode mode_ = CaptureMode::kText;
+  GoTlsTargets targets_;
+  std::unique_ptr<KeylogWriter> keylog_;
+  std::string ifname_;
+  std::unique_ptr<PcapSession> pcap_;
+  bool ringbuf_ = true;
+  struct SkelDeleter {
+    void operator()(gotls_bpf* s) const;
+  };
+  std::unique_ptr<gotls_bpf, SkelDeleter> skel_;
+  std::vector<bpf::Link> links_;
+  std::unique_ptr<bpf::EventReader> reader_;
+  std::unique_ptr<openssl::ChunkAssembler> assembler_;
+  uint64_t decode_errors_ = 0;
+};
+
+}  // namespace ecapture::gotls

@@ -1,0 +1,70 @@
+// Validation and JSON of the gnutls and nss modules' flags.
+#include "modules/tlslib/tlslib_config.h"
+
+#include "core/config_json.h"
+
+namespace ecapture::tlslib {
+
+Result<void> GnutlsConfig::validate() const {
+  RETURN_IF_ERROR(ModuleConfig::validate());
+  ASSIGN_OR_RETURN(openssl::CaptureMode mode, openssl::parse_capture_mode(model));
+  if (mode != openssl::CaptureMode::kPcap && !pcap_filter.empty()) {
+    return make_error("a pcap filter expression ('{}') applies to -m pcap only", pcap_filter);
+  }
+  if (mode == openssl::CaptureMode::kPcap && pcapfile.empty()) {
+    return make_error("-w/--pcapfile: empty path (give the pcapng file to write)");
+  }
+  return {};
+}
+
+nlohmann::json GnutlsConfig::to_json() const {
+  nlohmann::json j = ModuleConfig::to_json();
+  j["gnutlspath"] = gnutls;
+  j["capturemode"] = model;
+  j["keylogfile"] = keylogfile;
+  j["pcapfile"] = pcapfile;
+  j["ifname"] = ifname;
+  j["sslversion"] = ssl_version;
+  j["pcapfilter"] = pcap_filter;
+  return j;
+}
+
+nlohmann::json NssConfig::to_json() const {
+  nlohmann::json j = ModuleConfig::to_json();
+  j["nspr_path"] = nspr;
+  return j;
+}
+
+Result<std::unique_ptr<ModuleConfig>> gnutls_config_from_json(const nlohmann::json& j,
+                                                              const GlobalConfig& defaults) {
+  JsonFields f(j);
+  auto cfg = std::make_unique<GnutlsConfig>();
+  RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
+  RETURN_IF_ERROR(f.get("gnutlspath", cfg->gnutls));
+  RETURN_IF_ERROR(f.get("capturemode", cfg->model));
+  RETURN_IF_ERROR(f.get("keylogfile", cfg->keylogfile));
+  RETURN_IF_ERROR(f.get("pcapfile", cfg->pcapfile));
+  RETURN_IF_ERROR(f.get("ifname", cfg->ifname));
+  RETURN_IF_ERROR(f.get("pcapfilter", cfg->pcap_filter));
+  RETURN_IF_ERROR(f.get("sslversion", cfg->ssl_version));
+  RETURN_IF_ERROR(f.finish());
+  if (auto mode = openssl::parse_capture_mode(cfg->model); !mode) {
+    return make_error("field 'capturemode': invalid value '{}': allowed values are text, keylog "
+                      "(key), pcap (pcapng)", cfg->model);
+  }
+  RETURN_IF_ERROR(check_file_field("gnutlspath", cfg->gnutls));
+  return std::unique_ptr<ModuleConfig>(std::move(cfg));
+}
+
+Result<std::unique_ptr<ModuleConfig>> nss_config_from_json(const nlohmann::json& j,
+                                                           const GlobalConfig& defaults) {
+  JsonFields f(j);
+  auto cfg = std::make_unique<NssConfig>();
+  RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
+  RETURN_IF_ERROR(f.get("nspr_path", cfg->nspr));
+  RETURN_IF_ERROR(f.finish());
+  RETURN_IF_ERROR(check_file_field("nspr_path", cfg->nspr));
+  return std::unique_ptr<ModuleConfig>(std::move(cfg));
+}
+
+}  // namespace ecapture::tlslib

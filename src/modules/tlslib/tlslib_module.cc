@@ -1,0 +1,328 @@
+// gnutls/nss modules: library discovery and checks, probe specs, BPF load/attach, delivery.
+#include "modules/tlslib/tlslib_module.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "bpf/libbpf_env.h"
+#include "elf/elf_file.h"
+#include "elf/lib_discovery.h"
+
+namespace ecapture::tlslib {
+
+void TlsLibModule::SkelDeleter::operator()(tlslib_bpf* s) const { tlslib_bpf__destroy(s); }
+
+namespace {
+
+struct HookedFn {
+  const char* name;
+  openssl_api api;  // OPENSSL_API_READ or OPENSSL_API_WRITE: the direction, as attach cookie
+};
+
+// gnutls_record_send calls gnutls_record_send2: hooking only the former gives one event per call.
+constexpr HookedFn kGnutlsFns[] = {{"gnutls_record_send", OPENSSL_API_WRITE},
+                                   {"gnutls_record_recv", OPENSSL_API_READ}};
+constexpr HookedFn kNsprFns[] = {{"PR_Write", OPENSSL_API_WRITE},
+                                 {"PR_Send", OPENSSL_API_WRITE},
+                                 {"PR_Read", OPENSSL_API_READ},
+                                 {"PR_Recv", OPENSSL_API_READ}};
+
+std::span<const HookedFn> hooked(LibKind kind) {
+  if (kind == LibKind::kGnutls) return kGnutlsFns;
+  return kNsprFns;
+}
+
+std::string basename_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+Result<std::string> TlsLibModule::locate_library(LibKind kind, const std::string& flag_path) {
+  if (!flag_path.empty()) return flag_path;
+  const bool gnutls = kind == LibKind::kGnutls;
+  auto found = elf::find_library(gnutls ? std::vector<std::string>{"libgnutls.so.30",
+                                                                   "libgnutls.so"}
+                                        : std::vector<std::string>{"libnspr4.so"});
+  if (!found) {
+    return make_error("{} (or pass the library with {})", found.error().message,
+                      gnutls ? "--gnutls" : "--nspr");
+  }
+  return found;
+}
+
+Result<void> TlsLibModule::check_library(LibKind kind, const std::string& path, bool from_flag) {
+  const char* flag = kind == LibKind::kGnutls ? "--gnutls" : "--nspr";
+  auto opened = elf::ElfFile::open(path);
+  if (!opened) {
+    if (!from_flag) return std::move(opened).error();
+    return make_error("{}: {}", flag, opened.error().to_string());
+  }
+  auto elf = std::move(opened).value();
+  if (!elf->is_native_arch()) {
+    return make_error("{} is built for another CPU architecture (e_machine {}); give a library "
+                      "for this machine with {}", path, elf->machine(), flag);
+  }
+  for (const auto& fn : hooked(kind)) {
+    if (elf->find_function(fn.name)) continue;
+    if (kind == LibKind::kGnutls) {
+      return make_error("{} does not export {} (is this GnuTLS? pass libgnutls.so.30 with "
+                        "--gnutls)", path, fn.name);
+    }
+    std::string hint = "pass libnspr4.so with --nspr";
+    if (basename_of(path).starts_with("libnss3.so") || basename_of(path).starts_with("libssl3.so")) {
+      hint = "NSS's TLS data goes through NSPR: pass libnspr4.so (from the same directory) with "
+             "--nspr";
+    }
+    return make_error("{} does not export {} (is this NSPR? {})", path, fn.name, hint);
+  }
+  return {};
+}
+
+std::vector<bpf::ProbeSpec> TlsLibModule::data_probes(LibKind kind, const std::string& binary) {
+  const bool gnutls = kind == LibKind::kGnutls;
+  std::vector<bpf::ProbeSpec> specs;
+  for (const auto& fn : hooked(kind)) {
+    specs.push_back({binary, fn.name, 0, gnutls ? "probe_gnutls_enter" : "probe_nspr_enter",
+                     bpf::ProbeType::kUprobe, false, static_cast<uint64_t>(fn.api)});
+    specs.push_back({binary, fn.name, 0, gnutls ? "probe_gnutls_exit" : "probe_nspr_exit",
+                     bpf::ProbeType::kUretprobe, false, static_cast<uint64_t>(fn.api)});
+  }
+  return specs;
+}
+
+std::vector<bpf::ProbeSpec> TlsLibModule::key_probes(const std::string& binary) {
+  return {{binary, "gnutls_handshake", 0, "probe_gnutls_hs_enter", bpf::ProbeType::kUprobe, false,
+           OPENSSL_API_HANDSHAKE},
+          {binary, "gnutls_handshake", 0, "probe_gnutls_hs_exit", bpf::ProbeType::kUretprobe,
+           false, OPENSSL_API_HANDSHAKE}};
+}
+
+namespace {
+// eCapture's rule (as in the tls module): wlan0 when up with an address, else the first other
+// interface that is up, not loopback, and has an address; wlan0 when there is none.
+std::string default_capture_interface() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "wlan0";
+  std::string first;
+  bool wlan0 = false;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || !(a->ifa_flags & IFF_UP) || (a->ifa_flags & IFF_LOOPBACK)) {
+      continue;
+    }
+    if (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6) continue;
+    if (std::string(a->ifa_name) == "wlan0") wlan0 = true;
+    if (first.empty()) first = a->ifa_name;
+  }
+  freeifaddrs(list);
+  if (wlan0 || first.empty()) return "wlan0";
+  return first;
+}
+}  // namespace
+
+Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
+  // The session layout comes from --ssl_version or the library's own version string, never a
+  // guess.
+  std::string version = cfg.ssl_version;
+  if (version.empty()) {
+    ASSIGN_OR_RETURN(auto found, sniff_gnutls_version(lib_path_));
+    if (!found) {
+      return make_error("cannot capture keys from {}: no GnuTLS version string found in it; name "
+                        "the version with --ssl_version (e.g. 3.7.9)", lib_path_);
+    }
+    version = *found;
+  }
+  ASSIGN_OR_RETURN(layout_, gnutls_layout_for_version(version));
+  if (mode_ == openssl::CaptureMode::kPcap) {
+    // Everything a user can get wrong is checked before any file is touched.
+    ifname_ = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
+    if (if_nametoindex(ifname_.c_str()) == 0) {
+      return make_error("-i {}: no such network interface (see `ip link`)", ifname_);
+    }
+    ASSIGN_OR_RETURN(auto filter, PcapFilter::compile(cfg.pcap_filter));
+    struct stat st {};
+    if (::stat(cfg.pcapfile.c_str(), &st) == 0 && st.st_size > 0) {
+      return make_error("-w {}: the file exists; ecapture does not overwrite captures (remove "
+                        "it or choose another path)", cfg.pcapfile);
+    }
+    std::string dir = cfg.pcapfile.find('/') == std::string::npos
+                          ? "."
+                          : cfg.pcapfile.substr(0, cfg.pcapfile.rfind('/') + 1);
+    if (::access(dir.c_str(), W_OK) != 0) {
+      return make_errno_error(errno, "-w {}: cannot create the pcapng file in {}",
+                              cfg.pcapfile, dir);
+    }
+  }
+  ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
+  return {};
+}
+
+Result<void> TlsLibModule::on_init() {
+  std::string flag_path;
+  if (kind_ == LibKind::kGnutls) {
+    const auto& cfg = config_as<GnutlsConfig>();
+    flag_path = cfg.gnutls;
+    ASSIGN_OR_RETURN(mode_, openssl::parse_capture_mode(cfg.model));
+  } else {
+    flag_path = config_as<NssConfig>().nspr;
+  }
+  ASSIGN_OR_RETURN(lib_path_, locate_library(kind_, flag_path));
+  RETURN_IF_ERROR(check_library(kind_, lib_path_, !flag_path.empty()));
+  if (mode_ != openssl::CaptureMode::kText) RETURN_IF_ERROR(init_keys(config_as<GnutlsConfig>()));
+  return {};
+}
+
+Result<void> TlsLibModule::on_start() {
+  const auto& g = global();
+  log().info("library: {}", lib_path_);
+  bpf::prepare_environment(log());
+  ringbuf_ = bpf::ringbuf_supported();
+
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
+  skel_.reset(tlslib_bpf__open_opts(&open_opts));
+  if (!skel_) return make_errno_error(errno, "cannot open the {} BPF object", name());
+  // pcap mode learns the owners of every TLS connection (to drop other processes' packets), so
+  // its key probes see all processes; --pid/--uid are applied in user space there.
+  const bool all_processes = mode_ == openssl::CaptureMode::kPcap;
+  skel_->rodata->targ_tgid = all_processes ? 0 : static_cast<uint32_t>(g.pid);
+  skel_->rodata->targ_uid = all_processes ? 0 : static_cast<uint32_t>(g.uid);
+  if (mode_ != openssl::CaptureMode::kText) {
+    std::memcpy(const_cast<gnutls_layout*>(&skel_->rodata->glayout), &layout_.layout,
+                sizeof(gnutls_layout));
+    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name, keylog_->path());
+  }
+  skel_->rodata->use_ringbuf = ringbuf_;
+  ASSIGN_OR_RETURN(uint64_t ring_bytes,
+                   bpf::configure_event_map(skel_->maps.events, ringbuf_, g.mapsize));
+  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
+  const bool multi = bpf::uprobe_multi_supported();
+  bpf::prepare_uprobe_programs(skel_->obj, multi);
+
+  if (int err = tlslib_bpf__load(skel_.get()); err != 0) {
+    return make_errno_error(err, "cannot load the {} BPF programs (run as root, or with CAP_BPF "
+                                 "and CAP_PERFMON; -d shows the verifier's log)", name());
+  }
+  ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
+  int pid = g.pid != 0 && !all_processes ? static_cast<int>(g.pid) : -1;
+  std::string hint = fmt::format("is this the right library? pass it with {}", flag());
+  ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj,
+                                                      mode_ == openssl::CaptureMode::kText
+                                                          ? data_probes(kind_, lib_path_)
+                                                          : key_probes(lib_path_),
+                                                      pid, hint, multi));
+  for (auto& l : attached.links) links_.push_back(std::move(l));
+  std::string hooks;
+  for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
+  log().info("hooks attached to {} ({}): {}", lib_path_,
+             multi ? "uprobe_multi links" : "perf-event uprobes", hooks);
+  return {};
+}
+
+Result<void> TlsLibModule::on_run() {
+  const auto& g = global();
+  if (mode_ == openssl::CaptureMode::kPcap) {
+    const auto& cfg = config_as<GnutlsConfig>();
+    PcapSessionConfig pc{ifname_, cfg.pcap_filter, cfg.pcapfile, g.pid, g.uid, g.mapsize};
+    ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log()));
+  }
+  assembler_ = std::make_unique<openssl::ChunkAssembler>(
+      openssl::monotonic_to_wall_offset_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
+  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
+                                skel_->maps.events, ringbuf_, g.mapsize,
+                                [this](std::span<const uint8_t> r) { handle_record(r); },
+                                [this] {
+                                  timespec now{};
+                                  clock_gettime(CLOCK_MONOTONIC, &now);
+                                  assembler_->tick(static_cast<uint64_t>(now.tv_sec) *
+                                                       1000000000ull +
+                                                   static_cast<uint64_t>(now.tv_nsec));
+                                }));
+  reader_->start();
+  log().info("{}: capture started ({}, {} buffer{}{})", name(), lib_path_,
+             ringbuf_ ? "ring" : "perf", g.pid ? fmt::format(", pid {}", g.pid) : "",
+             g.uid ? fmt::format(", uid {}", g.uid) : "");
+  return {};
+}
+
+void TlsLibModule::handle_keys(std::span<const uint8_t> record) {
+  if (record.size() < sizeof(gnutls_keys_event)) {
+    if (decode_errors_++ == 0) log().warn("gnutls: short keys record ({} bytes)", record.size());
+    return;
+  }
+  gnutls_keys_event k;
+  std::memcpy(&k, record.data(), sizeof(k));
+  auto lines = gnutls_keylog_lines(k);
+  if (!lines) {
+    log().warn("gnutls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
+    return;
+  }
+  const auto& g = global();
+  std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
+  if (pcap_) {
+    std::string text;
+    for (const auto& l : *lines) text += l.to_string() + "\n";
+    pcap_->add_keys(text, &k.tuple, PacketOwner{k.pid, k.uid, comm});
+    if ((g.pid != 0 && k.pid != g.pid) || (g.uid != 0 && k.uid != g.uid)) return;
+  }
+  for (const auto& l : *lines) {
+    auto wrote = keylog_->write(l.label, l.client_random, l.secret);
+    if (!wrote) {
+      report_error(wrote.error());
+      return;
+    }
+  }
+  counters_mut().events.fetch_add(1);
+  log().info("keys: {} pid={} comm={} client_random={} ({} lines)",
+             lines->size() == 1 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid, comm,
+             lines->front().client_random, lines->size());
+}
+
+void TlsLibModule::handle_record(std::span<const uint8_t> record) {
+  if (!record.empty() && record[0] == GNUTLS_RECORD_KEYS) {
+    handle_keys(record);
+    return;
+  }
+  if (auto r = assembler_->add(record); !r) {
+    if (decode_errors_++ == 0) log().warn("{}: {}", name(), r.error().to_string());
+  }
+}
+
+void TlsLibModule::deliver(DataEvent&& e) {
+  e.source = kind_ == LibKind::kGnutls ? "gnutls" : "nss";
+  counters_mut().events.fetch_add(1);
+  counters_mut().bytes.fetch_add(e.payload.size());
+  if (ctx().sink != nullptr) ctx().sink->emit(e);
+}
+
+void TlsLibModule::on_stop() {
+  bpf::destroy_links(links_);    // no new events from here on
+  if (reader_) reader_->stop();  // drains what the kernel already produced
+  if (assembler_) assembler_->flush();
+  if (pcap_) pcap_->close();  // after the keys reader: every secret precedes its packets
+  if (skel_) {
+    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
+                    bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
+    if (reader_) lost += reader_->lost();
+    if (pcap_) lost += pcap_->lost();
+    counters_mut().lost.store(lost);
+  }
+}
+
+void TlsLibModule::on_close() {
+  bpf::destroy_links(links_);
+  reader_.reset();
+  assembler_.reset();
+  pcap_.reset();
+  skel_.reset();
+  keylog_.reset();
+}
+
+}  // namespace ecapture::tlslib

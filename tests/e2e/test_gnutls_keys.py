@@ -1,0 +1,109 @@
+"""`ecapture gnutls -m keylog|pcap`: keys of wget's GnuTLS sessions, TLS 1.2 and 1.3.
+
+keylog: the lines must equal GnuTLS's own SSLKEYLOGFILE output for the same connection, and
+tshark must decrypt an independent capture with our file alone. pcap: tshark decrypts our
+pcapng with no other input.
+"""
+import os
+import subprocess
+import time
+
+import helpers
+import test_gnutls_nss  # not `from ... import`: the loader would run its tests twice
+from test_tls_keys import Sniffer, decrypted_streams
+from test_tls_pcap import tshark_fields
+
+
+class GnutlsKeys(helpers.E2ETestCase):
+    setUpClass = classmethod(test_gnutls_nss.GnutlsNssText.setUpClass.__func__)
+    new_file = test_gnutls_nss.GnutlsNssText.new_file
+
+    def wget(self, path, proto, out, env=None):
+        # wget hands --ciphers to GnuTLS as the priority string (--secure-protocol=TLSv1_2
+        # still allows 1.3)
+        p = self.procs.popen(["wget", "-q", f"--ciphers=NORMAL:-VERS-ALL:+VERS-{proto}",
+                              "--ca-certificate",
+                              self.cert, "-O", out, f"https://127.0.0.1:{self.port}{path}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=dict(os.environ, **(env or {})))
+        _, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err.decode(errors="replace"))
+        return p.pid
+
+    def keylog(self, proto, labels):
+        path, body = self.new_file(80)
+        keys = os.path.join(self.tmp, "keys.log")
+        ref = os.path.join(self.tmp, "gnutls-own.log")
+        pcap = os.path.join(self.tmp, "indep.pcapng")
+        out = os.path.join(self.tmp, "body.out")
+        sniffer = Sniffer(self, self.procs, pcap, self.port)
+        with self.run_ecapture(["gnutls", "-m", "keylog", "-k", keys]) as run:
+            pid = self.wget(path, proto, out, {"SSLKEYLOGFILE": ref})
+            ok = helpers.wait_until(lambda: os.path.exists(keys) and os.path.getsize(keys) > 0, 5)
+            self.assertTrue(ok, f"no keys written.\n{run.describe()}")
+            run.settle()
+        sniffer.stop()
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), body)
+        with open(keys) as f:
+            ours = f.read().splitlines()
+        with open(ref) as f:
+            theirs = [line for line in f.read().splitlines() if line and not line.startswith("#")]
+        self.assertEqual([line.split()[0] for line in ours], labels, ours)
+        self.assertEqual(len({line.split()[1] for line in ours}), 1, ours)  # one connection
+        self.assertEqual(sorted(ours), sorted(theirs), "ours vs GnuTLS's own SSLKEYLOGFILE")
+        self.assertIn(f"pid={pid} comm=wget", run.stderr_text())
+        streams = decrypted_streams(pcap, keys)
+        self.assertIn(f"GET {path} HTTP/1.1".encode(), streams, "\n".join(ours))
+        self.assertIn(body, streams, "\n".join(ours))
+
+    def test_01_keylog_tls12(self):
+        self.keylog("TLS1.2", ["CLIENT_RANDOM"])
+
+    def test_02_keylog_tls13(self):
+        self.keylog("TLS1.3", ["CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                                "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0",
+                                "EXPORTER_SECRET"])
+
+    def pcap(self, proto):
+        path, body = self.new_file(80)
+        pcap = os.path.join(self.tmp, "out.pcapng")
+        keys = os.path.join(self.tmp, "keys.log")
+        out = os.path.join(self.tmp, "body.out")
+        args = ["gnutls", "-m", "pcap", "-i", "lo", "-w", pcap, "-k", keys, "tcp", "port",
+                str(self.port)]
+        with self.run_ecapture(args) as run:
+            pid = self.wget(path, proto, out)
+            time.sleep(1.0)  # packets are held 0.5 s so that their secrets go first
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), body)
+        info = subprocess.run(["capinfos", pcap], capture_output=True, timeout=30).stdout.decode()
+        self.assertIn("Number of decryption secrets in file:", info, info)
+        reqs = tshark_fields(pcap, ["http.request.uri", "frame.comment"], "http.request")
+        self.assertEqual([r[0] for r in reqs], [path], f"{reqs}\n{run.describe()}")
+        self.assertEqual(reqs[0][1], f"pid={pid} comm=wget")
+        bodies = tshark_fields(pcap, ["http.file_data"], "http.response")
+        self.assertEqual(len(bodies), 1, bodies)
+        got = bodies[0][0]
+        self.assertTrue(got == body.decode() or got == body.hex(), f"{got!r} != {body!r}")
+        hello = tshark_fields(pcap, ["tls.handshake.version", "tls.handshake.extensions.supported_version"],
+                              "tls.handshake.type == 2")
+        self.assertEqual(len(hello), 1, hello)
+        negotiated = hello[0][1] or hello[0][0]
+        self.assertEqual(negotiated, "0x0304" if proto == "TLS1.3" else "0x0303", hello)
+
+    def test_03_pcap_tls12(self):
+        self.pcap("TLS1.2")
+
+    def test_04_pcap_tls13(self):
+        self.pcap("TLS1.3")
+
+    def test_05_bad_version(self):
+        p = subprocess.run([helpers.BINARY, "gnutls", "-m", "keylog", "--ssl_version", "3.1.0",
+                            "-k", os.path.join(self.tmp, "k.log")], capture_output=True,
+                           timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        err = p.stderr.decode().strip().splitlines()
+        self.assertTrue(err[-1].startswith("ecapture: "), err)
+        self.assertIn("no GnuTLS session layout is known for version '3.1.0'", err[-1])
+        self.assertIn("3.7.9", err[-1])

@@ -1,0 +1,281 @@
+"""`ecapture gotls`: Go crypto/tls programs built here with Debian's Go (default cgo/dynamic,
+-ldflags='-s -w', -buildmode=pie, CGO_ENABLED=0 static), plus Debian's stripped /usr/bin/hey.
+
+The test program (tests/fixtures/gotls/main.go) runs an HTTPS server and client in one process
+(or either side alone) and POSTs a random body, answered with a random body. Every assertion is on
+exact bytes, the program's pid and the server's port.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import helpers
+from helpers import ep, select
+from test_tls_keys import Sniffer, decrypted_streams
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "fixtures", "gotls")
+VARIANTS = {
+    "default": ([], {}),
+    "stripped": (["-ldflags=-s -w"], {}),
+    "pie": (["-buildmode=pie"], {}),
+    "static": ([], {"CGO_ENABLED": "0"}),
+}
+
+
+def pattern(n):
+    return bytes(ord("a") + i % 26 for i in range(n))
+
+
+class GoTls(helpers.E2ETestCase):
+    bins = {}
+    build_dir = None
+
+    @classmethod
+    def setUpClass(cls):
+        if helpers.skip_reason() or shutil.which("go") is None:
+            return
+        cls.build_dir = tempfile.mkdtemp(prefix="ecap-gotls-")
+        cache = os.path.join("/tmp", "ecap-e2e-gocache")
+        for name, (flags, extra) in list(VARIANTS.items()) + [("nocrypto", ([], {}))]:
+            src = os.path.join(FIXTURES, "nocrypto.go" if name == "nocrypto" else "main.go")
+            out = os.path.join(cls.build_dir, name)
+            env = dict(os.environ, GOCACHE=cache, HOME=cls.build_dir, GO111MODULE="off", **extra)
+            r = subprocess.run(["go", "build"] + flags + ["-o", out, src], env=env,
+                               capture_output=True, timeout=600)
+            if r.returncode != 0:
+                raise RuntimeError(f"go build {name}: {r.stderr.decode(errors='replace')}")
+            cls.bins[name] = out
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.build_dir:
+            shutil.rmtree(cls.build_dir, ignore_errors=True)
+
+    def setUp(self):
+        super().setUp()
+        if shutil.which("go") is None:
+            self.fail("go is not installed (scripts/setup.sh installs golang-go)")
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def run_program(self, binary, *args, timeout=120):
+        """Runs the test program to completion; returns (pid, server port, stdout)."""
+        p = self.procs.popen([binary] + list(args), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        out, err = p.communicate(timeout=timeout)
+        self.assertEqual(p.returncode, 0, f"{binary} {args}: {err!r}")
+        port = int(out.split(b"LISTEN ", 1)[1].split(b"\n", 1)[0])
+        return p.pid, port, out
+
+    def assert_both_directions(self, blocks, pid, port, request, response):
+        """The request body leaves the client (WRITE to the port) and reaches the server (READ at
+        the port); the response the other way."""
+        srv = ep(port)
+
+        def joined(direction, **where):
+            sel = [b for b in select(blocks, pid=pid, direction=direction)
+                   if all(getattr(b, k) == v for k, v in where.items())]
+            return b"".join(b.payload for b in sel)
+
+        info = helpers.summarize(blocks)
+        self.assertIn(request, joined("WRITE", dst=srv), f"client write missing:\n{info}")
+        self.assertIn(request, joined("READ", dst=srv), f"server read missing:\n{info}")
+        self.assertIn(response, joined("WRITE", src=srv), f"server write missing:\n{info}")
+        self.assertIn(response, joined("READ", src=srv), f"client read missing:\n{info}")
+        for b in select(blocks, pid=pid):
+            self.assertGreaterEqual(b.fd, 3, b.header())
+
+    def text_run(self, variant, *prog_args, request=None, response=None):
+        req = request or helpers.rand_token(24).encode()
+        resp = response or helpers.rand_token(24).encode()
+        args = list(prog_args)
+        if request is None:
+            args += ["-body", req.decode()]
+        if response is None:
+            args += ["-resp", resp.decode()]
+        with self.run_ecapture(["gotls", "-m", "text", "-e", self.bins[variant]]) as run:
+            pid, port, out = self.run_program(self.bins[variant], *args)
+            run.settle(quiet=0.7, timeout=15)
+        return run, pid, port, req, resp
+
+    # -- text ----------------------------------------------------------------------------------
+
+    def check_text_variant(self, variant):
+        for proto in (["-h1"], []):
+            with self.subTest(variant=variant, proto=proto or "h2"):
+                run, pid, port, req, resp = self.text_run(variant, *proto)
+                self.assert_both_directions(run.blocks(), pid, port, req, resp)
+                self.assertIn("functions from " + (".gopclntab" if variant == "stripped"
+                                                   else ".symtab"), run.stderr_text())
+
+    def test_01_text_default(self):
+        self.check_text_variant("default")
+
+    def test_02_text_stripped(self):
+        self.check_text_variant("stripped")
+        # every program of the runs is gone once ecapture exited (other sessions' programs may
+        # come and go meanwhile: only ours are counted, by name)
+        r = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, timeout=30)
+        names = [p.get("name", "") for p in json.loads(r.stdout or b"[]")]
+        self.assertEqual([n for n in names if n.startswith("probe_gotls")], [])
+
+    def test_03_text_pie(self):
+        self.check_text_variant("pie")
+
+    def test_04_text_static(self):
+        self.check_text_variant("static")
+
+    def test_05_text_2mib_body_complete(self):
+        size = 2 * 1024 * 1024
+        body = pattern(size)
+        run, pid, port, _, resp = self.text_run("static", "-h1", "-size", str(size),
+                                                request=body)
+        blocks = run.blocks()
+        srv = ep(port)
+        sent = b"".join(b.payload for b in select(blocks, pid=pid, direction="WRITE")
+                        if b.dst == srv)
+        got = b"".join(b.payload for b in select(blocks, pid=pid, direction="READ")
+                       if b.dst == srv)
+        self.assertIn(body, sent, f"{len(sent)} bytes written\n{helpers.summarize(blocks)}")
+        self.assertIn(body, got, f"{len(got)} bytes read\n{helpers.summarize(blocks)}")
+        self.assertEqual(run.summary()[2], 0, run.stderr_text()[-3000:])
+
+    # -- keylog --------------------------------------------------------------------------------
+
+    def keylog_run(self, variant, tls12):
+        keylog = os.path.join(self.tmp, f"keys-{variant}.log")
+        pcap = os.path.join(self.tmp, f"lo-{variant}.pcapng")
+        req, resp = helpers.rand_token(24), helpers.rand_token(24)
+        binary = self.bins[variant]
+        extra = ["-tls12"] if tls12 else []
+        with self.run_ecapture(["gotls", "-m", "keylog", "-e", binary, "-k", keylog]) as run:
+            server = self.procs.popen([binary, "-mode", "server", "-resp", resp] + extra,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            port = int(server.stdout.readline().split()[1])
+            sniffer = Sniffer(self, self.procs, pcap, port)
+            # tshark reports "Capturing on" a moment before packets are really recorded; a Go
+            # handshake is fast enough to slip through that gap.
+            time.sleep(1.5)
+            self.run_client(binary, port, req, extra)
+            sniffer.stop()
+            run.settle(quiet=0.5, timeout=5)
+        with open(keylog) as f:
+            text = f.read()
+        labels = {line.split()[0] for line in text.splitlines() if line}
+        if tls12:
+            self.assertEqual(labels, {"CLIENT_RANDOM"}, text)
+        else:
+            self.assertEqual(labels, {"CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                                      "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                                      "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"}, text)
+        streams = decrypted_streams(pcap, keylog)
+        packets = subprocess.run(["tshark", "-n", "-r", pcap], capture_output=True,
+                                 timeout=60).stdout.decode(errors="replace")
+        self.assertIn(req.encode(), streams, f"tshark could not decrypt the request with:\n{text}"
+                      f"\npackets:\n{packets[-3000:]}")
+        self.assertIn(resp.encode(), streams, f"tshark could not decrypt the response:\n{text}")
+
+    def run_client(self, binary, port, req, extra):
+        c = self.procs.popen([binary, "-mode", "client", "-url", f"https://127.0.0.1:{port}/",
+                              "-body", req, "-h1"] + extra,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = c.communicate(timeout=60)
+        self.assertEqual(c.returncode, 0, err)
+
+    def test_06_keylog_tls13(self):
+        for variant in ("default", "stripped"):
+            with self.subTest(variant=variant):
+                self.keylog_run(variant, tls12=False)
+
+    def test_07_keylog_tls12(self):
+        for variant in ("pie", "static"):
+            with self.subTest(variant=variant):
+                self.keylog_run(variant, tls12=True)
+
+    # -- pcap --------------------------------------------------------------------------------------
+
+    def test_10_pcapng_decrypts_alone(self):
+        pcap = os.path.join(self.tmp, "gotls.pcapng")
+        req, resp = helpers.rand_token(24), helpers.rand_token(24)
+        with self.run_ecapture(["gotls", "-m", "pcap", "-e", self.bins["stripped"], "-i", "lo",
+                                "-w", pcap, "tcp"]) as run:
+            pid, port, _ = self.run_program(self.bins["stripped"], "-h1", "-body", req,
+                                            "-resp", resp)
+            time.sleep(1.0)
+        r = subprocess.run(["tshark", "-n", "-r", pcap, "-q", "-z", "follow,tls,ascii,0"],
+                           capture_output=True, timeout=60)
+        self.assertIn(f"POST / HTTP/1.1".encode(), r.stdout, run.stderr_text()[-3000:])
+        self.assertIn(req.encode(), r.stdout)
+        self.assertIn(resp.encode(), r.stdout)
+        r = subprocess.run(["tshark", "-n", "-r", pcap, "-Y", f"http && tcp.port == {port}"],
+                           capture_output=True, timeout=60)
+        self.assertIn(b"POST / HTTP/1.1", r.stdout)
+        self.assertIn(b"HTTP/1.1 200 OK", r.stdout)
+
+    # -- hey: a stripped Go binary nobody here built ---------------------------------------------
+
+    def test_09_hey_text(self):
+        hey = shutil.which("hey")
+        if hey is None:
+            self.fail("/usr/bin/hey is not installed (scripts/setup.sh installs it)")
+        cert, key = helpers.make_cert(self.tmp)
+        nginx = helpers.Nginx(self.tmp, cert, key).start(self.procs)
+        body = helpers.rand_token(32)
+        page = helpers.rand_token(40)
+        nginx.write_file("page.txt", page.encode())
+        with self.run_ecapture(["gotls", "-m", "text", "-e", hey]) as run:
+            for args in (["-m", "POST", "-d", body, f"{nginx.url}/upload"],
+                         [f"{nginx.url}/page.txt"]):
+                p = self.procs.popen([hey, "-n", "1", "-c", "1", "-disable-compression"] + args,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                out, err = p.communicate(timeout=60)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertIn(b"[200]\t1 responses", out)
+                pids = getattr(self, "hey_pids", [])
+                pids.append(p.pid)
+                self.hey_pids = pids
+            run.settle(quiet=0.7, timeout=15)
+        self.assertIn("functions from .gopclntab", run.stderr_text())
+        blocks = run.blocks()
+        srv = ep(nginx.port)
+        info = helpers.summarize(blocks)
+        post, get = self.hey_pids
+        sent = b"".join(b.payload for b in select(blocks, pid=post, direction="WRITE")
+                        if b.dst == srv)
+        self.assertIn(b"POST /upload HTTP/1.1\r\n", sent, info)
+        self.assertIn(body.encode(), sent, info)
+        got = b"".join(b.payload for b in select(blocks, pid=post, direction="READ")
+                       if b.src == srv)
+        self.assertIn(b"uploaded\n", got, info)
+        got = b"".join(b.payload for b in select(blocks, pid=get, direction="READ")
+                       if b.src == srv)
+        self.assertIn(page.encode(), got, info)
+        for b in select(blocks, pid=post) + select(blocks, pid=get):
+            self.assertEqual(b.comm, "hey", b.header())
+
+    # -- bad input -----------------------------------------------------------------------------
+
+    def bad(self, args, fragment):
+        r = subprocess.run([helpers.BINARY, "gotls"] + args, capture_output=True, timeout=60)
+        err = r.stderr.decode(errors="replace")
+        self.assertNotEqual(r.returncode, 0, err)
+        self.assertIn(fragment, err)
+        self.assertTrue(err.startswith("ecapture: "), err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_08_bad_input(self):
+        self.bad(["-e", "/bin/true"], "is not a Go program")
+        self.bad(["-e", self.bins["nocrypto"]],
+                 "has no crypto/tls.(*Conn).writeRecordLocked: it does not use crypto/tls")
+        self.bad(["-e", "/no/such/go-program"], "/no/such/go-program")
+        self.bad([], "-e/--elfpath is required")
+        self.bad(["-e", self.bins["default"], "-m", "key"], "invalid value 'key'")
+
+
+if __name__ == "__main__":
+    unittest.main()
