@@ -145,6 +145,27 @@ class GoTls(helpers.E2ETestCase):
         self.assertIn(body, got, f"{len(got)} bytes read\n{helpers.summarize(blocks)}")
         self.assertEqual(run.summary()[2], 0, run.stderr_text()[-3000:])
 
+    def test_05b_text_pid_filter_and_running_process(self):
+        # The server runs before ecapture starts (uprobes reach running processes) and is the
+        # only pid captured; the client, the same binary, is not.
+        binary = self.bins["default"]
+        req, resp = helpers.rand_token(24), helpers.rand_token(24)
+        server = self.procs.popen([binary, "-mode", "server", "-h1", "-resp", resp],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        port = int(server.stdout.readline().split()[1])
+        with self.run_ecapture(["gotls", "-e", binary, "--pid", str(server.pid)]) as run:
+            self.run_client(binary, port, req, [])
+            run.settle(quiet=0.7, timeout=15)
+        blocks = run.blocks()
+        info = helpers.summarize(blocks)
+        self.assertEqual({b.pid for b in blocks}, {server.pid}, info)
+        read = b"".join(b.payload for b in select(blocks, direction="READ"))
+        written = b"".join(b.payload for b in select(blocks, direction="WRITE"))
+        self.assertIn(req.encode(), read, info)
+        self.assertIn(resp.encode(), written, info)
+        for b in blocks:
+            self.assertEqual(b.src if b.direction == "WRITE" else b.dst, ep(port), b.header())
+
     # -- keylog --------------------------------------------------------------------------------
 
     def keylog_run(self, variant, tls12):
@@ -203,7 +224,8 @@ class GoTls(helpers.E2ETestCase):
         pcap = os.path.join(self.tmp, "gotls.pcapng")
         req, resp = helpers.rand_token(24), helpers.rand_token(24)
         with self.run_ecapture(["gotls", "-m", "pcap", "-e", self.bins["stripped"], "-i", "lo",
-                                "-w", pcap, "tcp"]) as run:
+                                "-w", pcap, "-k", os.path.join(self.tmp, "keys.log"),
+                                "tcp"]) as run:
             pid, port, _ = self.run_program(self.bins["stripped"], "-h1", "-body", req,
                                             "-resp", resp)
             time.sleep(1.0)
@@ -257,6 +279,27 @@ class GoTls(helpers.E2ETestCase):
         self.assertIn(page.encode(), got, info)
         for b in select(blocks, pid=post) + select(blocks, pid=get):
             self.assertEqual(b.comm, "hey", b.header())
+
+    # -- HTTP API ------------------------------------------------------------------------------
+
+    def test_11_api_reload_to_another_binary(self):
+        from test_api import api
+        port = helpers.free_port()
+        with self.run_ecapture(["gotls", "-e", self.bins["default"], "--listen",
+                                f"127.0.0.1:{port}"]) as run:
+            # a C binary is refused and the running capture stays as it was
+            code, body = api(port, "POST", "/gotls", {"elf_path": "/bin/true"})
+            self.assertNotEqual((code, body["code"]), (200, 0), body)
+            self.assertIn("is not a Go program", body["msg"], body)
+            code, body = api(port, "POST", "/gotls", {"elf_path": self.bins["static"],
+                                                      "capture_mode": "text"})
+            self.assertEqual((code, body["code"], body["module_type"]), (200, 0, "gotls"),
+                             f"{body}\n{run.describe()}")
+            req, resp = helpers.rand_token(24).encode(), helpers.rand_token(24).encode()
+            pid, sport, _ = self.run_program(self.bins["static"], "-h1", "-body", req.decode(),
+                                             "-resp", resp.decode())
+            run.settle(quiet=0.7, timeout=15)
+        self.assert_both_directions(run.blocks(), pid, sport, req, resp)
 
     # -- bad input -----------------------------------------------------------------------------
 
