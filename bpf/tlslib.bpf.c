@@ -141,7 +141,4 @@ int probe_gnutls_hs_exit(struct pt_regs *ctx)
 }
 
 SEC("raw_tracepoint/sys_enter")
-int tp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
-{
-	return tls_sys_enter(ctx);
-}
+int tp_sys_enter(struct bpf_raw_tracepoint_args *ctx) { return tls_sys_enter(ctx); }

@@ -11,8 +11,9 @@
 #define ECAP_TLS_DATA_BPF_H
 
 enum tls_call_phase {
-	TLS_PHASE_IN_CALL = 0,     /* inside the library call: a socket syscall gives its fd */
-	TLS_PHASE_AWAITING_FD = 1, /* ended without one: the thread's next socket syscall is taken */
+	TLS_PHASE_IN_CALL = 0, /* inside the library call: a socket syscall gives its fd */
+	TLS_PHASE_AWAITING_FD =
+	    1, /* ended without one: the thread's next socket syscall is taken */
 };
 
 /* Per thread: the call in flight, or the connection object still waiting for its fd. */
@@ -20,7 +21,7 @@ struct tls_call {
 	__u64 conn;
 	__u64 buf;
 	__u64 len_ptr; /* size_t* of calls reporting the length through a pointer, else 0 */
-	__s32 fd; /* learned from a socket syscall made during the call, -1 until then */
+	__s32 fd;      /* learned from a socket syscall made during the call, -1 until then */
 	__u8 direction;
 	__u8 api;
 	__u8 phase; /* enum tls_call_phase */

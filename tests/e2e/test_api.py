@@ -203,8 +203,8 @@ class Api(helpers.E2ETestCase):
                                  (400, code, "openssl", None), resp)
                 self.assertTrue(resp["msg"].startswith(msg), resp)
             status, resp = api(self.api_port, "POST", "/gotls", {})
-            self.assertEqual((status, resp["code"]), (400, 3), resp)
-            self.assertEqual(resp["msg"], "module gotls is not available in this build")
+            self.assertEqual((status, resp["code"], resp["module_type"]), (400, 5, "gotls"), resp)
+            self.assertTrue(resp["msg"].startswith("field 'elf_path' is required"), resp)
             status, resp = api(self.api_port, "POST", "/nosuch", {})
             self.assertEqual((status, resp["code"]), (404, 3), resp)
             # A library that exists but is no OpenSSL: validated, tried, refused, old one back.

@@ -35,9 +35,9 @@ TEST(GnutlsLayoutTest, UnknownVersionsAreRefused) {
 }
 
 TEST(GnutlsLayoutTest, SniffsTheVersionString) {
-  EXPECT_EQ(sniff_gnutls_version_in_bytes(std::string_view("x\0Enabled GnuTLS 3.7.9 logging...\0",
-                                                           34)),
-            "3.7.9");
+  EXPECT_EQ(
+      sniff_gnutls_version_in_bytes(std::string_view("x\0Enabled GnuTLS 3.7.9 logging...\0", 34)),
+      "3.7.9");
   EXPECT_EQ(sniff_gnutls_version_in_bytes("Enabled GnuTLS 3.8.10 logging"), "3.8.10");
   EXPECT_EQ(sniff_gnutls_version_in_bytes("GnuTLS 3.7.9"), std::nullopt);
   EXPECT_EQ(sniff_gnutls_version_in_bytes(""), std::nullopt);
@@ -93,10 +93,12 @@ TEST(GnutlsKeylogTest, Tls13UsesTheHashLength) {
 
 TEST(GnutlsNssConfigTest, JsonFieldNames) {
   GlobalConfig defaults;
-  auto g = gnutls_config_from_json(
-      nlohmann::json{{"capturemode", "keylog"}, {"keylogfile", "/tmp/k.log"},
-                     {"pcapfilter", "tcp port 1"}, {"ifname", "lo"}, {"sslversion", "3.7.9"}},
-      defaults);
+  auto g = gnutls_config_from_json(nlohmann::json{{"capturemode", "keylog"},
+                                                  {"keylogfile", "/tmp/k.log"},
+                                                  {"pcapfilter", "tcp port 1"},
+                                                  {"ifname", "lo"},
+                                                  {"sslversion", "3.7.9"}},
+                                   defaults);
   ASSERT_TRUE(g) << g.error().to_string();
   const auto& gc = static_cast<const GnutlsConfig&>(**g);
   EXPECT_EQ(gc.model, "keylog");
@@ -107,8 +109,8 @@ TEST(GnutlsNssConfigTest, JsonFieldNames) {
   EXPECT_FALSE(gnutls_config_from_json(nlohmann::json{{"capturemode", "bogus"}}, defaults));
   EXPECT_FALSE(gnutls_config_from_json(nlohmann::json{{"gnutlspath", "/nonexistent"}}, defaults));
   EXPECT_FALSE(gnutls_config_from_json(nlohmann::json{{"nspr_path", "/x"}}, defaults));
-  auto n = nss_config_from_json(nlohmann::json{{"nspr_path", "/nonexistent/libnspr4.so"}},
-                                defaults);
+  auto n =
+      nss_config_from_json(nlohmann::json{{"nspr_path", "/nonexistent/libnspr4.so"}}, defaults);
   ASSERT_FALSE(n);
   EXPECT_NE(n.error().to_string().find("nspr_path"), std::string::npos);
   auto ok = nss_config_from_json(nlohmann::json::object(), defaults);

@@ -63,10 +63,11 @@ Result<GnutlsNamedLayout> gnutls_layout_for_version(std::string_view version) {
     if (v == l.version) return GnutlsNamedLayout{std::string("gnutls ") + l.version, l.layout};
     known += (known.empty() ? "" : ", ") + std::string(l.version);
   }
-  return make_error("no GnuTLS session layout is known for version '{}' (known: {}); key "
-                    "capture would read wrong memory, so it is refused (use -m text, or name a "
-                    "known version with --ssl_version if the library's layout is the same)",
-                    version, known);
+  return make_error(
+      "no GnuTLS session layout is known for version '{}' (known: {}); key "
+      "capture would read wrong memory, so it is refused (use -m text, or name a "
+      "known version with --ssl_version if the library's layout is the same)",
+      version, known);
 }
 
 Result<std::vector<openssl::KeylogLine>> gnutls_keylog_lines(const gnutls_keys_event& k) {

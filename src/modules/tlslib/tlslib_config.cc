@@ -49,8 +49,10 @@ Result<std::unique_ptr<ModuleConfig>> gnutls_config_from_json(const nlohmann::js
   RETURN_IF_ERROR(f.get("sslversion", cfg->ssl_version));
   RETURN_IF_ERROR(f.finish());
   if (auto mode = openssl::parse_capture_mode(cfg->model); !mode) {
-    return make_error("field 'capturemode': invalid value '{}': allowed values are text, keylog "
-                      "(key), pcap (pcapng)", cfg->model);
+    return make_error(
+        "field 'capturemode': invalid value '{}': allowed values are text, keylog "
+        "(key), pcap (pcapng)",
+        cfg->model);
   }
   RETURN_IF_ERROR(check_file_field("gnutlspath", cfg->gnutls));
   return std::unique_ptr<ModuleConfig>(std::move(cfg));

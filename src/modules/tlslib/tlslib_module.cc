@@ -48,9 +48,9 @@ std::string basename_of(const std::string& path) {
 Result<std::string> TlsLibModule::locate_library(LibKind kind, const std::string& flag_path) {
   if (!flag_path.empty()) return flag_path;
   const bool gnutls = kind == LibKind::kGnutls;
-  auto found = elf::find_library(gnutls ? std::vector<std::string>{"libgnutls.so.30",
-                                                                   "libgnutls.so"}
-                                        : std::vector<std::string>{"libnspr4.so"});
+  auto found =
+      elf::find_library(gnutls ? std::vector<std::string>{"libgnutls.so.30", "libgnutls.so"}
+                               : std::vector<std::string>{"libnspr4.so"});
   if (!found) {
     return make_error("{} (or pass the library with {})", found.error().message,
                       gnutls ? "--gnutls" : "--nspr");
@@ -67,19 +67,25 @@ Result<void> TlsLibModule::check_library(LibKind kind, const std::string& path, 
   }
   auto elf = std::move(opened).value();
   if (!elf->is_native_arch()) {
-    return make_error("{} is built for another CPU architecture (e_machine {}); give a library "
-                      "for this machine with {}", path, elf->machine(), flag);
+    return make_error(
+        "{} is built for another CPU architecture (e_machine {}); give a library "
+        "for this machine with {}",
+        path, elf->machine(), flag);
   }
   for (const auto& fn : hooked(kind)) {
     if (elf->find_function(fn.name)) continue;
     if (kind == LibKind::kGnutls) {
-      return make_error("{} does not export {} (is this GnuTLS? pass libgnutls.so.30 with "
-                        "--gnutls)", path, fn.name);
+      return make_error(
+          "{} does not export {} (is this GnuTLS? pass libgnutls.so.30 with "
+          "--gnutls)",
+          path, fn.name);
     }
     std::string hint = "pass libnspr4.so with --nspr";
-    if (basename_of(path).starts_with("libnss3.so") || basename_of(path).starts_with("libssl3.so")) {
-      hint = "NSS's TLS data goes through NSPR: pass libnspr4.so (from the same directory) with "
-             "--nspr";
+    if (basename_of(path).starts_with("libnss3.so") ||
+        basename_of(path).starts_with("libssl3.so")) {
+      hint =
+          "NSS's TLS data goes through NSPR: pass libnspr4.so (from the same directory) with "
+          "--nspr";
     }
     return make_error("{} does not export {} (is this NSPR? {})", path, fn.name, hint);
   }
@@ -101,8 +107,8 @@ std::vector<bpf::ProbeSpec> TlsLibModule::data_probes(LibKind kind, const std::s
 std::vector<bpf::ProbeSpec> TlsLibModule::key_probes(const std::string& binary) {
   return {{binary, "gnutls_handshake", 0, "probe_gnutls_hs_enter", bpf::ProbeType::kUprobe, false,
            OPENSSL_API_HANDSHAKE},
-          {binary, "gnutls_handshake", 0, "probe_gnutls_hs_exit", bpf::ProbeType::kUretprobe,
-           false, OPENSSL_API_HANDSHAKE}};
+          {binary, "gnutls_handshake", 0, "probe_gnutls_hs_exit", bpf::ProbeType::kUretprobe, false,
+           OPENSSL_API_HANDSHAKE}};
 }
 
 namespace {
@@ -134,8 +140,10 @@ Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
   if (version.empty()) {
     ASSIGN_OR_RETURN(auto found, sniff_gnutls_version(lib_path_));
     if (!found) {
-      return make_error("cannot capture keys from {}: no GnuTLS version string found in it; name "
-                        "the version with --ssl_version (e.g. 3.7.9)", lib_path_);
+      return make_error(
+          "cannot capture keys from {}: no GnuTLS version string found in it; name "
+          "the version with --ssl_version (e.g. 3.7.9)",
+          lib_path_);
     }
     version = *found;
   }
@@ -149,15 +157,17 @@ Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
     ASSIGN_OR_RETURN(auto filter, PcapFilter::compile(cfg.pcap_filter));
     struct stat st {};
     if (::stat(cfg.pcapfile.c_str(), &st) == 0 && st.st_size > 0) {
-      return make_error("-w {}: the file exists; ecapture does not overwrite captures (remove "
-                        "it or choose another path)", cfg.pcapfile);
+      return make_error(
+          "-w {}: the file exists; ecapture does not overwrite captures (remove "
+          "it or choose another path)",
+          cfg.pcapfile);
     }
     std::string dir = cfg.pcapfile.find('/') == std::string::npos
                           ? "."
                           : cfg.pcapfile.substr(0, cfg.pcapfile.rfind('/') + 1);
     if (::access(dir.c_str(), W_OK) != 0) {
-      return make_errno_error(errno, "-w {}: cannot create the pcapng file in {}",
-                              cfg.pcapfile, dir);
+      return make_errno_error(errno, "-w {}: cannot create the pcapng file in {}", cfg.pcapfile,
+                              dir);
     }
   }
   ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
@@ -207,8 +217,10 @@ Result<void> TlsLibModule::on_start() {
   bpf::prepare_uprobe_programs(skel_->obj, multi);
 
   if (int err = tlslib_bpf__load(skel_.get()); err != 0) {
-    return make_errno_error(err, "cannot load the {} BPF programs (run as root, or with CAP_BPF "
-                                 "and CAP_PERFMON; -d shows the verifier's log)", name());
+    return make_errno_error(err,
+                            "cannot load the {} BPF programs (run as root, or with CAP_BPF "
+                            "and CAP_PERFMON; -d shows the verifier's log)",
+                            name());
   }
   ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
   int pid = g.pid != 0 && !all_processes ? static_cast<int>(g.pid) : -1;
@@ -235,16 +247,16 @@ Result<void> TlsLibModule::on_run() {
   }
   assembler_ = std::make_unique<openssl::ChunkAssembler>(
       openssl::monotonic_to_wall_offset_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
-  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
-                                skel_->maps.events, ringbuf_, g.mapsize,
-                                [this](std::span<const uint8_t> r) { handle_record(r); },
-                                [this] {
-                                  timespec now{};
-                                  clock_gettime(CLOCK_MONOTONIC, &now);
-                                  assembler_->tick(static_cast<uint64_t>(now.tv_sec) *
-                                                       1000000000ull +
-                                                   static_cast<uint64_t>(now.tv_nsec));
-                                }));
+  ASSIGN_OR_RETURN(reader_,
+                   bpf::EventReader::create(
+                       skel_->maps.events, ringbuf_, g.mapsize,
+                       [this](std::span<const uint8_t> r) { handle_record(r); },
+                       [this] {
+                         timespec now{};
+                         clock_gettime(CLOCK_MONOTONIC, &now);
+                         assembler_->tick(static_cast<uint64_t>(now.tv_sec) * 1000000000ull +
+                                          static_cast<uint64_t>(now.tv_nsec));
+                       }));
   reader_->start();
   log().info("{}: capture started ({}, {} buffer{}{})", name(), lib_path_,
              ringbuf_ ? "ring" : "perf", g.pid ? fmt::format(", pid {}", g.pid) : "",

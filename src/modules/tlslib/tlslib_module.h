@@ -25,8 +25,8 @@ enum class LibKind { kGnutls, kNss };
 
 class TlsLibModule final : public Module {
  public:
-  explicit TlsLibModule(LibKind kind) : Module(kind == LibKind::kGnutls ? "gnutls" : "nss"),
-                                        kind_(kind) {}
+  explicit TlsLibModule(LibKind kind)
+      : Module(kind == LibKind::kGnutls ? "gnutls" : "nss"), kind_(kind) {}
 
   // The library to hook: the flag's path, else the loader's search path.
   static Result<std::string> locate_library(LibKind kind, const std::string& flag_path);
