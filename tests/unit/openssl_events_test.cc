@@ -145,6 +145,21 @@ TEST(ChunkAssemblerTest, UnknownFdIsHeldUntilTheConnectionIsReported) {
   EXPECT_EQ(c.events[2].fd, 19);
 }
 
+TEST(ChunkAssemblerTest, AKnownCallReleasesEarlierHeldCallsFirst) {
+  Collector c;
+  auto rec = record(1, 55, 3, 0, "one", ECAP_DIR_READ);
+  reinterpret_cast<openssl_data_event*>(rec.data())->fd = -1;
+  ASSERT_TRUE(c.assembler.add(rec));
+  EXPECT_TRUE(c.events.empty());
+  ASSERT_TRUE(c.assembler.add(record(2, 55, 3, 0, "two")));  // same connection, fd known
+  ASSERT_EQ(c.events.size(), 2u);
+  EXPECT_EQ(c.events[0].payload, "one");
+  EXPECT_EQ(c.events[0].fd, 7);
+  EXPECT_EQ(c.events[0].src.to_string(), "10.1.2.3:443");  // READ: the peer sent it
+  EXPECT_EQ(c.events[1].payload, "two");
+  EXPECT_EQ(c.assembler.held(), 0u);
+}
+
 TEST(ChunkAssemblerTest, HeldCallsAreReleasedAfterTheHoldTime) {
   Collector c;
   auto rec = record(1, 77, 3, 0, "abc");

@@ -115,6 +115,8 @@ void ChunkAssembler::apply(const ConnInfo& info, DataEvent& e) const {
 
 void ChunkAssembler::complete(Pending&& p) {
   if (p.event.fd >= 0) {
+    // Calls of this connection still held come first: a connection's data never reorders.
+    if (!held_.empty()) release_held(conn_key(p.event.pid, p.conn_id), p.event);
     emit_(std::move(p.event));
     return;
   }
@@ -124,6 +126,21 @@ void ChunkAssembler::complete(Pending&& p) {
     return;
   }
   held_.push_back(std::move(p));
+}
+
+void ChunkAssembler::release_held(uint64_t key, const DataEvent& known) {
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (conn_key(it->event.pid, it->conn_id) == key) {
+      it->event.fd = known.fd;
+      const bool same_dir = it->event.direction == known.direction;
+      it->event.src = same_dir ? known.src : known.dst;
+      it->event.dst = same_dir ? known.dst : known.src;
+      emit_(std::move(it->event));
+      it = held_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void ChunkAssembler::add_conn(const openssl_data_event& h) {

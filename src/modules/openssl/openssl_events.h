@@ -57,6 +57,8 @@ class ChunkAssembler {
   }
   void complete(Pending&& p);
   void add_conn(const openssl_data_event& h);
+  // Emits the held calls of connection `key`, in order, with the fd and endpoints of `known`.
+  void release_held(uint64_t key, const DataEvent& known);
   void apply(const ConnInfo& info, DataEvent& e) const;
 
   int64_t mono_to_wall_ns_;
