@@ -236,6 +236,10 @@ class Api(helpers.E2ETestCase):
             reader.get_json()
             self.wait_captured(run, self.request_line(traffic_path), traffic.pid)
             self.status()
+            # The server closes the status request's connection asynchronously: wait until only
+            # the listening socket is left before taking the reference fd table.
+            helpers.wait_until(lambda: sum(t.startswith("socket:")
+                                           for t in fd_targets(run.pid).values()) == 1, 3)
             fds_before = fd_targets(run.pid)
             links_before = link_ids(run.pid)
             self.assertTrue(links_before, "ecapture holds no BPF link fd")
