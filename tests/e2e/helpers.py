@@ -672,3 +672,15 @@ class E2ETestCase(unittest.TestCase):
 
     def run_ecapture(self, args, **kw):
         return ecapture(self, self.tmp, args, procs=self.procs, **kw)
+
+
+def tls_decode_as(pcap):
+    """tshark arguments that decode every TCP port of `pcap` as TLS: a random port may belong to
+    another protocol in Wireshark's port table (44818 is EtherNet/IP) and hide the TLS."""
+    r = subprocess.run(["tshark", "-n", "-r", pcap, "-T", "fields", "-e", "tcp.srcport",
+                        "-e", "tcp.dstport"], capture_output=True, timeout=60)
+    ports = {p for line in r.stdout.decode().split() for p in line.split(",") if p.isdigit()}
+    args = []
+    for p in sorted(ports):
+        args += ["-d", f"tcp.port=={p},tls"]
+    return args

@@ -195,7 +195,7 @@ class GoTls(helpers.E2ETestCase):
                                       "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                                       "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"}, text)
         streams = decrypted_streams(pcap, keylog)
-        packets = subprocess.run(["tshark", "-n", "-r", pcap], capture_output=True,
+        packets = subprocess.run(["tshark", "-n", "-r", pcap, *helpers.tls_decode_as(pcap)], capture_output=True,
                                  timeout=60).stdout.decode(errors="replace")
         self.assertIn(req.encode(), streams, f"tshark could not decrypt the request with:\n{text}"
                       f"\npackets:\n{packets[-3000:]}")
@@ -229,12 +229,14 @@ class GoTls(helpers.E2ETestCase):
             pid, port, _ = self.run_program(self.bins["stripped"], "-h1", "-body", req,
                                             "-resp", resp)
             time.sleep(1.0)
-        r = subprocess.run(["tshark", "-n", "-r", pcap, "-q", "-z", "follow,tls,ascii,0"],
+        r = subprocess.run(["tshark", "-n", "-r", pcap, *helpers.tls_decode_as(pcap), "-q", "-z",
+                            "follow,tls,ascii,0"],
                            capture_output=True, timeout=60)
         self.assertIn(f"POST / HTTP/1.1".encode(), r.stdout, run.stderr_text()[-3000:])
         self.assertIn(req.encode(), r.stdout)
         self.assertIn(resp.encode(), r.stdout)
-        r = subprocess.run(["tshark", "-n", "-r", pcap, "-Y", f"http && tcp.port == {port}"],
+        r = subprocess.run(["tshark", "-n", "-r", pcap, *helpers.tls_decode_as(pcap), "-Y",
+                            f"http && tcp.port == {port}"],
                            capture_output=True, timeout=60)
         self.assertIn(b"POST / HTTP/1.1", r.stdout)
         self.assertIn(b"HTTP/1.1 200 OK", r.stdout)

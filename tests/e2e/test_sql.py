@@ -178,9 +178,9 @@ class MysqldAudit(helpers.E2ETestCase):
         big = f"select '{token}-big', length('{filler(20 * 1024, 3)}') as n"
         huge = f"select '{token}-huge', length('{filler(100 * 1024, 5)}') as n"
         bad = f"selec '{token}-bad'"
-        prepare = f"prepare s_{token} from 'select ? * 3 as {token}_sql'"
+        prepare = f"prepare s_{token} from 'select ? * 3 as q{token}_sql'"
         execute = f"execute s_{token} using 14"
-        binary = f"select ? * 2 as {token}_bin"
+        binary = f"select ? * 2 as q{token}_bin"
 
         with self.run_ecapture(["mysqld"]) as run:
             self.assertIn(f"server: {MARIADBD}", run.stderr_text())
@@ -335,13 +335,13 @@ class PostgresAudit(helpers.E2ETestCase):
         token = helpers.rand_token()
         self.pg.psql("-c", f"create table t_{token}(a int); insert into t_{token} values (1)")
         simple = f"select pg_backend_pid(), '{token}-simple'"
-        big = f"select pg_backend_pid(), length('{filler(20 * 1024, 7)}') as {token}_big"
-        huge = f"select pg_backend_pid(), length('{filler(100 * 1024, 9)}') as {token}_huge"
+        big = f"select pg_backend_pid(), length('{filler(20 * 1024, 7)}') as q{token}_big"
+        huge = f"select pg_backend_pid(), length('{filler(100 * 1024, 9)}') as q{token}_huge"
         script = os.path.join(self.tmp, "bench.sql")
-        bench = f"select a + 1 as {token}_bench from t_{token} where a = 1;"
+        bench = f"select a + 1 as q{token}_bench from t_{token} where a = 1;"
         with open(script, "w") as f:
             f.write(bench + "\n")
-        prepared = f"select $1::int * 2 as {token}_prep"
+        prepared = f"select $1::int * 2 as q{token}_prep"
 
         with self.run_ecapture(["postgres"]) as run:
             self.assertIn(f"server: {PG_BIN}/postgres (PostgreSQL 15.", run.stderr_text())

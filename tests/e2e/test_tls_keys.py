@@ -40,8 +40,9 @@ class Sniffer:
 def decrypted_streams(pcap, keylog):
     """The decrypted TLS streams of `pcap` (tshark follow output) using only `keylog`."""
     out = []
+    decode = helpers.tls_decode_as(pcap)
     for idx in range(4):
-        r = subprocess.run(["tshark", "-n", "-r", pcap, "-o", f"tls.keylog_file:{keylog}",
+        r = subprocess.run(["tshark", "-n", "-r", pcap, *decode, "-o", f"tls.keylog_file:{keylog}",
                             "-q", "-z", f"follow,tls,ascii,{idx}"],
                            capture_output=True, timeout=60)
         out.append(r.stdout)

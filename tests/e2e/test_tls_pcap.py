@@ -16,7 +16,8 @@ from test_tls_text import TlsText
 
 
 def tshark_fields(pcap, fields, display_filter=None, extra=()):
-    args = ["tshark", "-n", "-r", pcap, *extra, "-T", "fields", "-E", "separator=|"]
+    args = ["tshark", "-n", "-r", pcap, *helpers.tls_decode_as(pcap), *extra, "-T", "fields",
+            "-E", "separator=|"]
     if display_filter:
         args += ["-Y", display_filter]
     for f in fields:
