@@ -7,6 +7,7 @@ exact bytes, the program's pid and the server's port.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -101,15 +102,21 @@ class GoTls(helpers.E2ETestCase):
         with self.run_ecapture(["gotls", "-m", "text", "-e", self.bins[variant]]) as run:
             pid, port, out = self.run_program(self.bins[variant], *args)
             run.settle(quiet=0.7, timeout=15)
-        return run, pid, port, req, resp
+        return run, pid, port, req, resp, out
 
     # -- text ----------------------------------------------------------------------------------
 
     def check_text_variant(self, variant):
         for proto in (["-h1"], []):
             with self.subTest(variant=variant, proto=proto or "h2"):
-                run, pid, port, req, resp = self.text_run(variant, *proto)
+                run, pid, port, req, resp, out = self.text_run(variant, *proto)
                 self.assert_both_directions(run.blocks(), pid, port, req, resp)
+                # The client's own local ports (printed by the program) are the tuples' other end.
+                cports = {int(x) for x in re.findall(rb"CLIENTPORT (\d+)", out)}
+                self.assertTrue(cports, out)
+                for b in select(run.blocks(), pid=pid):
+                    peer = b.src if b.dst == ep(port) else b.dst
+                    self.assertIn(peer, {ep(p) for p in cports}, b.header())
                 self.assertIn("functions from " + (".gopclntab" if variant == "stripped"
                                                    else ".symtab"), run.stderr_text())
 
@@ -133,7 +140,7 @@ class GoTls(helpers.E2ETestCase):
     def test_05_text_2mib_body_complete(self):
         size = 2 * 1024 * 1024
         body = pattern(size)
-        run, pid, port, _, resp = self.text_run("static", "-h1", "-size", str(size),
+        run, pid, port, _, resp, _ = self.text_run("static", "-h1", "-size", str(size),
                                                 request=body)
         blocks = run.blocks()
         srv = ep(port)
@@ -209,12 +216,12 @@ class GoTls(helpers.E2ETestCase):
         self.assertEqual(c.returncode, 0, err)
 
     def test_06_keylog_tls13(self):
-        for variant in ("default", "stripped"):
+        for variant in ("default", "stripped", "pie", "static"):
             with self.subTest(variant=variant):
                 self.keylog_run(variant, tls12=False)
 
     def test_07_keylog_tls12(self):
-        for variant in ("pie", "static"):
+        for variant in ("default", "stripped", "pie", "static"):
             with self.subTest(variant=variant):
                 self.keylog_run(variant, tls12=True)
 
