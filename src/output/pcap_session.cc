@@ -7,6 +7,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/clock.h"
 #include "core/version.h"
 
 namespace ecapture {
@@ -21,14 +22,6 @@ uint64_t now_mono_ns() {
   timespec t{};
   clock_gettime(CLOCK_MONOTONIC, &t);
   return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
-
-int64_t mono_to_wall() {
-  timespec rt{}, mono{};
-  clock_gettime(CLOCK_REALTIME, &rt);
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  return (static_cast<int64_t>(rt.tv_sec) - mono.tv_sec) * 1000000000ll +
-         (static_cast<int64_t>(rt.tv_nsec) - mono.tv_nsec);
 }
 
 }  // namespace
@@ -62,7 +55,7 @@ Result<std::unique_ptr<PcapSession>> PcapSession::start(const PcapSessionConfig&
                                                         spdlog::logger& log) {
   std::unique_ptr<PcapSession> s(new PcapSession(cfg, log));
   ASSIGN_OR_RETURN(s->filter_, PcapFilter::compile(cfg.filter));
-  s->mono_to_wall_ns_ = mono_to_wall();
+  s->mono_to_wall_ns_ = monotonic_to_wall_ns();
   PcapngInterface iface{cfg.ifname, 1, cfg.filter, 262144};
   ASSIGN_OR_RETURN(s->writer_,
                    PcapngWriter::create(cfg.path, {iface}, fmt::format("ecapture {}", kVersion)));

@@ -1,4 +1,5 @@
 // gotls module: Go binary analysis, probe specs, BPF load/attach and event delivery.
+#include "core/clock.h"
 #include "modules/gotls/gotls_module.h"
 
 #include <ifaddrs.h>
@@ -205,7 +206,7 @@ Result<void> GoTlsModule::on_run() {
     ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log()));
   }
   assembler_ = std::make_unique<openssl::ChunkAssembler>(
-      openssl::monotonic_to_wall_offset_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
+      monotonic_to_wall_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
   ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
                                 skel_->maps.events, ringbuf_, cfg.global.mapsize,
                                 [this](std::span<const uint8_t> r) { handle_record(r); },

@@ -18,14 +18,6 @@ static_assert(offsetof(openssl_data_event, comm) == 56, "ABI: comm offset");
 static_assert(offsetof(openssl_data_event, tuple) == 72, "ABI: tuple offset");
 static_assert(sizeof(ecap_sock_tuple) == 40, "ABI: ecap_sock_tuple size");
 
-int64_t monotonic_to_wall_offset_ns() {
-  timespec rt{}, mono{};
-  clock_gettime(CLOCK_REALTIME, &rt);
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  return (static_cast<int64_t>(rt.tv_sec) - mono.tv_sec) * 1000000000ll +
-         (static_cast<int64_t>(rt.tv_nsec) - mono.tv_nsec);
-}
-
 void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, Endpoint* dst) {
   *src = Endpoint{};
   *dst = Endpoint{};

@@ -68,7 +68,5 @@ class ChunkAssembler {
   std::unordered_map<uint64_t, ConnInfo> conns_;    // late-resolved connections
 };
 
-// CLOCK_REALTIME - CLOCK_MONOTONIC now, in ns.
-int64_t monotonic_to_wall_offset_ns();
 
 }  // namespace ecapture::openssl

@@ -1,4 +1,5 @@
 // OpenSSL module: library discovery, probe specs, BPF load/attach and event delivery.
+#include "core/clock.h"
 #include "modules/openssl/openssl_module.h"
 
 #include <sys/stat.h>
@@ -200,7 +201,7 @@ Result<void> OpenSslModule::on_run() {
                          cfg.global.mapsize};
     ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log()));
   }
-  assembler_ = std::make_unique<ChunkAssembler>(monotonic_to_wall_offset_ns(),
+  assembler_ = std::make_unique<ChunkAssembler>(monotonic_to_wall_ns(),
                                                 [this](DataEvent&& e) { deliver(std::move(e)); });
   ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
                                 skel_->maps.events, ringbuf_, cfg.global.mapsize,

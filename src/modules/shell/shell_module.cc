@@ -1,4 +1,5 @@
 // bash/zsh modules: locating the shell and its line editor, BPF load/attach, command delivery.
+#include "core/clock.h"
 #include "modules/shell/shell_module.h"
 
 #include <fcntl.h>
@@ -71,14 +72,6 @@ Result<std::unique_ptr<elf::ElfFile>> open_shell(const std::string& path, const 
                       path, elf->machine(), hint);
   }
   return elf;
-}
-
-int64_t monotonic_to_wall_offset_ns() {
-  timespec rt{}, mono{};
-  clock_gettime(CLOCK_REALTIME, &rt);
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  return (static_cast<int64_t>(rt.tv_sec) - mono.tv_sec) * 1000000000ll +
-         (static_cast<int64_t>(rt.tv_nsec) - mono.tv_nsec);
 }
 
 }  // namespace
@@ -249,7 +242,7 @@ Result<void> ShellModule::on_start() {
 
 Result<void> ShellModule::on_run() {
   const auto& g = config()->global;
-  joiner_ = std::make_unique<ShellJoiner>(kind_, monotonic_to_wall_offset_ns(),
+  joiner_ = std::make_unique<ShellJoiner>(kind_, monotonic_to_wall_ns(),
                                           [this](ShellCommand&& c) { deliver(std::move(c)); });
   ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
                                 skel_->maps.events, ringbuf_, g.mapsize,

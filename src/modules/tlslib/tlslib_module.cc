@@ -1,4 +1,5 @@
 // gnutls/nss modules: library discovery and checks, probe specs, BPF load/attach, delivery.
+#include "core/clock.h"
 #include "modules/tlslib/tlslib_module.h"
 
 #include <ifaddrs.h>
@@ -246,7 +247,7 @@ Result<void> TlsLibModule::on_run() {
     ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log()));
   }
   assembler_ = std::make_unique<openssl::ChunkAssembler>(
-      openssl::monotonic_to_wall_offset_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
+      monotonic_to_wall_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
   ASSIGN_OR_RETURN(reader_,
                    bpf::EventReader::create(
                        skel_->maps.events, ringbuf_, g.mapsize,
