@@ -95,6 +95,8 @@ static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 	__u32 zero = 0;
 	__s32 version = 0;
 
+	if (layout.boringssl)
+		return; /* its secrets come from the derivation probes below */
 	if (bpf_probe_read_user(&version, sizeof(version), (void *)(ssl + layout.ssl_version)))
 		return;
 	if (version < 0x0300 || version > 0x0304)
@@ -169,6 +171,198 @@ static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 	ecap_fill_tuple(fd, &k->tuple);
 	ecap_output(ctx, k, sizeof(*k));
 	bpf_map_update_elem(&keys_sent, &key, k->client_random, BPF_ANY);
+}
+
+/* ---- BoringSSL: secrets where they are derived ---- */
+
+struct bssl_hkdf_call {
+	__u64 ssl;
+	__u64 out;
+	__u32 out_len;
+	__s32 fd;
+	__u8 label_len;
+	char label[OPENSSL_LABEL_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct bssl_hkdf_call);
+} bssl_hkdf_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct openssl_secret_event);
+} secret_scratch SEC(".maps");
+
+/* The SSL object (and its fd when known) of the SSL call this thread is inside, if any. */
+static __always_inline bool current_ssl(__u64 id, __u64 *ssl, __s32 *fd)
+{
+	struct call_state *st = bpf_map_lookup_elem(&active_calls, &id);
+
+	if (!st || st->phase != PHASE_IN_CALL)
+		return false;
+	*ssl = st->ssl;
+	*fd = st->fd;
+	if (*fd < 0) {
+		struct ssl_key key = {.tgid = id >> 32, .ssl = st->ssl};
+		__s32 *cached = bpf_map_lookup_elem(&ssl_fds, &key);
+
+		if (cached)
+			*fd = *cached;
+	}
+	return true;
+}
+
+/* Fills everything but the client random, label and secret. */
+static __always_inline struct openssl_secret_event *secret_record(__u64 id, __u64 ssl, __s32 fd)
+{
+	__u32 zero = 0;
+	struct openssl_secret_event *e = bpf_map_lookup_elem(&secret_scratch, &zero);
+
+	if (!e)
+		return NULL;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->kind = OPENSSL_RECORD_SECRET;
+	e->fd = fd;
+	e->timestamp_ns = bpf_ktime_get_ns();
+	e->conn_id = ssl;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	ecap_fill_tuple(fd, &e->tuple);
+	return e;
+}
+
+/* HKDF_expand(out, out_len, digest, prk, prk_len, info, info_len): TLS 1.3's Derive-Secret. The
+ * info is the HkdfLabel {u16 length, u8 label_len, "tls13 " label, context}; only the traffic
+ * secrets' labels (16 to 18 bytes with the prefix) are kept. */
+SEC("uprobe")
+int probe_bssl_hkdf_enter(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct bssl_hkdf_call call = {};
+	__u8 info[3 + 18] = {};
+	__u64 out_len = PT_REGS_PARM2(ctx);
+
+	if (ecap_filtered_out(id) || !current_ssl(id, &call.ssl, &call.fd))
+		return 0;
+	if (out_len == 0 || out_len > OPENSSL_SECRET_MAX)
+		return 0;
+	if (bpf_probe_read_user(info, 3 + 16, (const void *)PT_REGS_PARM6(ctx)))
+		return 0;
+	if (info[2] < 16 || info[2] > 18)
+		return 0;
+	if (info[2] > 16 && bpf_probe_read_user(info, 3 + 18, (const void *)PT_REGS_PARM6(ctx)))
+		return 0;
+	if (info[3] != 't' || info[4] != 'l' || info[5] != 's' || info[6] != '1' || info[7] != '3' ||
+	    info[8] != ' ')
+		return 0;
+	call.label_len = info[2] - 6;
+	__builtin_memcpy(call.label, &info[9], 12);
+	call.out = PT_REGS_PARM1(ctx);
+	call.out_len = out_len;
+	bpf_map_update_elem(&bssl_hkdf_calls, &id, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int probe_bssl_hkdf_exit(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct bssl_hkdf_call *call = bpf_map_lookup_elem(&bssl_hkdf_calls, &id);
+	struct openssl_secret_event *e;
+	__u64 s3 = 0;
+	__u32 n;
+
+	if (!call)
+		return 0;
+	if ((int)PT_REGS_RC(ctx) != 1)
+		goto out;
+	e = secret_record(id, call->ssl, call->fd);
+	if (!e)
+		goto out;
+	n = call->out_len;
+	if (n > OPENSSL_SECRET_MAX)
+		goto out;
+	if (bpf_probe_read_user(e->secret, n, (const void *)call->out))
+		goto out;
+	/* Pointers are untagged first: arm64 top-byte tags (MTE) are not part of the address. */
+	if (bpf_probe_read_user(&s3, sizeof(s3),
+				(void *)((call->ssl & 0x00ffffffffffffffULL) + layout.ssl_s3)) ||
+	    !(s3 &= 0x00ffffffffffffffULL) ||
+	    bpf_probe_read_user(e->client_random, sizeof(e->client_random),
+				(void *)(s3 + layout.s3_client_random))) {
+		ecap_count(ECAP_CNT_READ_FAILED);
+		goto out;
+	}
+	e->secret_len = n;
+	e->label_len = call->label_len;
+	__builtin_memcpy(e->label, call->label, sizeof(e->label));
+	ecap_output(ctx, e, sizeof(*e));
+out:
+	bpf_map_delete_elem(&bssl_hkdf_calls, &id);
+	return 0;
+}
+
+/* CRYPTO_tls1_prf(digest, out, out_len, secret, secret_len, label, label_len, seed1, seed1_len,
+ * seed2, seed2_len): for "key expansion" the secret is the TLS 1.2 master secret and seed2 the
+ * client random. Arguments past the sixth (x86-64) or eighth (arm64) are on the stack. */
+SEC("uprobe")
+int probe_bssl_tls1_prf(struct pt_regs *ctx)
+{
+	static const char kExpansion[] = "key expansion";
+	__u64 id = bpf_get_current_pid_tgid();
+	struct openssl_secret_event *e;
+	__u64 ssl = 0, sp = PT_REGS_SP(ctx), label_len = 0, seed2 = 0;
+	__s32 fd = -1;
+	char label[sizeof(kExpansion) - 1];
+	struct ssl_key key = {};
+	__u64 *sent;
+
+	if (ecap_filtered_out(id) || !current_ssl(id, &ssl, &fd))
+		return 0;
+	if (PT_REGS_PARM5(ctx) != 48)
+		return 0;
+#if defined(__TARGET_ARCH_x86)
+	bpf_probe_read_user(&label_len, sizeof(label_len), (void *)(sp + 8));
+	bpf_probe_read_user(&seed2, sizeof(seed2), (void *)(sp + 32));
+#elif defined(__TARGET_ARCH_arm64)
+	label_len = ((const __u64 *)ctx)[6]; /* x6 */
+	bpf_probe_read_user(&seed2, sizeof(seed2), (void *)(sp + 8));
+#endif
+	if (label_len != sizeof(label) || !seed2)
+		return 0;
+	if (bpf_probe_read_user(label, sizeof(label), (const void *)PT_REGS_PARM6(ctx)))
+		return 0;
+	for (int i = 0; i < (int)sizeof(label); i++) {
+		if (label[i] != kExpansion[i])
+			return 0;
+	}
+	e = secret_record(id, ssl, fd);
+	if (!e)
+		return 0;
+	if (bpf_probe_read_user(e->secret, 48, (const void *)PT_REGS_PARM4(ctx)) ||
+	    bpf_probe_read_user(e->client_random, sizeof(e->client_random), (const void *)seed2)) {
+		ecap_count(ECAP_CNT_READ_FAILED);
+		return 0;
+	}
+	/* Called once per direction's keys: report the session once. */
+	key.tgid = id >> 32;
+	key.ssl = ssl;
+	sent = bpf_map_lookup_elem(&keys_sent, &key);
+	if (sent && *sent == *(__u64 *)e->client_random)
+		return 0;
+	e->secret_len = 48;
+	e->label_len = sizeof(label);
+	__builtin_memcpy(e->label, label, sizeof(label));
+	ecap_output(ctx, e, sizeof(*e));
+	bpf_map_update_elem(&keys_sent, &key, e->client_random, BPF_ANY);
+	return 0;
 }
 
 static __always_inline int enter_call(void *ctx, void *ssl, const void *buf, void *len_ptr,

@@ -11,7 +11,7 @@ build_pkgs=(
 )
 test_pkgs=(
   openssl curl nginx python3 python3-protobuf iproute2 procps bsdutils psmisc tshark ca-certificates
-  android-libboringssl binutils util-linux
+  android-libboringssl android-boringssl binutils util-linux
   mariadb-server mariadb-client libmariadb-dev postgresql-15 postgresql-client-15 libpq-dev
   bash zsh dash golang-go hey
   gnutls-bin wget libnss3-tools libnss3-dev

@@ -72,6 +72,15 @@ static __always_inline void ecap_output(void *ctx, void *data, __u64 size)
 		ecap_count(ECAP_CNT_LOST);
 }
 
+/* libbpf 1.1 (Debian 12) stops at the fifth argument. */
+#ifndef PT_REGS_PARM6
+#if defined(__TARGET_ARCH_x86)
+#define PT_REGS_PARM6(x) (((struct pt_regs *)(x))->r9)
+#elif defined(__TARGET_ARCH_arm64)
+#define PT_REGS_PARM6(x) (((const __u64 *)(x))[5])
+#endif
+#endif
+
 /* read, write, readv, writev, sendto, recvfrom, sendmsg, recvmsg: the syscalls that move a
  * socket's bytes, whose first argument is the fd. */
 static __always_inline bool ecap_is_fd_io_syscall(long nr)

@@ -103,13 +103,20 @@ void Outputs::close() {
 
 Result<void> add_log_destinations(const GlobalConfig& g, spdlog::logger& log) {
   if (g.logaddr.find("://") == std::string::npos) return {};  // a file: make_logger has it
-  if (g.logaddr.rfind("tcp://", 0) != 0) {
-    return make_error("-l/--logaddr {}: use a file path or tcp://host:port (ws:// is not "
-                      "available yet)", g.logaddr);
+  constexpr size_t kLogQueueBytes = 4u << 20;
+  std::shared_ptr<Writer> writer;
+  if (g.logaddr.rfind("tcp://", 0) == 0) {
+    auto w = TcpWriter::create(g.logaddr, kLogQueueBytes);
+    if (!w) return make_error("-l/--logaddr {}", w.error().to_string());
+    writer = std::move(*w);
+  } else if (g.logaddr.rfind("ws://", 0) == 0 || g.logaddr.rfind("wss://", 0) == 0) {
+    auto w = make_ws_client_writer(g.logaddr, kLogQueueBytes);  // one message per log line
+    if (!w) return make_error("-l/--logaddr {}", w.error().to_string());
+    writer = std::move(*w);
+  } else {
+    return make_error("-l/--logaddr {}: use a file path, tcp://host:port or ws://host:port/path",
+                      g.logaddr);
   }
-  auto w = TcpWriter::create(g.logaddr, 4u << 20);
-  if (!w) return make_error("-l/--logaddr {}", w.error().to_string());
-  std::shared_ptr<Writer> writer(std::move(*w));
   // eCapture sends its logs to such destinations as JSON lines.
   auto sink = std::make_shared<CallbackLogSink>(
       [writer](const spdlog::details::log_msg& msg, std::string_view) {

@@ -121,6 +121,158 @@ class WsClient:
                 return data
 
 
+class WsServer:
+    """A minimal WebSocket server (RFC 6455, standard library) for ecapture's ws:// client: checks
+    the upgrade request, answers with Sec-WebSocket-Accept, then reads the client's frames
+    (masked, 7/16/64-bit lengths, fragmented messages, ping and close) and collects whole
+    messages as (opcode, bytes). Protocol violations are collected in `errors`. Paused, it
+    completes the handshake and then never reads again (a small receive window fills quickly)."""
+
+    GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, testcase, port=0, paused=False):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if paused:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.paused = paused
+        self.lock = threading.Lock()
+        self.messages = []   # (opcode of the first frame, payload)
+        self.requests = []   # request lines of the upgrades
+        self.errors = []
+        self.closes = []     # close codes received
+        self.conns = []
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+        testcase.addCleanup(self.close)
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.conns.append(c)
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _recv(self, c, buf, n):
+        while len(buf) < n:
+            if self._stop.is_set():
+                raise EOFError
+            try:
+                b = c.recv(65536)
+            except socket.timeout:
+                continue
+            if not b:
+                raise EOFError
+            buf += b
+        out = bytes(buf[:n])
+        del buf[:n]
+        return out
+
+    def _error(self, what):
+        with self.lock:
+            self.errors.append(what)
+
+    def _serve(self, c):
+        import base64
+        import hashlib
+        c.settimeout(0.2)
+        buf = bytearray()
+        try:
+            while b"\r\n\r\n" not in buf:
+                self._recv(c, buf, len(buf) + 1)
+            head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+            buf = bytearray(rest)
+            lines = head.decode("latin-1").split("\r\n")
+            hdrs = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+            with self.lock:
+                self.requests.append(lines[0])
+            if (hdrs.get("upgrade", "").lower() != "websocket"
+                    or "upgrade" not in hdrs.get("connection", "").lower()
+                    or hdrs.get("sec-websocket-version") != "13"
+                    or len(base64.b64decode(hdrs.get("sec-websocket-key", ""))) != 16):
+                self._error(f"bad upgrade request: {head!r}")
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                return
+            accept = base64.b64encode(hashlib.sha1(hdrs["sec-websocket-key"].encode()
+                                                   + self.GUID).digest()).decode()
+            c.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                       f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n")
+                      .encode())
+            if self.paused:
+                self._stop.wait()
+                return
+            msg_op, msg = None, bytearray()
+            while True:
+                b0, b1 = self._recv(c, buf, 2)
+                fin, op, n = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
+                if b0 & 0x70:
+                    self._error(f"reserved bits set: {b0:#x}")
+                if not b1 & 0x80:
+                    self._error("unmasked client frame")
+                    return
+                if n == 126:
+                    n = int.from_bytes(self._recv(c, buf, 2), "big")
+                elif n == 127:
+                    n = int.from_bytes(self._recv(c, buf, 8), "big")
+                mask = self._recv(c, buf, 4)
+                data = bytes(b ^ mask[i % 4] for i, b in enumerate(self._recv(c, buf, n))) \
+                    if n < 4096 else self._unmask(self._recv(c, buf, n), mask)
+                if op == 0x8:
+                    with self.lock:
+                        self.closes.append(int.from_bytes(data[:2], "big") if len(data) >= 2
+                                           else None)
+                    c.sendall(b"\x88" + bytes([len(data[:2])]) + data[:2])
+                    return
+                if op == 0x9:
+                    c.sendall(b"\x8a" + bytes([len(data)]) + data)
+                    continue
+                if op == 0xA:
+                    continue
+                if op in (0x1, 0x2):
+                    if msg_op is not None:
+                        self._error("new message inside a fragmented one")
+                    msg_op, msg = op, bytearray()
+                elif op != 0x0 or msg_op is None:
+                    self._error(f"unexpected opcode {op}")
+                    return
+                msg += data
+                if fin:
+                    with self.lock:
+                        self.messages.append((msg_op, bytes(msg)))
+                    msg_op = None
+        except (EOFError, OSError):
+            return
+
+    @staticmethod
+    def _unmask(data, mask):
+        m = int.from_bytes((mask * (len(data) // 4 + 1))[:len(data)], "big")
+        return (int.from_bytes(data, "big") ^ m).to_bytes(len(data), "big")
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.messages)
+
+    def close(self):
+        self._stop.set()
+        for t in self.threads:
+            t.join(timeout=5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
 def load_ecaptureq_pb2(tmp):
     """Compiles proto/ecaptureq.proto with protoc --python_out and imports it."""
     import importlib
@@ -401,6 +553,212 @@ class Outputs(helpers.E2ETestCase):
         self.assertEqual((resp.src_port, resp.dst_port), (self.port, lport))
         self.assertTrue(resp.payload.endswith(body), resp.payload[-200:])
 
+
+    # -- --eventaddr / --logaddr ws:// ------------------------------------------------------------
+
+    def ws_summary(self, run, fmt, url):
+        """(messages, bytes, dropped) of the ws:// writer from the exit summary."""
+        err = run.stderr_text()
+        m = re.search(rf"{fmt} {re.escape(url)}: messages=(\d+) bytes=(\d+) dropped=(\d+)", err)
+        self.assertIsNotNone(m, err[-3000:])
+        return tuple(int(x) for x in m.groups())
+
+    def test_09_eventaddr_ws_json(self):
+        server = WsServer(self)
+        url = f"ws://127.0.0.1:{server.port}/events"
+        path, body = self.gz_file(700)
+        with self.run_ecapture(["tls", "--format", "json", "--eventaddr", url]) as run:
+            pid, lport, _, got = self.curl(path, "--http1.1")
+            self.assertEqual(got, body)
+
+            def have_response():
+                for _, m in server.snapshot():
+                    e = json.loads(m)
+                    if e["pid"] == pid and e["direction"] == "READ":
+                        return True
+                return False
+            self.assertTrue(helpers.wait_until(have_response, 10), server.snapshot()[:5])
+        self.assertEqual(server.errors, [])
+        self.assertEqual(server.requests, ["GET /events HTTP/1.1"])
+        self.assertEqual(run.stdout_bytes(), b"", "events go to --eventaddr, not stdout")
+        msgs = server.snapshot()
+        self.assertEqual({op for op, _ in msgs}, {1}, "JSON goes in text frames")
+        # One JSON object per WebSocket message.
+        events = [json.loads(m) for _, m in msgs]
+        for _, m in msgs:
+            self.assertEqual(m.count(b"\n"), 1 if m.endswith(b"\n") else 0, m[:200])
+        self.check_json_request(events, pid, lport, path)
+        resp = [e for e in events if e["pid"] == pid and e["direction"] == "READ"]
+        self.assertEqual(len(resp), 1)
+        self.assertEqual((resp[0]["src_port"], resp[0]["dst_port"], resp[0]["http"]["status"]),
+                         (self.port, lport, 200))
+        self.assertTrue(resp[0]["payload"].endswith(body.decode()), resp[0]["payload"][-200:])
+        # Everything the writer counted arrived, nothing was dropped; the close was "going away".
+        self.assertEqual(self.ws_summary(run, "json", url),
+                         (len(msgs), sum(len(m) for _, m in msgs), 0))
+        self.assertEqual(server.closes, [1001])
+
+    def test_10_eventaddr_ws_text(self):
+        server = WsServer(self)
+        url = f"ws://127.0.0.1:{server.port}"  # no path: "/"
+        path, body = self.gz_file(300)
+        with self.run_ecapture(["tls", "--eventaddr", url]) as run:
+            pid, lport, _, got = self.curl(path, "--http1.1")
+            self.assertEqual(got, body)
+            helpers.wait_until(lambda: sum(f" pid={pid} ".encode() in m
+                                           for _, m in server.snapshot()) >= 2, 10)
+        self.assertEqual((server.errors, server.requests), ([], ["GET / HTTP/1.1"]))
+        msgs = server.snapshot()
+        self.assertEqual({op for op, _ in msgs}, {1}, "printable text goes in text frames")
+        blocks = []
+        for _, m in msgs:
+            one = helpers.parse_output(m)
+            self.assertEqual(len(one), 1, f"one event per message: {m[:300]!r}")
+            blocks += one
+        req = select(blocks, pid=pid, direction="WRITE")
+        self.assertEqual(len(req), 1, summarize(blocks))
+        self.assertEqual((req[0].src, req[0].dst, req[0].comm), (ep(lport), ep(self.port), "curl"))
+        self.assertTrue(req[0].payload.startswith(f"GET {path} HTTP/1.1\r\n".encode()))
+        resp = select(blocks, pid=pid, direction="READ")
+        self.assertEqual(len(resp), 1, summarize(blocks))
+        self.assertEqual((resp[0].src, resp[0].dst), (ep(self.port), ep(lport)))
+        self.assertEqual(helpers.split_http(resp[0].payload)[1], body)
+        self.assertEqual(self.ws_summary(run, "text", url),
+                         (len(msgs), sum(len(m) for _, m in msgs), 0))
+
+    def test_11_eventaddr_ws_protobuf(self):
+        pb = load_ecaptureq_pb2(self.tmp)
+        server = WsServer(self)
+        url = f"ws://127.0.0.1:{server.port}/pb"
+        path, body = self.gz_file(500)
+
+        def entries():
+            out = []
+            for op, m in server.snapshot():
+                e = pb.LogEntry()
+                e.ParseFromString(m)
+                out.append((op, e))
+            return out
+        with self.run_ecapture(["tls", "--format", "protobuf", "--eventaddr", url]) as run:
+            pid, lport, _, got = self.curl(path, "--http1.1")
+            self.assertEqual(got, body)
+            helpers.wait_until(lambda: sum(e.event_payload.pid == pid for _, e in entries()) >= 2,
+                               10)
+        self.assertEqual(server.errors, [])
+        got_entries = entries()
+        self.assertEqual({op for op, _ in got_entries}, {2}, "protobuf goes in binary frames")
+        evs = [e.event_payload for _, e in got_entries if e.log_type == pb.LOG_TYPE_EVENT]
+        self.assertEqual(len(evs), len(got_entries), "not length-prefixed: one LogEntry each")
+        req = [e for e in evs if e.pid == pid and e.type == 1]
+        self.assertEqual(len(req), 1, evs)
+        self.assertEqual((req[0].src_ip, req[0].src_port, req[0].dst_ip, req[0].dst_port,
+                          req[0].pname), ("127.0.0.1", lport, "127.0.0.1", self.port, "curl"))
+        self.assertTrue(req[0].payload.startswith(f"GET {path} HTTP/1.1\r\n".encode()))
+        resp = [e for e in evs if e.pid == pid and e.type == 3]
+        self.assertEqual(len(resp), 1, evs)
+        self.assertEqual((resp[0].src_port, resp[0].dst_port), (self.port, lport))
+        self.assertTrue(resp[0].payload.endswith(body))
+        self.assertEqual(self.ws_summary(run, "protobuf", url),
+                         (len(got_entries), sum(len(m) for _, m in server.snapshot()), 0))
+
+    def test_12_logaddr_ws(self):
+        server = WsServer(self)
+        url = f"ws://127.0.0.1:{server.port}/logs"
+        with self.run_ecapture(["tls", "--logaddr", url]) as run:
+            def logs():
+                return [json.loads(m) for _, m in server.snapshot()]
+            self.assertTrue(helpers.wait_until(
+                lambda: any("capture started" in x["message"] for x in logs()), 10),
+                server.snapshot())
+        self.assertEqual((server.errors, server.requests), ([], ["GET /logs HTTP/1.1"]))
+        msgs = server.snapshot()
+        self.assertEqual({op for op, _ in msgs}, {1})
+        lines = [json.loads(m) for _, m in msgs]
+        for x in lines:
+            self.assertEqual(sorted(x), ["level", "message", "time"], x)
+        started = [x for x in lines if "capture started" in x["message"]]
+        self.assertEqual(len(started), 1, lines)
+        self.assertEqual(started[0]["level"], "info")
+        self.assertIn(started[0]["message"], run.stderr_text(), "the same line as on stderr")
+        # Written after SIGINT and flushed before exit: the stop line and the output summary.
+        msgs_text = [x["message"] for x in lines]
+        self.assertIn("received SIGINT, stopping", msgs_text)
+        self.assertTrue(any(x.startswith("output summary: ") for x in msgs_text), msgs_text)
+
+    def test_13_ws_server_starts_after_ecapture(self):
+        port = helpers.free_port()
+        url = f"ws://127.0.0.1:{port}/late"
+        with self.run_ecapture(["tls", "--format", "json", "--eventaddr", url]) as run:
+            p1, l1, _, _ = self.curl(self.gz_file(200)[0], "--http1.1")  # nobody listens yet
+            time.sleep(2.0)
+            server = WsServer(self, port=port)
+            self.assertTrue(helpers.wait_until(lambda: server.requests, 5),
+                            "ecapture did not reconnect within 5 s")
+            path, _ = self.gz_file(200)
+            p2, l2, _, _ = self.curl(path, "--http1.1")
+
+            def pids():
+                return {json.loads(m)["pid"] for _, m in server.snapshot()}
+            helpers.wait_until(lambda: {p1, p2} <= pids(), 10)
+        self.assertEqual((server.errors, server.requests), ([], ["GET /late HTTP/1.1"]))
+        events = [json.loads(m) for _, m in server.snapshot()]
+        self.check_json_request(events, p2, l2, path)
+        # What was queued while the server was away is delivered once it is up.
+        self.assertEqual(len([e for e in events if e["pid"] == p1 and e["src_port"] == l1]), 1)
+        msgs, _, dropped = self.ws_summary(run, "json", url)
+        self.assertEqual((msgs, dropped), (len(events), 0))
+
+    def test_14_paused_ws_consumer_does_not_stop_stdout(self):
+        server = WsServer(self, paused=True)
+        url = f"ws://127.0.0.1:{server.port}/slow"
+        path = "/" + helpers.rand_token(12) + ".bin"
+        big = helpers.rand_printable(12 * 1024 * 1024)
+        self.nginx.write_file(path[1:], big)
+        with self.run_ecapture(["tls", "--eventaddr", "-", "--eventaddr", url]) as run:
+            self.assertTrue(helpers.wait_until(lambda: server.requests, 5))
+            pids = [self.curl(path, "--http1.1")[0] for _ in range(3)]
+            run.settle(quiet=1.0, timeout=20)
+        blocks = run.blocks()
+        for pid in pids:
+            recv = b"".join(b.payload for b in select(blocks, pid=pid, direction="READ"))
+            _, body = helpers.split_http(recv)
+            self.assertEqual(len(body), len(big), f"curl {pid}: stdout got the whole body")
+            self.assertEqual(body, big)
+        _, _, dropped = self.ws_summary(run, "text", url)
+        self.assertGreater(dropped, 0, "the paused consumer must have cost drops")
+        err = run.stderr_text()
+        sm = re.search(r"text stdout: messages=(\d+) bytes=(\d+) dropped=0", err)
+        self.assertIsNotNone(sm, err[-3000:])
+        self.assertEqual(int(sm.group(2)), len(run.stdout_bytes()))
+        self.assertLess(run.stop_seconds, 5.0, "a stalled peer must not hold the exit")
+
+    def test_15_ecaptureq_heartbeat_every_15s(self):
+        pb = load_ecaptureq_pb2(self.tmp)
+        port = helpers.free_port()
+        with self.run_ecapture(["tls", "--ecaptureq", f"ws://127.0.0.1:{port}/"]):
+            ws = WsClient(self, port)
+            t0 = time.monotonic()
+            first = pb.LogEntry()
+            first.ParseFromString(ws.recv())
+            self.assertEqual(first.log_type, pb.LOG_TYPE_HEARTBEAT)
+            self.assertEqual(first.heartbeat_payload.count, 1)
+            second = None
+            while second is None:
+                left = 17.0 - (time.monotonic() - t0)
+                self.assertGreater(left, 0, "no second heartbeat within 17 s")
+                ws.sock.settimeout(left)
+                raw = ws.recv()
+                self.assertIsNotNone(raw, "ecaptureq closed the stream")
+                e = pb.LogEntry()
+                e.ParseFromString(raw)
+                if e.log_type == pb.LOG_TYPE_HEARTBEAT:
+                    second = e
+            waited = time.monotonic() - t0
+        hb1, hb2 = first.heartbeat_payload, second.heartbeat_payload
+        self.assertEqual((hb2.count, hb2.message), (hb1.count + 1, f"heartbeat:{hb1.count + 1}"))
+        self.assertTrue(14 <= hb2.timestamp - hb1.timestamp <= 16,
+                        (hb1.timestamp, hb2.timestamp))
+        self.assertTrue(14.0 <= waited <= 16.5, waited)
 
 if __name__ == "__main__":
     unittest.main()

@@ -3,6 +3,9 @@
 
 #include <cstring>
 
+#include <elf.h>
+
+#include "modules/openssl/bssl_offsets.h"
 #include "modules/openssl/openssl_keys.h"
 #include "modules/openssl/openssl_layouts.h"
 
@@ -65,10 +68,83 @@ TEST(OpenSslLayoutTest, SslVersionFlag) {
   EXPECT_EQ(*parse_ssl_version_flag("openssl 3.0.12"), "3.0.12");
   EXPECT_EQ(*parse_ssl_version_flag("OpenSSL 1.1.1w"), "1.1.1w");
   EXPECT_EQ(*parse_ssl_version_flag(" 3.2.4 "), "3.2.4");
-  EXPECT_NE(parse_ssl_version_flag("boringssl_a_13").error().message.find("BoringSSL"),
+  for (const char* b : {"boringssl", "BoringSSL NA", "boringssl 1.1.1", "boringssl_a_13",
+                        "boringssl_a_14", "boringssl_a_15", "boringssl_a_16", "android_default"}) {
+    SCOPED_TRACE(b);
+    EXPECT_EQ(*parse_ssl_version_flag(b), kBoringSsl);
+  }
+  EXPECT_NE(parse_ssl_version_flag("boringssl_a_99").error().message.find("boringssl_a_99"),
             std::string::npos);
   EXPECT_NE(parse_ssl_version_flag("nonsense").error().message.find("--ssl_version"),
             std::string::npos);
+}
+
+TEST(OpenSslLayoutTest, BoringSslReadsOnlyTheClientRandom) {
+  auto l = layout_for_version(kBoringSsl);
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->layout.boringssl, 1u);
+  EXPECT_EQ(l->layout.ssl_s3, 0x30u);
+  EXPECT_EQ(l->layout.s3_client_random, 0x30u);
+}
+
+// SSL_get_client_random of Debian's android-libboringssl 13.0.0+r24 (x86-64), recorded bytes.
+TEST(BoringSslOffsetsTest, DecodesX86ClientRandomAccess) {
+  auto code = unhex("534885d274254883fa20bb20000000480f42da488b47304883c0304889f74889c64889dae8474a"
+                    "0100eb05bb200000004889d85bc3");
+  auto o = client_random_offsets_from_code(code, 0x4f680, EM_X86_64);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(*o, (ClientRandomOffsets{0x30, 0x30}));
+}
+
+TEST(BoringSslOffsetsTest, DecodesArm64AndLeaForms) {
+  // ldr x8, [x0, #0x30]; add x1, x8, #0x30
+  auto arm = unhex("081840f901c10091");
+  auto a = client_random_offsets_from_code(arm, 0x1000, EM_AARCH64);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(*a, (ClientRandomOffsets{0x30, 0x30}));
+  // mov rax, [rdi+0x38]; lea rsi, [rax+0x40]
+  auto lea = unhex("488b4738488d7040");
+  auto x = client_random_offsets_from_code(lea, 0x1000, EM_X86_64);
+  ASSERT_TRUE(x);
+  EXPECT_EQ(*x, (ClientRandomOffsets{0x38, 0x40}));
+}
+
+TEST(BoringSslOffsetsTest, OtherShapesGiveNothing) {
+  // mov rax, [rdi+0x30]; mov rax, [rax]; ret: the register is overwritten before any offset.
+  EXPECT_FALSE(client_random_offsets_from_code(unhex("488b47304889c0c3"), 0, EM_X86_64));
+  EXPECT_FALSE(client_random_offsets_from_code(unhex("c3"), 0, EM_X86_64));
+  EXPECT_FALSE(client_random_offsets_from_code(unhex("488b4730"), 0, EM_386));
+}
+
+TEST(BoringSslSecretsTest, LabelsMapToKeylogLabels) {
+  openssl_secret_event e{};
+  e.kind = OPENSSL_RECORD_SECRET;
+  for (int i = 0; i < 32; ++i) e.client_random[i] = static_cast<uint8_t>(i);
+  for (int i = 0; i < 48; ++i) e.secret[i] = static_cast<uint8_t>(0xa0 + (i & 0xf));
+  auto line_for = [&](std::string_view label, uint8_t n) {
+    std::memset(e.label, 0, sizeof(e.label));
+    std::memcpy(e.label, label.data(), label.size());
+    e.label_len = static_cast<uint8_t>(label.size());
+    e.secret_len = n;
+    return secret_keylog_line(e);
+  };
+  auto l = line_for("c hs traffic", 32);
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->to_string(),
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET "
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f "
+            "a0a1a2a3a4a5a6a7a8a9aaabacadaeafa0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+  EXPECT_EQ(line_for("key expansion", 48)->label, "CLIENT_RANDOM");
+  EXPECT_EQ(line_for("key expansion", 48)->secret.size(), 96u);
+  EXPECT_EQ(line_for("s hs traffic", 48)->label, "SERVER_HANDSHAKE_TRAFFIC_SECRET");
+  EXPECT_EQ(line_for("c ap traffic", 32)->label, "CLIENT_TRAFFIC_SECRET_0");
+  EXPECT_EQ(line_for("s ap traffic", 32)->label, "SERVER_TRAFFIC_SECRET_0");
+  EXPECT_EQ(line_for("exp master", 32)->label, "EXPORTER_SECRET");
+  EXPECT_EQ(line_for("c e traffic", 32)->label, "CLIENT_EARLY_TRAFFIC_SECRET");
+  for (const char* skipped : {"res master", "traffic upd", "ext binder", "c hs traffi"}) {
+    EXPECT_FALSE(line_for(skipped, 32)) << skipped;
+  }
+  EXPECT_FALSE(line_for("c hs traffic", 0));
 }
 
 // RFC 8448 §3 (simple 1-RTT handshake): handshake secret + transcript hash -> traffic secrets.

@@ -20,6 +20,7 @@ enum openssl_record_kind {
 	 * data_len is 0. Same layout as a data record. */
 	OPENSSL_RECORD_CONN = 1,
 	OPENSSL_RECORD_KEYS = 2, /* struct openssl_keys_event */
+	OPENSSL_RECORD_SECRET = 3, /* struct openssl_secret_event (BoringSSL) */
 };
 
 struct openssl_data_event {
@@ -67,6 +68,32 @@ struct openssl_keys_event {
 	__u8 exporter_master_secret[OPENSSL_SECRET_MAX];
 };
 
+#define OPENSSL_LABEL_MAX 16
+
+/* BoringSSL frees and wipes its handshake state before SSL_do_handshake returns, so its secrets are
+ * taken one by one where they are derived (libcrypto's HKDF_expand for TLS 1.3, CRYPTO_tls1_prf's
+ * "key expansion" for TLS 1.2), while the thread is inside an SSL call. */
+struct openssl_secret_event {
+	__u8 kind;       /* OPENSSL_RECORD_SECRET */
+	__u8 label_len;  /* bytes used in label[] */
+	__u8 secret_len; /* bytes used in secret[] */
+	__u8 pad;
+	__s32 fd; /* -1 when unknown */
+	__u64 timestamp_ns;
+	__u64 conn_id; /* the SSL* */
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	__u32 pad2;
+	char comm[ECAP_TASK_COMM_LEN];
+	struct ecap_sock_tuple tuple;
+	__u8 client_random[32];
+	/* TLS 1.3: the HKDF label without its "tls13 " prefix ("c hs traffic", "exp master", ...);
+	 * TLS 1.2: "key expansion", whose input secret is the master secret. */
+	char label[OPENSSL_LABEL_MAX];
+	__u8 secret[OPENSSL_SECRET_MAX];
+};
+
 /* Where a library keeps what openssl_keys_event needs (rodata, set per detected layout). Offsets
  * are from the SSL* (or from the s3 struct / the session), 0 where the layout lacks the field. */
 struct openssl_layout {
@@ -77,7 +104,8 @@ struct openssl_layout {
 	__u32 session_master_key_len; /* master_key_length (informational) */
 	__u32 session_master_key;     /* master_key[] */
 	__u32 ssl_early_secret;  /* TLS 1.3: early_secret[64]; the others follow at fixed steps */
-	__u32 pad;
+	__u32 boringssl;         /* 1: secrets come as openssl_secret_event, only ssl_s3 and
+				  * s3_client_random are used */
 };
 
 /* Plaintext is emitted in chunks of at most OPENSSL_CHUNK bytes; one call of any size produces

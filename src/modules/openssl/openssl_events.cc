@@ -17,6 +17,9 @@ static_assert(offsetof(openssl_keys_event, client_random) == 96, "ABI: client_ra
 static_assert(offsetof(openssl_data_event, comm) == 56, "ABI: comm offset");
 static_assert(offsetof(openssl_data_event, tuple) == 72, "ABI: tuple offset");
 static_assert(sizeof(ecap_sock_tuple) == 40, "ABI: ecap_sock_tuple size");
+static_assert(sizeof(openssl_secret_event) == 208, "ABI: openssl_secret_event size");
+static_assert(offsetof(openssl_secret_event, tuple) == 56, "ABI: secret tuple offset");
+static_assert(offsetof(openssl_secret_event, label) == 128, "ABI: secret label offset");
 
 void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, Endpoint* dst) {
   *src = Endpoint{};

@@ -88,4 +88,28 @@ Result<std::vector<KeylogLine>> keylog_lines(const openssl_keys_event& k) {
   return lines;
 }
 
+std::optional<KeylogLine> secret_keylog_line(const openssl_secret_event& e) {
+  // HKDF labels of RFC 8446 §7.1 (without "tls13 ") → SSLKEYLOGFILE labels.
+  static constexpr std::pair<std::string_view, std::string_view> kLabels[] = {
+      {"key expansion", "CLIENT_RANDOM"},  // TLS 1.2: its input secret is the master secret
+      {"c e traffic", "CLIENT_EARLY_TRAFFIC_SECRET"},
+      {"e exp master", "EARLY_EXPORTER_SECRET"},
+      {"c hs traffic", "CLIENT_HANDSHAKE_TRAFFIC_SECRET"},
+      {"s hs traffic", "SERVER_HANDSHAKE_TRAFFIC_SECRET"},
+      {"c ap traffic", "CLIENT_TRAFFIC_SECRET_0"},
+      {"s ap traffic", "SERVER_TRAFFIC_SECRET_0"},
+      {"exp master", "EXPORTER_SECRET"},
+  };
+  const std::string_view label(e.label, std::min<size_t>(e.label_len, sizeof(e.label)));
+  const size_t n = std::min<size_t>(e.secret_len, sizeof(e.secret));
+  if (n == 0) return std::nullopt;
+  for (auto [hkdf, keylog] : kLabels) {
+    if (label == hkdf) {
+      return KeylogLine{std::string(keylog), to_hex(e.client_random),
+                        to_hex(std::span<const uint8_t>(e.secret, n))};
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace ecapture::openssl

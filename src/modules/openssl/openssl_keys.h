@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +24,10 @@ struct KeylogLine {
 // SERVER_HANDSHAKE_TRAFFIC_SECRET, CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0,
 // EXPORTER_SECRET. Errors when the record holds no usable secret.
 Result<std::vector<KeylogLine>> keylog_lines(const openssl_keys_event& k);
+
+// The key log line of one BoringSSL secret record, or nullopt for derivations that are not
+// logged (resumption master, binders, key updates).
+std::optional<KeylogLine> secret_keylog_line(const openssl_secret_event& e);
 
 // HKDF-Expand-Label(secret, label, context, length) with SHA-256 (hash_len 32) or SHA-384 (48).
 Result<std::vector<uint8_t>> hkdf_expand_label(std::span<const uint8_t> secret,

@@ -78,6 +78,16 @@ bool matches(const Row& r, const Version& v) {
 }  // namespace
 
 Result<NamedLayout> layout_for_version(std::string_view version) {
+  if (version == kBoringSsl) {
+    // ssl_st.s3 0x30 and SSL3_STATE.client_random 0x30 in Android 13 through 16 and upstream
+    // (eCapture's generated boringssl_* headers; measured on Debian's 13.0.0+r24 build, and
+    // checked at run time against SSL_get_client_random's code where it can be decoded).
+    openssl_layout l{};
+    l.ssl_s3 = 0x30;
+    l.s3_client_random = 0x30;
+    l.boringssl = 1;
+    return NamedLayout{std::string(kBoringSsl), l};
+  }
   auto v = parse_version(version);
   if (!v) {
     return make_error("cannot read OpenSSL version '{}': give it as --ssl_version \"openssl "
@@ -104,9 +114,18 @@ Result<std::string> parse_ssl_version_flag(std::string_view flag) {
     while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
   };
   trim(s);
-  if (s.rfind("boringssl", 0) == 0) {
-    return make_error("--ssl_version {}: BoringSSL key capture is not available yet (text "
-                      "capture works)", flag);
+  if (s.rfind("boringssl", 0) == 0 || s == "android_default") {
+    // eCapture's names for BoringSSL builds. Only ssl->s3 and s3->client_random are read (the
+    // secrets are taken where they are derived), and these have not moved in any of them.
+    static constexpr std::string_view kNames[] = {
+        "boringssl",      "boringssl na",   "boringssl 1.1.1", "boringssl_na",
+        "boringssl_a_13", "boringssl_a_14", "boringssl_a_15",  "boringssl_a_16",
+        "android_default"};
+    if (std::find(std::begin(kNames), std::end(kNames), s) == std::end(kNames)) {
+      return make_error("--ssl_version '{}': unknown BoringSSL build (use \"boringssl\", "
+                        "\"boringssl na\" or boringssl_a_13 ... boringssl_a_16)", flag);
+    }
+    return std::string(kBoringSsl);
   }
   if (s.rfind("openssl", 0) == 0) s.erase(0, 7);
   trim(s);

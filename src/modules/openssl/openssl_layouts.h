@@ -15,12 +15,16 @@ struct NamedLayout {
   openssl_layout layout;
 };
 
+// The version text that stands for every BoringSSL build (layout_for_version accepts it).
+inline constexpr std::string_view kBoringSsl = "boringssl";
+
 // Picks the layout for an OpenSSL version string such as "3.0.19" or "1.1.1w". Unknown versions
 // (including newer patch releases of a family whose layout moved before) are refused with a
 // message naming the version and --ssl_version; nothing falls back to another version silently.
 Result<NamedLayout> layout_for_version(std::string_view version);
 
-// Parses --ssl_version ("openssl 3.0.12", "3.0.12", "OpenSSL 1.1.1w") into a version string.
+// Parses --ssl_version ("openssl 3.0.12", "3.0.12", "OpenSSL 1.1.1w") into a version string;
+// eCapture's BoringSSL names ("boringssl na", "boringssl_a_13" ... "boringssl_a_16") give kBoringSsl.
 Result<std::string> parse_ssl_version_flag(std::string_view flag);
 
 }  // namespace ecapture::openssl

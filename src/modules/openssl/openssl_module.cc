@@ -8,6 +8,7 @@
 #include "bpf/libbpf_env.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
+#include "modules/openssl/bssl_offsets.h"
 #include "modules/openssl/openssl_keys.h"
 
 #include <ifaddrs.h>
@@ -51,6 +52,22 @@ std::vector<bpf::ProbeSpec> OpenSslModule::key_probes(const std::string& binary)
                      static_cast<uint64_t>(api)});
   }
   return specs;
+}
+
+std::vector<bpf::ProbeSpec> OpenSslModule::boringssl_key_probes(const std::string& ssl,
+                                                               const std::string& crypto) {
+  using bpf::ProbeType;
+  // SSL_do_handshake marks the thread as inside a handshake of that SSL* (SSL_read/SSL_write run
+  // implicit handshakes through it too); the secrets come from libcrypto's derivations.
+  return {
+      {ssl, "SSL_do_handshake", 0, "probe_openssl_rw_enter", ProbeType::kUprobe, false,
+       OPENSSL_API_HANDSHAKE},
+      {ssl, "SSL_do_handshake", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false,
+       OPENSSL_API_HANDSHAKE},
+      {crypto, "HKDF_expand", 0, "probe_bssl_hkdf_enter", ProbeType::kUprobe, false, 0},
+      {crypto, "HKDF_expand", 0, "probe_bssl_hkdf_exit", ProbeType::kUretprobe, false, 0},
+      {crypto, "CRYPTO_tls1_prf", 0, "probe_bssl_tls1_prf", ProbeType::kUprobe, false, 0},
+  };
 }
 
 std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary) {
@@ -105,12 +122,30 @@ Result<void> OpenSslModule::on_init() {
     return make_error("cannot capture keys from {}: its OpenSSL version is unknown ({}); name it "
                       "with --ssl_version \"openssl X.Y.Z\"", lib_path_, version_error_);
   } else if (version_->flavor == elf::SslFlavor::kBoringSsl) {
-    return make_error("{} is BoringSSL: key capture for BoringSSL is not available yet (use -m "
-                      "text)", lib_path_);
+    version_text = kBoringSsl;
   } else {
     version_text = version_->version;
   }
   ASSIGN_OR_RETURN(layout_, layout_for_version(version_text));
+  if (layout_.layout.boringssl) {
+    if (!elf->find_function("SSL_do_handshake")) {
+      return make_error("{} does not export SSL_do_handshake ({})", lib_path_, kHint);
+    }
+    ASSIGN_OR_RETURN(crypto_path_, find_boringssl_crypto(*elf));
+    if (auto code = client_random_offsets(*elf); !code) {
+      offsets_note_ = "table values (SSL_get_client_random could not be decoded)";
+    } else if (code->ssl_s3 != layout_.layout.ssl_s3 ||
+               code->s3_client_random != layout_.layout.s3_client_random) {
+      offsets_note_ = fmt::format("read from SSL_get_client_random: s3 {:#x}, client_random {:#x} "
+                                  "(the table says {:#x}, {:#x})", code->ssl_s3,
+                                  code->s3_client_random, layout_.layout.ssl_s3,
+                                  layout_.layout.s3_client_random);
+      layout_.layout.ssl_s3 = code->ssl_s3;
+      layout_.layout.s3_client_random = code->s3_client_random;
+    } else {
+      offsets_note_ = "checked against SSL_get_client_random";
+    }
+  }
   if (mode_ == CaptureMode::kPcap) {
     // Everything a user can get wrong is checked before any file is touched.
     ifname_ = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
@@ -163,7 +198,8 @@ Result<void> OpenSslModule::on_start() {
     skel_->rodata->capture_keys = true;
     std::memcpy(const_cast<openssl_layout*>(&skel_->rodata->layout), &layout_.layout,
                 sizeof(openssl_layout));
-    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name, keylog_->path());
+    log().info("keys: {} layout '{}'{}, key log {}", lib_path_, layout_.name,
+               offsets_note_.empty() ? "" : " (" + offsets_note_ + ")", keylog_->path());
   }
   ASSIGN_OR_RETURN(uint64_t ring_bytes,
                    bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
@@ -180,12 +216,17 @@ Result<void> OpenSslModule::on_start() {
   ASSIGN_OR_RETURN(auto attached,
                    bpf::attach_uprobes(skel_->obj,
                                        mode_ == CaptureMode::kText ? data_probes(lib_path_)
-                                                                   : key_probes(lib_path_),
+                                       : layout_.layout.boringssl
+                                           ? boringssl_key_probes(lib_path_, crypto_path_)
+                                           : key_probes(lib_path_),
                                        pid, kHint, multi));
   for (auto& l : attached.links) links_.push_back(std::move(l));
   std::string hooks;
   for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
-  log().info("hooks attached to {} ({}): {}", lib_path_,
+  log().info("hooks attached to {}{} ({}): {}", lib_path_,
+             crypto_path_.empty() || crypto_path_ == lib_path_ || mode_ == CaptureMode::kText
+                 ? ""
+                 : " and " + crypto_path_,
              multi ? "uprobe_multi links" : "perf-event uprobes", hooks);
   for (const auto& m : attached.missing) {
     log().info("{} is not exported by {}: calls through it are not seen (normal for BoringSSL "
@@ -254,9 +295,42 @@ void OpenSslModule::handle_keys(std::span<const uint8_t> record) {
              lines->front().client_random, lines->size());
 }
 
+void OpenSslModule::handle_secret(std::span<const uint8_t> record) {
+  if (record.size() < sizeof(openssl_secret_event)) {
+    if (decode_errors_++ == 0) log().warn("tls: short secret record ({} bytes)", record.size());
+    return;
+  }
+  openssl_secret_event e;
+  std::memcpy(&e, record.data(), sizeof(e));
+  auto line = secret_keylog_line(e);
+  if (!line) return;  // a derivation that is not logged
+  const auto& g = config_as<OpenSslConfig>().global;
+  std::string comm(e.comm, strnlen(e.comm, sizeof(e.comm)));
+  if (pcap_) {
+    pcap_->add_keys(line->to_string() + "\n", &e.tuple, PacketOwner{e.pid, e.uid, comm});
+    if ((g.pid != 0 && e.pid != g.pid) || (g.uid != 0 && e.uid != g.uid)) return;
+  }
+  auto wrote = keylog_->write(line->label, line->client_random, line->secret);
+  if (!wrote) {
+    report_error(wrote.error());
+    return;
+  }
+  // One message per session: TLS 1.2's only line, TLS 1.3's last traffic secret.
+  if (*wrote && (line->label == "CLIENT_RANDOM" || line->label == "SERVER_TRAFFIC_SECRET_0")) {
+    counters_mut().events.fetch_add(1);
+    log().info("keys: {} pid={} comm={} client_random={}",
+               line->label == "CLIENT_RANDOM" ? "TLS 1.2 master secret" : "TLS 1.3 secrets", e.pid,
+               comm, line->client_random);
+  }
+}
+
 void OpenSslModule::handle_record(std::span<const uint8_t> record) {
   if (!record.empty() && record[0] == OPENSSL_RECORD_KEYS) {
     handle_keys(record);
+    return;
+  }
+  if (!record.empty() && record[0] == OPENSSL_RECORD_SECRET) {
+    handle_secret(record);
     return;
   }
   if (auto r = assembler_->add(record); !r) {

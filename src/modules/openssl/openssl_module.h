@@ -30,6 +30,9 @@ class OpenSslModule final : public Module {
   static std::vector<bpf::ProbeSpec> data_probes(const std::string& binary);
   // The probes for key capture (keylog and pcap modes).
   static std::vector<bpf::ProbeSpec> key_probes(const std::string& binary);
+  // BoringSSL keeps no secrets after the handshake: they are taken from libcrypto's derivations.
+  static std::vector<bpf::ProbeSpec> boringssl_key_probes(const std::string& ssl,
+                                                          const std::string& crypto);
 
  protected:
   Result<void> on_init() override;
@@ -41,6 +44,7 @@ class OpenSslModule final : public Module {
  private:
   void handle_record(std::span<const uint8_t> record);
   void handle_keys(std::span<const uint8_t> record);
+  void handle_secret(std::span<const uint8_t> record);
   static std::string default_capture_interface();
   void deliver(DataEvent&& e);
 
@@ -49,6 +53,8 @@ class OpenSslModule final : public Module {
   std::string version_error_;
   CaptureMode mode_ = CaptureMode::kText;
   NamedLayout layout_;
+  std::string crypto_path_;   // BoringSSL keys: the file defining HKDF_expand/CRYPTO_tls1_prf
+  std::string offsets_note_;  // BoringSSL keys: where the client-random offsets came from
   std::unique_ptr<KeylogWriter> keylog_;
   std::string ifname_;
   std::unique_ptr<PcapSession> pcap_;
