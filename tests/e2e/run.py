@@ -92,7 +92,11 @@ def main():
     if args.patterns:
         loader.testNamePatterns = [p if "*" in p else f"*{p}*" for p in args.patterns]
     suite = unittest.TestSuite(loader.loadTestsFromName(m) for m in MODULES)
-    tests = list(iter_tests(suite))
+    # A test class imported by another module (to share its fixtures) is found there again:
+    # run each test once.
+    seen = set()
+    tests = [t for t in iter_tests(suite) if not (t.id() in seen or seen.add(t.id()))]
+    suite = unittest.TestSuite(tests)
     if not tests:
         print(f"no test matches {args.patterns}", file=sys.stderr)
         return 2

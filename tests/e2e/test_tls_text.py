@@ -67,6 +67,52 @@ NODE_CLIENT = textwrap.dedent("""\
 
 FOUR_MIB = 4 * 1024 * 1024
 
+# An OpenSSL client that peeks before every read: SSL_peek and SSL_peek_ex return bytes that the
+# next SSL_read returns again, so only the reads may be reported.
+# argv: port cafile path. Prints "pid local_port" on stdout, then the response bytes.
+PEEK_CLIENT = textwrap.dedent("""\
+    #include <arpa/inet.h>
+    #include <netinet/in.h>
+    #include <openssl/ssl.h>
+    #include <stdio.h>
+    #include <stdlib.h>
+    #include <string.h>
+    #include <sys/socket.h>
+    #include <unistd.h>
+    int main(int argc, char **argv) {
+      SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+      if (!SSL_CTX_load_verify_locations(ctx, argv[2], NULL)) return 2;
+      int s = socket(AF_INET, SOCK_STREAM, 0);
+      struct sockaddr_in a = {0};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(atoi(argv[1]));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (connect(s, (struct sockaddr *)&a, sizeof(a))) return 3;
+      socklen_t len = sizeof(a);
+      getsockname(s, (struct sockaddr *)&a, &len);
+      printf("%d %d\\n", getpid(), ntohs(a.sin_port));
+      fflush(stdout);
+      SSL *ssl = SSL_new(ctx);
+      SSL_set_fd(ssl, s);
+      if (SSL_connect(ssl) != 1) return 4;
+      char req[512];
+      int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\\r\\nHost: 127.0.0.1:%s\\r\\n"
+                       "Connection: close\\r\\n\\r\\n", argv[3], argv[1]);
+      if (SSL_write(ssl, req, n) != n) return 5;
+      char buf[4096];
+      for (int i = 0;; i++) {
+        size_t got = 0;
+        int p = (i % 2) ? SSL_peek(ssl, buf, 100) : (SSL_peek_ex(ssl, buf, 100, &got) ? 1 : 0);
+        if (p <= 0) break;
+        int r = SSL_read(ssl, buf, sizeof(buf));
+        if (r <= 0) break;
+        fwrite(buf, 1, r, stdout);
+      }
+      fflush(stdout);
+      return 0;
+    }
+""")
+
 
 class TlsText(helpers.E2ETestCase):
     @classmethod
@@ -450,6 +496,34 @@ class TlsText(helpers.E2ETestCase):
         self.assertEqual((writes[0].payload, writes[0].src, writes[0].dst),
                          (head, ep(lport), ep(self.port)))
         self.assert_response(stream(blocks, pid, "READ", writes[0].fd), body, "curl READ stream")
+
+    def test_10_ssl_peek_not_double_counted(self):
+        src = os.path.join(self.tmp, "peek.c")
+        exe = os.path.join(self.tmp, "peek_client")
+        with open(src, "w") as f:
+            f.write(PEEK_CLIENT)
+        subprocess.run(["gcc", "-O1", "-o", exe, src, "-lssl", "-lcrypto"], check=True,
+                       timeout=120)
+        path, body = self.new_file(20000)
+        with self.run_ecapture(["tls"]) as run:
+            p = self.procs.popen([exe, str(self.port), self.cert, path], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            out, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, err)
+            run.settle()
+        first, response = out.split(b"\n", 1)
+        pid, lport = map(int, first.split())
+        self.assertEqual(pid, p.pid)
+        self.assert_response(response, body, "peek client's stdout")
+        blocks = run.blocks()
+        mine = select(blocks, pid=pid)
+        self.assertTrue(all((b.src, b.dst) == (ep(self.port), ep(lport)) for b in mine
+                            if b.direction == "READ"), summarize(mine))
+        # Every byte once: the READ stream is exactly what SSL_read returned, no peeked copy.
+        self.assertEqual(stream(blocks, pid, "READ"), response, summarize(mine))
+        self.assertEqual(stream(blocks, pid, "WRITE"),
+                         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                         "Connection: close\r\n\r\n".encode())
 
 
 if __name__ == "__main__":
