@@ -2,6 +2,7 @@
 #include "output/keylog_writer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <memory>
@@ -9,9 +10,25 @@
 namespace ecapture {
 
 Result<std::unique_ptr<KeylogWriter>> KeylogWriter::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  bool created = false;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    created = true;
+  } else if (errno == EEXIST) {
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  }
   if (fd < 0) return make_errno_error(errno, "cannot open key log file {}", path);
-  return std::unique_ptr<KeylogWriter>(new KeylogWriter(path, fd));
+  auto w = std::unique_ptr<KeylogWriter>(new KeylogWriter(path, fd));
+  w->created_ = created;
+  return w;
+}
+
+void KeylogWriter::discard_if_unused() {
+  std::lock_guard lock(mu_);
+  if (!created_ || written_ > 0) return;
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && st.st_size == 0) ::unlink(path_.c_str());
+  created_ = false;
 }
 
 KeylogWriter::~KeylogWriter() {

@@ -21,6 +21,9 @@ class KeylogWriter {
   Result<bool> write(const std::string& label, const std::string& client_random_hex,
                      const std::string& secret_hex);
   const std::string& path() const { return path_; }
+  // Removes the file if this writer created it and nothing was written: for captures that fail
+  // to start, so that an error leaves no empty file behind.
+  void discard_if_unused();
   size_t lines_written() const { return written_; }
 
  private:
@@ -30,6 +33,7 @@ class KeylogWriter {
   std::mutex mu_;
   std::set<std::string> seen_;
   size_t written_ = 0;
+  bool created_ = false;
 };
 
 }  // namespace ecapture

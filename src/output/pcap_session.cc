@@ -140,9 +140,12 @@ void PcapSession::write_due(uint64_t now, bool all) {
     held_.pop_front();
     wrote = true;
   }
-  if (all || (wrote && now >= last_flush_ns_ + kFlushNs)) {
+  // Whatever was written reaches the file within kFlushNs, even if nothing follows it.
+  unflushed_ = unflushed_ || wrote;
+  if (all || (unflushed_ && now >= last_flush_ns_ + kFlushNs)) {
     if (auto r = writer_->flush(); !r) log_.error("pcap: {}", r.error().to_string());
     last_flush_ns_ = now;
+    unflushed_ = false;
   }
 }
 

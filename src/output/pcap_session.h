@@ -80,6 +80,7 @@ class PcapSession {
   std::deque<Held> held_;
   std::map<std::string, PacketOwner> owners_;  // local endpoint -> process owning it
   uint64_t last_flush_ns_ = 0;
+  bool unflushed_ = false;  // blocks written since the last flush
   uint64_t filtered_out_ = 0;
   bool closed_ = false;
 };

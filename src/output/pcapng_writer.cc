@@ -109,12 +109,7 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::create(
   }
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return make_errno_error(errno, "-w {}: cannot create the pcapng file", path);
-  std::FILE* f = ::fdopen(fd, "wb");
-  if (f == nullptr) {
-    ::close(fd);
-    return make_errno_error(errno, "-w {}: cannot open", path);
-  }
-  std::unique_ptr<PcapngWriter> w(new PcapngWriter(path, f));
+  std::unique_ptr<PcapngWriter> w(new PcapngWriter(path, fd));
   RETURN_IF_ERROR(w->put(pcapng_section_header(application)));
   for (const auto& i : ifaces) RETURN_IF_ERROR(w->put(pcapng_interface(i)));
   RETURN_IF_ERROR(w->flush());
@@ -122,13 +117,17 @@ Result<std::unique_ptr<PcapngWriter>> PcapngWriter::create(
 }
 
 PcapngWriter::~PcapngWriter() {
-  if (f_ != nullptr) std::fclose(f_);
+  if (fd_ >= 0) {
+    (void)flush();
+    ::close(fd_);
+  }
 }
 
 Result<void> PcapngWriter::put(const std::vector<uint8_t>& block) {
-  if (std::fwrite(block.data(), 1, block.size(), f_) != block.size()) {
-    return make_errno_error(errno, "cannot write {}", path_);
-  }
+  // Only whole blocks reach the file, so that it ends on a block boundary whenever the process
+  // dies (stdio would cut a block wherever its buffer filled up).
+  pending_.insert(pending_.end(), block.begin(), block.end());
+  if (pending_.size() >= kPendingMax) return flush();
   return {};
 }
 
@@ -144,7 +143,17 @@ Result<void> PcapngWriter::write_packet(uint32_t interface_id, uint64_t wall_ns,
 }
 
 Result<void> PcapngWriter::flush() {
-  if (std::fflush(f_) != 0) return make_errno_error(errno, "cannot write {}", path_);
+  size_t off = 0;
+  while (off < pending_.size()) {
+    ssize_t n = ::write(fd_, pending_.data() + off, pending_.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(off));
+      return make_errno_error(errno, "cannot write {}", path_);
+    }
+    off += static_cast<size_t>(n);
+  }
+  pending_.clear();
   return {};
 }
 

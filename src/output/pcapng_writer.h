@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <span>
 #include <string>
 #include <vector>
@@ -40,10 +39,12 @@ class PcapngWriter {
   const std::string& path() const { return path_; }
 
  private:
-  PcapngWriter(std::string path, std::FILE* f) : path_(std::move(path)), f_(f) {}
+  static constexpr size_t kPendingMax = 1u << 20;
+  PcapngWriter(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   Result<void> put(const std::vector<uint8_t>& block);
   std::string path_;
-  std::FILE* f_;
+  int fd_ = -1;
+  std::vector<uint8_t> pending_;  // whole blocks not yet written
   uint64_t packets_ = 0;
 };
 

@@ -6,6 +6,7 @@ the secrets embedded (Decryption Secrets Blocks).
 """
 import http.server
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -122,6 +123,36 @@ class TlsPcap(helpers.E2ETestCase):
         self.bad(["tls", "-m", "pcap", "-i", "lo", "-w", pcap], pcap)
         with open(pcap, "rb") as f:
             self.assertEqual(f.read(), b"precious")
+
+    def test_04_sigkill_leaves_a_readable_file_and_no_bpf(self):
+        """kill -9: the pcapng holds everything up to the last periodic flush (about 1 s), and the
+        kernel drops our programs and links with the process."""
+        path, body = self.new_file(40)
+        pcap = os.path.join(self.tmp, "killed.pcapng")
+        out = os.path.join(self.tmp, "body.out")
+        before = helpers.bpf_snapshot()
+        args = ["tls", "-m", "pcap", "-i", "lo", "-w", pcap, "-k",
+                os.path.join(self.tmp, "k.log"), "tcp", "port", str(self.port)]
+        with self.run_ecapture(args, stop_signal=signal.SIGKILL, expect_rc=None) as run:
+            p = self.procs.popen(self.curl_args(path, out, ["--tlsv1.3"]),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            lport, _ = self.finish_curl(p)
+            time.sleep(2.5)  # 0.5 s hold + the 1 s flush period, with margin
+        self.assertEqual(run.returncode, -signal.SIGKILL)
+        r = subprocess.run(["tshark", "-n", "-r", pcap], capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
+        reqs = tshark_fields(pcap, ["tcp.srcport", "http.request.uri", "frame.comment"],
+                             "http.request")
+        self.assertEqual(reqs, [[str(lport), path, f"pid={p.pid} comm=curl"]], run.describe())
+        bodies = tshark_fields(pcap, ["http.file_data"], "http.response")
+        self.assertEqual(len(bodies), 1, bodies)
+        self.assertIn(bodies[0][0], (body.decode(), body.hex()))
+
+        def released():
+            now = helpers.bpf_snapshot()
+            return now["prog"] <= before["prog"] and now["link"] <= before["link"]
+        self.assertTrue(helpers.wait_until(released, 10),
+                        f"BPF left behind: {helpers.bpf_snapshot()} vs {before}")
 
 
 if __name__ == "__main__":

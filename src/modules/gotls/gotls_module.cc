@@ -218,6 +218,7 @@ Result<void> GoTlsModule::on_run() {
                                                    static_cast<uint64_t>(now.tv_nsec));
                                 }));
   reader_->start();
+  running_ = true;
   log().info("gotls: capture started ({}, {} buffer{}{})", cfg.elfpath, ringbuf_ ? "ring" : "perf",
              cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
              cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
@@ -286,6 +287,7 @@ void GoTlsModule::on_stop() {
 }
 
 void GoTlsModule::on_close() {
+  if (keylog_ && !running_) keylog_->discard_if_unused();  // a capture that never started
   bpf::destroy_links(links_);
   reader_.reset();
   assembler_.reset();

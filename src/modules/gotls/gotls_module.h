@@ -77,6 +77,7 @@ class GoTlsModule final : public Module {
   std::unique_ptr<bpf::EventReader> reader_;
   std::unique_ptr<openssl::ChunkAssembler> assembler_;
   uint64_t decode_errors_ = 0;
+  bool running_ = false;  // on_run completed
 };
 
 }  // namespace ecapture::gotls

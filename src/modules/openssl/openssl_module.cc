@@ -255,6 +255,7 @@ Result<void> OpenSslModule::on_run() {
                                                    static_cast<uint64_t>(now.tv_nsec));
                                 }));
   reader_->start();
+  running_ = true;
   log().info("tls: capture started ({}, {} buffer{}{})", lib_path_,
              ringbuf_ ? "ring" : "perf", cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
              cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
@@ -359,6 +360,7 @@ void OpenSslModule::on_stop() {
 }
 
 void OpenSslModule::on_close() {
+  if (keylog_ && !running_) keylog_->discard_if_unused();  // a capture that never started
   bpf::destroy_links(links_);
   reader_.reset();
   assembler_.reset();

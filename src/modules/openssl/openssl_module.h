@@ -67,6 +67,7 @@ class OpenSslModule final : public Module {
   std::unique_ptr<bpf::EventReader> reader_;
   std::unique_ptr<ChunkAssembler> assembler_;
   uint64_t decode_errors_ = 0;
+  bool running_ = false;  // on_run completed
 };
 
 }  // namespace ecapture::openssl
