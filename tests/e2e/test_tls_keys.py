@@ -74,6 +74,7 @@ class TlsKeys(helpers.E2ETestCase):
         elif pid_of == "nginx":
             args += ["--pid", str(self.nginx.worker_pids()[0])]
         with self.run_ecapture(args) as run:
+            self.last_run = run
             client.stdin.write(b"go\n")
             client.stdin.flush()
             self.finish_curl(client)
@@ -95,6 +96,8 @@ class TlsKeys(helpers.E2ETestCase):
 
     def test_01_tls13_client_pid(self):
         text, streams, path, body = self.keylog_run(["--tlsv1.3"], pid_of="client")
+        self.assertIn("(checked against the library's code: s3, client_random, session, "
+                      "master_key)", self.last_run.stderr_text())
         labels = [line.split()[0] for line in text.splitlines()]
         self.assertEqual(labels, ["CLIENT_HANDSHAKE_TRAFFIC_SECRET",
                                   "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0",
@@ -159,6 +162,15 @@ class TlsKeys(helpers.E2ETestCase):
             text = f.read()
         self.assertIn(f"comm={os.path.basename(helpers.DEBIAN_PYTHON)}", run.stderr_text())
         self.assert_decrypted(decrypted_streams(pcap, keys), path, body, text)
+
+    def test_06a_forced_layout_that_disagrees_with_the_code_is_flagged(self):
+        """Debian's 3.0.x keeps the session at 0x918; forcing 3.0.12's layout (0x938) is obeyed,
+        with a warning naming the disagreement."""
+        with self.run_ecapture(["tls", "-m", "keylog", "--ssl_version", "openssl 3.0.12", "-k",
+                                os.path.join(self.tmp, "k.log")]) as run:
+            pass
+        self.assertIn("forced with --ssl_version although session at 0x918 in SSL_get_session, "
+                      "the table says 0x938", run.stderr_text())
 
     def test_06_bad_ssl_version(self):
         r = subprocess.run([helpers.BINARY, "tls", "-m", "keylog", "--ssl_version", "openssl 9.9.9",

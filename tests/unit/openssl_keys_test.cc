@@ -5,7 +5,7 @@
 
 #include <elf.h>
 
-#include "modules/openssl/bssl_offsets.h"
+#include "modules/openssl/code_offsets.h"
 #include "modules/openssl/openssl_keys.h"
 #include "modules/openssl/openssl_layouts.h"
 
@@ -107,6 +107,35 @@ TEST(BoringSslOffsetsTest, DecodesArm64AndLeaForms) {
   auto x = client_random_offsets_from_code(lea, 0x1000, EM_X86_64);
   ASSERT_TRUE(x);
   EXPECT_EQ(*x, (ClientRandomOffsets{0x38, 0x40}));
+}
+
+// Debian 12's libssl.so.3 (3.0.x), recorded bytes: the 3.0 layout row must match them.
+TEST(OpenSslCodeOffsetsTest, DecodesOpenSsl30Accessors) {
+  auto session = unhex("488b871809000031ffc3");  // mov rax, [rdi+0x918]; xor edi, edi; ret
+  EXPECT_EQ(session_offset_from_code(session, 0x40160, EM_X86_64), 0x918u);
+  auto cr = unhex("4889f1b8200000004885d2745a4839c2488db760010000480f46c289c283f808725e488b976001"
+                  "00004c8d41084983e0f848891189c2488b7c16f848897c11f8");
+  auto c = client_random_offsets_from_code(cr, 0x38160, EM_X86_64);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c, (ClientRandomOffsets{0, 0x160}));  // inline s3
+  // push rbx; mov rax, rdi; mov rbx, [rdi+8]; ...; mov rdi, rsi; lea rsi, [rax+0x50]
+  auto mk = unhex("534889f8488b5f084885d274164839d34889f7488d7050480f47da4889dae8cd7bfeff4889d85b");
+  EXPECT_EQ(master_key_offset_from_code(mk, 0x38300, EM_X86_64), 0x50u);
+  const auto row = layout_for_version("3.0.19")->layout;
+  EXPECT_EQ(row.ssl_session, 0x918u);
+  EXPECT_EQ(row.s3_client_random, 0x160u);
+  EXPECT_EQ(row.session_master_key, 0x50u);
+}
+
+TEST(OpenSslCodeOffsetsTest, ArgumentCopiesAndOverwritesAreTracked) {
+  // mov rax, rdi; xor edi, edi; mov rdx, [rdi+0x10] (not the argument any more); mov rdx,
+  // [rax+0x20]; ret
+  auto code = unhex("4889f831ff488b5710488b5020c3");
+  EXPECT_EQ(session_offset_from_code(code, 0, EM_X86_64), 0x20u);
+  // arm64: add x1, x0, #0x50 (master key, inline address)
+  EXPECT_EQ(master_key_offset_from_code(unhex("01400191"), 0, EM_AARCH64), 0x50u);
+  // arm64: ldr x0, [x0, #0x918]
+  EXPECT_EQ(session_offset_from_code(unhex("008c44f9"), 0, EM_AARCH64), 0x918u);
 }
 
 TEST(BoringSslOffsetsTest, OtherShapesGiveNothing) {

@@ -8,7 +8,7 @@
 #include "bpf/libbpf_env.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
-#include "modules/openssl/bssl_offsets.h"
+#include "modules/openssl/code_offsets.h"
 #include "modules/openssl/openssl_keys.h"
 
 #include <ifaddrs.h>
@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 
 #include <cstring>
+
+#include <fmt/ranges.h>
 #include <tuple>
 
 namespace ecapture::openssl {
@@ -132,20 +134,8 @@ Result<void> OpenSslModule::on_init() {
       return make_error("{} does not export SSL_do_handshake ({})", lib_path_, kHint);
     }
     ASSIGN_OR_RETURN(crypto_path_, find_boringssl_crypto(*elf));
-    if (auto code = client_random_offsets(*elf); !code) {
-      offsets_note_ = "table values (SSL_get_client_random could not be decoded)";
-    } else if (code->ssl_s3 != layout_.layout.ssl_s3 ||
-               code->s3_client_random != layout_.layout.s3_client_random) {
-      offsets_note_ = fmt::format("read from SSL_get_client_random: s3 {:#x}, client_random {:#x} "
-                                  "(the table says {:#x}, {:#x})", code->ssl_s3,
-                                  code->s3_client_random, layout_.layout.ssl_s3,
-                                  layout_.layout.s3_client_random);
-      layout_.layout.ssl_s3 = code->ssl_s3;
-      layout_.layout.s3_client_random = code->s3_client_random;
-    } else {
-      offsets_note_ = "checked against SSL_get_client_random";
-    }
   }
+  RETURN_IF_ERROR(check_layout(*elf, !cfg.ssl_version.empty()));
   if (mode_ == CaptureMode::kPcap) {
     // Everything a user can get wrong is checked before any file is touched.
     ifname_ = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
@@ -167,6 +157,33 @@ Result<void> OpenSslModule::on_init() {
     }
   }
   ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
+  return {};
+}
+
+Result<void> OpenSslModule::check_layout(const elf::ElfFile& elf, bool forced) {
+  auto check = check_openssl_layout(elf, layout_.layout);
+  if (check.mismatches.empty()) {
+    offsets_note_ = check.checked.empty()
+                        ? "not checked: the library's accessors could not be decoded"
+                        : fmt::format("checked against the library's code: {}",
+                                      fmt::join(check.checked, ", "));
+    return {};
+  }
+  const std::string what = fmt::format("{}", fmt::join(check.mismatches, "; "));
+  if (layout_.layout.boringssl) {
+    // Only the client random is read, and the accessor is authoritative about where it is.
+    if (auto code = client_random_offsets(elf)) {
+      layout_.layout.ssl_s3 = code->ssl_s3;
+      layout_.layout.s3_client_random = code->s3_client_random;
+    }
+    offsets_note_ = "taken from the library's code: " + what;
+    return {};
+  }
+  if (!forced) {
+    return make_error("{}: the struct layout of '{}' does not match this build ({}); name a "
+                      "matching layout with --ssl_version", lib_path_, layout_.name, what);
+  }
+  offsets_note_ = "forced with --ssl_version although " + what;
   return {};
 }
 
@@ -198,8 +215,9 @@ Result<void> OpenSslModule::on_start() {
     skel_->rodata->capture_keys = true;
     std::memcpy(const_cast<openssl_layout*>(&skel_->rodata->layout), &layout_.layout,
                 sizeof(openssl_layout));
-    log().info("keys: {} layout '{}'{}, key log {}", lib_path_, layout_.name,
-               offsets_note_.empty() ? "" : " (" + offsets_note_ + ")", keylog_->path());
+    auto level = offsets_note_.rfind("forced", 0) == 0 ? spdlog::level::warn : spdlog::level::info;
+    log().log(level, "keys: {} layout '{}' ({}), key log {}", lib_path_, layout_.name,
+              offsets_note_, keylog_->path());
   }
   ASSIGN_OR_RETURN(uint64_t ring_bytes,
                    bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));

@@ -10,6 +10,7 @@
 #include "bpf/handles.h"
 #include "bpf/probe_spec.h"
 #include "core/module.h"
+#include "elf/elf_file.h"
 #include "elf/version_sniff.h"
 #include "modules/openssl/openssl_config.h"
 #include "modules/openssl/openssl_events.h"
@@ -42,6 +43,9 @@ class OpenSslModule final : public Module {
   void on_close() override;
 
  private:
+  // Compares the chosen layout with the library's accessors (code_offsets.h); a mismatch is an
+  // error unless the layout was forced with --ssl_version.
+  Result<void> check_layout(const elf::ElfFile& elf, bool forced);
   void handle_record(std::span<const uint8_t> record);
   void handle_keys(std::span<const uint8_t> record);
   void handle_secret(std::span<const uint8_t> record);
