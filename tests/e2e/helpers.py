@@ -249,7 +249,10 @@ class Nginx:
     GZIP_LOCATION = ("        location /gz/ { gzip on; gzip_types *; gzip_min_length 1; "
                      "gzip_comp_level 6; }\n")
 
-    def __init__(self, tmp, cert, key, http2=False, gzip=False):
+    def __init__(self, tmp, cert, key, http2=False, gzip=False, log_format=None):
+        """log_format: an nginx log_format string for access.log (e.g. with $remote_port);
+        access_log_lines() returns what it logged."""
+        self.log_format = log_format
         self.dir = os.path.join(tmp, "nginx")
         self.root = os.path.join(self.dir, "www")
         os.makedirs(self.root)
@@ -271,7 +274,12 @@ class Nginx:
                 f.write(NGINX_CONF.format(t=self.dir, port=self.port, cert=self.cert,
                                           key=self.key, root=self.root,
                                           http2=" http2" if self.http2 else "",
-                                          extra=self.GZIP_LOCATION if self.gzip else ""))
+                                          extra=self.GZIP_LOCATION if self.gzip else "")
+                        .replace(f"    access_log {self.dir}/access.log;\n",
+                                 f"    log_format ecap '{self.log_format}';\n"
+                                 f"    access_log {self.dir}/access.log ecap;\n"
+                                 if self.log_format else
+                                 f"    access_log {self.dir}/access.log;\n"))
             errlog = open(os.path.join(self.dir, "stderr.log"), "wb")
             self.proc = procs.popen(
                 ["nginx", "-p", self.dir, "-c", conf, "-e", os.path.join(self.dir, "error.log")],
@@ -295,6 +303,13 @@ class Nginx:
 
     def worker_pids(self):
         return children_of(self.proc.pid) if self.proc else []
+
+    def access_log_lines(self):
+        try:
+            with open(os.path.join(self.dir, "access.log"), "rb") as f:
+                return f.read().decode(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
 
     def write_file(self, name, data):
         path = os.path.join(self.root, name)
@@ -637,6 +652,71 @@ def curl_request_headers(verbose_stderr):
 
 def ep(port, host="127.0.0.1"):
     return f"{host}:{port}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the audit output parser
+
+AUDIT_RE = re.compile(
+    rb"\[(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\] (?P<kind>[A-Za-z]+) "
+    rb"pid=(?P<pid>\d+) tid=(?P<tid>\d+) uid=(?P<uid>\d+) comm=(?P<comm>\S+) "
+    rb"type=(?P<type>\S+) status=(?P<status>-?\d+|\?) duration_ns=(?P<dur>\d+|\?)"
+    rb"(?P<attrs>(?: [a-z_]+=(?:\"(?:[^\"\\]|\\.)*\"|[^ \"]+))*?)"
+    rb" len=(?P<len>\d+)(?: shown=(?P<shown>\d+))?(?P<hex> hex)?")
+ATTR_RE = re.compile(rb" ([a-z_]+)=(\"(?:[^\"\\]|\\.)*\"|[^ \"]+)")
+
+
+class AuditRecord:
+    """One record of the shell and SQL modules' audit text output."""
+
+    def __init__(self, m, text):
+        self.kind = m.group("kind").decode()
+        self.pid = int(m.group("pid"))
+        self.tid = int(m.group("tid"))
+        self.uid = int(m.group("uid"))
+        self.comm = m.group("comm").decode()
+        self.type = m.group("type").decode()
+        s = m.group("status")
+        self.status = None if s == b"?" else int(s)
+        d = m.group("dur")
+        self.duration_ns = None if d == b"?" else int(d)
+        self.attrs = {}
+        for k, v in ATTR_RE.findall(m.group("attrs")):
+            self.attrs[k.decode()] = json.loads(v) if v.startswith(b'"') else v.decode()
+        self.length = int(m.group("len"))
+        self.shown = int(m.group("shown")) if m.group("shown") else self.length
+        self.text = text
+
+    def __repr__(self):
+        return (f"<{self.kind} pid={self.pid} tid={self.tid} {self.type} status={self.status} "
+                f"attrs={self.attrs} len={self.length} text={self.text[:80]!r}>")
+
+
+def parse_audit(data):
+    """Parses ecapture's audit text output (bash, zsh, mysqld, postgres) into AuditRecords;
+    raises AssertionError on anything malformed."""
+    out, pos = [], 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            raise AssertionError(f"header without newline at {pos}: {data[pos:pos + 200]!r}")
+        m = AUDIT_RE.fullmatch(data[pos:nl])
+        if not m:
+            raise AssertionError(f"malformed audit header at {pos}: {data[pos:nl][:300]!r}")
+        datetime.datetime.strptime(m.group("ts").decode(), "%Y-%m-%d %H:%M:%S.%f")
+        if m.group("hex"):
+            raise AssertionError(f"unexpected hex record at {pos}: {data[pos:nl]!r}")
+        shown = int(m.group("shown")) if m.group("shown") else int(m.group("len"))
+        start = nl + 1
+        if data[start + shown:start + shown + 1] != b"\n":
+            raise AssertionError(f"record at {pos}: {shown} text bytes not followed by newline")
+        out.append(AuditRecord(m, data[start:start + shown]))
+        pos = start + shown + 1
+    return out
+
+
+def describe_audit(records):
+    return "\n".join(repr(r) for r in records) or "(no records)"
 
 
 # ---------------------------------------------------------------------------------------------

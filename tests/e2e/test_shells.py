@@ -2,12 +2,9 @@
 line at a time (each line is read by the line editor on its own, as when a person types), must be
 reported command by command, in order, with exact texts, statuses and the shell's pid; `-e N`
 keeps only status N; non-interactive shells produce nothing; bad input gives one clear line."""
-import dataclasses
-import datetime
 import json
 import os
 import pty
-import re
 import select
 import signal
 import subprocess
@@ -21,53 +18,7 @@ BASH = "/bin/bash"
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
 ZSH = "/bin/zsh"
 
-AUDIT_RE = re.compile(
-    rb"\[(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\] (?P<kind>BASH|ZSH) pid=(?P<pid>\d+) "
-    rb"tid=(?P<tid>\d+) uid=(?P<uid>\d+) comm=(?P<comm>\S+) type=(?P<type>\S+) "
-    rb"status=(?P<status>\d+|\?) duration_ns=(?P<duration>\d+|\?)(?P<attrs>(?: [a-z_]+=\S+)*) "
-    rb"len=(?P<len>\d+)")
-
-
-@dataclasses.dataclass
-class Command:
-    kind: str
-    pid: int
-    tid: int
-    uid: int
-    comm: str
-    status: object  # int, or None for "?"
-    duration_ns: object
-    attrs: dict
-    text: bytes
-
-
-def parse_audit(data):
-    """Parses ecapture's stdout into Commands; raises on anything malformed."""
-    out, pos = [], 0
-    while pos < len(data):
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            raise AssertionError(f"header without newline at {pos}: {data[pos:pos + 200]!r}")
-        m = AUDIT_RE.fullmatch(data[pos:nl])
-        if not m:
-            raise AssertionError(f"malformed audit header at {pos}: {data[pos:nl][:300]!r}")
-        datetime.datetime.strptime(m.group("ts").decode(), "%Y-%m-%d %H:%M:%S.%f")
-        n = int(m.group("len"))
-        start = nl + 1
-        if data[start + n:start + n + 1] != b"\n":
-            raise AssertionError(f"text of block at {pos} (len={n}) not followed by a newline: "
-                                 f"{data[start:start + n + 20]!r}")
-        attrs = dict(a.split("=", 1) for a in m.group("attrs").decode().split())
-        status = m.group("status").decode()
-        duration = m.group("duration").decode()
-        out.append(Command(kind=m.group("kind").decode(), pid=int(m.group("pid")),
-                           tid=int(m.group("tid")), uid=int(m.group("uid")),
-                           comm=m.group("comm").decode(),
-                           status=None if status == "?" else int(status),
-                           duration_ns=None if duration == "?" else int(duration),
-                           attrs=attrs, text=data[start:start + n]))
-        pos = start + n + 1
-    return out
+parse_audit = helpers.parse_audit
 
 
 _SHELL_PROGRAM_NAMES = ("probe_bash_readline_enter", "probe_bash_line_exit",

@@ -1,8 +1,6 @@
 """mysqld and postgres audit modules against a real MariaDB server and PostgreSQL cluster started
 by the tests on 127.0.0.1 (reference/targets.md §6, §7): every statement reported once, with its
 exact text, command type, status and the server's pid."""
-import datetime
-import json
 import os
 import re
 import shutil
@@ -17,66 +15,11 @@ FIXTURES = os.path.join(HERE, "..", "fixtures", "sql")
 MARIADBD = "/usr/sbin/mariadbd"
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
-# ---------------------------------------------------------------------------------------------
-# the audit output parser
-
-AUDIT_RE = re.compile(
-    rb"\[(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\] (?P<kind>[a-z]+) "
-    rb"pid=(?P<pid>\d+) tid=(?P<tid>\d+) uid=(?P<uid>\d+) comm=(?P<comm>\S+) "
-    rb"type=(?P<type>\S+) status=(?P<status>-?\d+|\?) duration_ns=(?P<dur>\d+|\?)"
-    rb"(?P<attrs>(?: [a-z_]+=(?:\"(?:[^\"\\]|\\.)*\"|[^ \"]+))*?)"
-    rb" len=(?P<len>\d+)(?: shown=(?P<shown>\d+))?(?P<hex> hex)?")
-ATTR_RE = re.compile(rb" ([a-z_]+)=(\"(?:[^\"\\]|\\.)*\"|[^ \"]+)")
-
-
-class Record:
-    def __init__(self, m, text):
-        self.kind = m.group("kind").decode()
-        self.pid = int(m.group("pid"))
-        self.tid = int(m.group("tid"))
-        self.uid = int(m.group("uid"))
-        self.comm = m.group("comm").decode()
-        self.type = m.group("type").decode()
-        s = m.group("status")
-        self.status = None if s == b"?" else int(s)
-        d = m.group("dur")
-        self.duration_ns = None if d == b"?" else int(d)
-        self.attrs = {}
-        for k, v in ATTR_RE.findall(m.group("attrs")):
-            self.attrs[k.decode()] = json.loads(v) if v.startswith(b'"') else v.decode()
-        self.length = int(m.group("len"))
-        self.shown = int(m.group("shown")) if m.group("shown") else self.length
-        self.text = text
-
-    def __repr__(self):
-        return (f"<{self.kind} pid={self.pid} tid={self.tid} {self.type} status={self.status} "
-                f"attrs={self.attrs} len={self.length} text={self.text[:80]!r}>")
-
-
-def parse_audit(data):
-    """Parses ecapture's audit text output; raises AssertionError on anything malformed."""
-    out, pos = [], 0
-    while pos < len(data):
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            raise AssertionError(f"header without newline at {pos}: {data[pos:pos + 200]!r}")
-        m = AUDIT_RE.fullmatch(data[pos:nl])
-        if not m:
-            raise AssertionError(f"malformed audit header at {pos}: {data[pos:nl][:300]!r}")
-        datetime.datetime.strptime(m.group("ts").decode(), "%Y-%m-%d %H:%M:%S.%f")
-        if m.group("hex"):
-            raise AssertionError(f"unexpected hex record at {pos}: {data[pos:nl]!r}")
-        shown = int(m.group("shown")) if m.group("shown") else int(m.group("len"))
-        start = nl + 1
-        if data[start + shown:start + shown + 1] != b"\n":
-            raise AssertionError(f"record at {pos}: {shown} text bytes not followed by newline")
-        out.append(Record(m, data[start:start + shown]))
-        pos = start + shown + 1
-    return out
+parse_audit = helpers.parse_audit
 
 
 def describe(records):
-    return "\n".join(repr(r) for r in records) or "(no records)"
+    return helpers.describe_audit(records)
 
 
 def filler(n, seed):
