@@ -6,6 +6,7 @@
  * implicit handshakes), the session's secrets are read through the layout in rodata. */
 #include "common.bpf.h"
 #include "modules/openssl/openssl_abi.h"
+#include "tls_data.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -13,57 +14,6 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile bool capture_data = true;
 const volatile bool capture_keys = false;
 const volatile struct openssl_layout layout = {};
-
-enum call_phase {
-	PHASE_IN_CALL = 0,    /* inside SSL_read/SSL_write: a socket syscall gives the call's fd */
-	PHASE_AWAITING_FD = 1, /* the call ended without any: the thread's next socket syscall is
-				* taken as the SSL object's fd (memory BIOs flushed right after) */
-};
-
-/* Per thread: the SSL call in flight, or the SSL object still waiting for its fd. */
-struct call_state {
-	__u64 ssl;
-	__u64 buf;
-	__u64 len_ptr; /* size_t* of the _ex variants, else 0 */
-	__s32 fd;      /* learned from a syscall made during the call, -1 until then */
-	__u8 direction;
-	__u8 api;
-	__u8 phase; /* enum call_phase */
-	__u8 late;  /* the SSL object was awaiting its fd: report it once learned */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct call_state);
-} active_calls SEC(".maps");
-
-struct ssl_key {
-	__u32 tgid;
-	__u32 pad;
-	__u64 ssl;
-};
-
-/* Last fd seen for an SSL object: reads served from OpenSSL's buffer make no syscall. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct ssl_key);
-	__type(value, __s32);
-} ssl_fds SEC(".maps");
-
-struct data_scratch {
-	struct openssl_data_event hdr;
-	__u8 data[OPENSSL_CHUNK];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct data_scratch);
-} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -76,7 +26,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct ssl_key);
+	__type(key, struct tls_conn_key);
 	__type(value, __u64);
 } keys_sent SEC(".maps");
 
@@ -89,7 +39,7 @@ static __always_inline bool all_zero8(const __u8 *p)
  * quietly while the handshake is not finished (version or secrets not set yet). */
 static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 {
-	struct ssl_key key = {.tgid = id >> 32, .ssl = ssl};
+	struct tls_conn_key key = {.tgid = id >> 32, .conn = ssl};
 	struct openssl_keys_event *k;
 	__u64 *sent, cr_addr, session = 0;
 	__u32 zero = 0;
@@ -160,7 +110,7 @@ static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 	k->tid = (__u32)id;
 	k->uid = (__u32)bpf_get_current_uid_gid();
 	if (fd < 0) {
-		__s32 *cached = bpf_map_lookup_elem(&ssl_fds, &key);
+		__s32 *cached = bpf_map_lookup_elem(&tls_conn_fds, &key);
 
 		if (cached)
 			fd = *cached;
@@ -201,15 +151,15 @@ struct {
 /* The SSL object (and its fd when known) of the SSL call this thread is inside, if any. */
 static __always_inline bool current_ssl(__u64 id, __u64 *ssl, __s32 *fd)
 {
-	struct call_state *st = bpf_map_lookup_elem(&active_calls, &id);
+	struct tls_call *st = bpf_map_lookup_elem(&tls_active_calls, &id);
 
-	if (!st || st->phase != PHASE_IN_CALL)
+	if (!st || st->phase != TLS_PHASE_IN_CALL)
 		return false;
-	*ssl = st->ssl;
+	*ssl = st->conn;
 	*fd = st->fd;
 	if (*fd < 0) {
-		struct ssl_key key = {.tgid = id >> 32, .ssl = st->ssl};
-		__s32 *cached = bpf_map_lookup_elem(&ssl_fds, &key);
+		struct tls_conn_key key = {.tgid = id >> 32, .conn = st->conn};
+		__s32 *cached = bpf_map_lookup_elem(&tls_conn_fds, &key);
 
 		if (cached)
 			*fd = *cached;
@@ -321,7 +271,7 @@ int probe_bssl_tls1_prf(struct pt_regs *ctx)
 	__u64 ssl = 0, sp = PT_REGS_SP(ctx), label_len = 0, seed2 = 0;
 	__s32 fd = -1;
 	char label[sizeof(kExpansion) - 1];
-	struct ssl_key key = {};
+	struct tls_conn_key key = {};
 	__u64 *sent;
 
 	if (ecap_filtered_out(id) || !current_ssl(id, &ssl, &fd))
@@ -353,7 +303,7 @@ int probe_bssl_tls1_prf(struct pt_regs *ctx)
 	}
 	/* Called once per direction's keys: report the session once. */
 	key.tgid = id >> 32;
-	key.ssl = ssl;
+	key.conn = ssl;
 	sent = bpf_map_lookup_elem(&keys_sent, &key);
 	if (sent && *sent == *(__u64 *)e->client_random)
 		return 0;
@@ -369,7 +319,6 @@ static __always_inline int enter_call(void *ctx, void *ssl, const void *buf, voi
 				      __u8 direction, __u8 api)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state st = {}, *prev;
 
 	if (ecap_filtered_out(id))
 		return 0;
@@ -378,108 +327,26 @@ static __always_inline int enter_call(void *ctx, void *ssl, const void *buf, voi
 		check_keys(ctx, id, (__u64)ssl, -1);
 		return 0;
 	}
-	prev = bpf_map_lookup_elem(&active_calls, &id);
-	if (prev && prev->phase == PHASE_AWAITING_FD && prev->ssl == (__u64)ssl)
-		st.late = 1;
-	st.ssl = (__u64)ssl;
-	st.buf = (__u64)buf;
-	st.len_ptr = (__u64)len_ptr;
-	st.fd = -1;
-	st.direction = direction;
-	st.api = api;
-	bpf_map_update_elem(&active_calls, &id, &st, BPF_ANY);
-	return 0;
-}
-
-struct emit_ctx {
-	void *regs;
-	__u64 buf;
-	__u64 len;
-};
-
-static long emit_chunk(__u32 index, void *arg)
-{
-	struct emit_ctx *c = arg;
-	__u32 zero = 0;
-	struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	__u64 off = (__u64)index * OPENSSL_CHUNK;
-	__u64 n;
-
-	if (!s || off >= c->len)
-		return 1;
-	n = c->len - off;
-	if (n > OPENSSL_CHUNK)
-		n = OPENSSL_CHUNK;
-	s->hdr.offset = off;
-	s->hdr.data_len = n;
-	if (bpf_probe_read_user(s->data, n, (const void *)(c->buf + off))) {
-		ecap_count(ECAP_CNT_READ_FAILED);
-		return 0;
-	}
-	ecap_output(c->regs, s, sizeof(s->hdr) + n);
-	return 0;
-}
-
-/* Tells user space the fd (and tuple) of an SSL object whose data went out with fd -1. */
-static __always_inline void resolve_late_fd(void *ctx, __u64 id, __u64 ssl, __s32 fd)
-{
-	struct ssl_key key = {.tgid = id >> 32, .ssl = ssl};
-	struct data_scratch *s;
-	__u32 zero = 0;
-
-	bpf_map_update_elem(&ssl_fds, &key, &fd, BPF_ANY);
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return;
-	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
-	s->hdr.timestamp_ns = bpf_ktime_get_ns();
-	s->hdr.conn_id = ssl;
-	s->hdr.pid = id >> 32;
-	s->hdr.tid = (__u32)id;
-	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
-	s->hdr.fd = fd;
-	s->hdr.kind = OPENSSL_RECORD_CONN;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
-	ecap_fill_tuple(fd, &s->hdr.tuple);
-	ecap_output(ctx, &s->hdr, sizeof(s->hdr));
+	return tls_enter_ex(id, (__u64)ssl, (__u64)buf, (__u64)len_ptr, direction, api);
 }
 
 static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct call_state *stp = bpf_map_lookup_elem(&active_calls, &id);
-	struct call_state st;
-	struct ssl_key key = {};
-	struct data_scratch *s;
-	struct emit_ctx ec;
-	__u32 zero = 0;
+	struct tls_call st;
 	__u64 len;
-	__s32 *cached;
 
-	if (!stp)
+	if (!tls_take_call(ctx, id, &st))
 		return 0;
-	st = *stp;
-	bpf_map_delete_elem(&active_calls, &id);
-	/* Even a call that moved nothing (WANT_READ) may have shown the socket. */
-	if (st.late && st.fd >= 0) {
-		resolve_late_fd(ctx, id, st.ssl, st.fd);
-		st.late = 0;
-	} else if (st.late) {
-		struct call_state wait = st;
-
-		wait.phase = PHASE_AWAITING_FD; /* still unknown: keep waiting for a syscall */
-		bpf_map_update_elem(&active_calls, &id, &wait, BPF_ANY);
-	}
 	if (st.api == OPENSSL_API_HANDSHAKE) {
-		key.tgid = id >> 32;
-		key.ssl = st.ssl;
+		struct tls_conn_key key = {.tgid = id >> 32, .conn = st.conn};
+
 		if (st.fd >= 0)
-			bpf_map_update_elem(&ssl_fds, &key, &st.fd, BPF_ANY);
+			bpf_map_update_elem(&tls_conn_fds, &key, &st.fd, BPF_ANY);
 		if ((int)PT_REGS_RC(ctx) == 1)
-			check_keys(ctx, id, st.ssl, st.fd);
+			check_keys(ctx, id, st.conn, st.fd);
 		return 0;
 	}
-
 	if (ex) {
 		__u64 n = 0;
 
@@ -497,43 +364,7 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 	}
 	if (len == 0)
 		return 0;
-
-	key.tgid = id >> 32;
-	key.ssl = st.ssl;
-	cached = bpf_map_lookup_elem(&ssl_fds, &key);
-	if (st.fd >= 0) {
-		if (!cached || *cached != st.fd)
-			bpf_map_update_elem(&ssl_fds, &key, &st.fd, BPF_ANY);
-	} else if (cached) {
-		st.fd = *cached;
-	} else {
-		st.phase = PHASE_AWAITING_FD;
-		st.late = 0;
-		bpf_map_update_elem(&active_calls, &id, &st, BPF_ANY);
-	}
-
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return 0;
-	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
-	s->hdr.timestamp_ns = bpf_ktime_get_ns();
-	s->hdr.conn_id = st.ssl;
-	s->hdr.total_len = len;
-	s->hdr.pid = id >> 32;
-	s->hdr.tid = (__u32)id;
-	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
-	s->hdr.fd = st.fd;
-	s->hdr.direction = st.direction;
-	s->hdr.api = st.api;
-	s->hdr.kind = OPENSSL_RECORD_DATA;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
-	ecap_fill_tuple(st.fd, &s->hdr.tuple);
-
-	ec.regs = ctx;
-	ec.buf = st.buf;
-	ec.len = len;
-	bpf_loop((len + OPENSSL_CHUNK - 1) / OPENSSL_CHUNK, emit_chunk, &ec, 0);
-	return 0;
+	return tls_emit_data(ctx, id, &st, len);
 }
 
 /* One entry and one return program serve SSL_read, SSL_write and their _ex variants: the attach
@@ -564,28 +395,5 @@ int probe_openssl_rw_exit(struct pt_regs *ctx)
 SEC("raw_tracepoint/sys_enter")
 int tp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
-	long nr = (long)ctx->args[1];
-	struct pt_regs *regs;
-	struct call_state *st;
-	__s32 fd;
-	__u64 id;
-
-	if (!ecap_is_fd_io_syscall(nr))
-		return 0;
-	id = bpf_get_current_pid_tgid();
-	st = bpf_map_lookup_elem(&active_calls, &id);
-	if (!st)
-		return 0;
-	regs = (struct pt_regs *)ctx->args[0];
-	fd = (__s32)PT_REGS_PARM1_CORE_SYSCALL(regs);
-	/* Eventfds, pipes and files touched inside a call are not the connection. */
-	if (!ecap_fd_to_sock(fd))
-		return 0;
-	if (st->phase == PHASE_IN_CALL) {
-		st->fd = fd;
-		return 0;
-	}
-	resolve_late_fd(ctx, id, st->ssl, fd);
-	bpf_map_delete_elem(&active_calls, &id);
-	return 0;
+	return tls_sys_enter(ctx);
 }

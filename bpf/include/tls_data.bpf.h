@@ -25,7 +25,7 @@ struct tls_call {
 	__u8 direction;
 	__u8 api;
 	__u8 phase; /* enum tls_call_phase */
-	__u8 pad;
+	__u8 late;  /* the connection was awaiting its fd: report it once learned */
 };
 
 struct {
@@ -64,8 +64,12 @@ struct {
 static __always_inline int tls_enter_ex(__u64 id, __u64 conn, __u64 buf, __u64 len_ptr,
 					__u8 direction, __u8 api)
 {
-	struct tls_call st = {};
+	struct tls_call st = {}, *prev = bpf_map_lookup_elem(&tls_active_calls, &id);
 
+	/* A new call on a connection still awaiting its fd keeps waiting for it (a failed read
+	 * must not lose that), and reports it if this call shows the socket. */
+	if (prev && prev->phase == TLS_PHASE_AWAITING_FD && prev->conn == conn)
+		st.late = 1;
 	st.conn = conn;
 	st.buf = buf;
 	st.len_ptr = len_ptr;
@@ -110,9 +114,33 @@ static long tls_emit_chunk(__u32 index, void *arg)
 	return 0;
 }
 
+/* Tells user space the fd (and tuple) of a connection whose data went out with fd -1. */
+static __always_inline void tls_resolve_late_fd(void *ctx, __u64 id, __u64 conn, __s32 fd)
+{
+	struct tls_conn_key key = {.tgid = id >> 32, .conn = conn};
+	struct tls_scratch_rec *s;
+	__u32 zero = 0;
+
+	bpf_map_update_elem(&tls_conn_fds, &key, &fd, BPF_ANY);
+	s = bpf_map_lookup_elem(&tls_scratch, &zero);
+	if (!s)
+		return;
+	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+	s->hdr.timestamp_ns = bpf_ktime_get_ns();
+	s->hdr.conn_id = conn;
+	s->hdr.pid = id >> 32;
+	s->hdr.tid = (__u32)id;
+	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	s->hdr.fd = fd;
+	s->hdr.kind = OPENSSL_RECORD_CONN;
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	ecap_fill_tuple(fd, &s->hdr.tuple);
+	ecap_output(ctx, &s->hdr, sizeof(s->hdr));
+}
+
 /* Removes the thread's call in flight into *st; false when there is none (or only a connection
- * waiting for its fd). */
-static __always_inline bool tls_take_call(__u64 id, struct tls_call *st)
+ * waiting for its fd). A connection that was waiting for its fd is resolved or keeps waiting. */
+static __always_inline bool tls_take_call(void *ctx, __u64 id, struct tls_call *st)
 {
 	struct tls_call *stp = bpf_map_lookup_elem(&tls_active_calls, &id);
 
@@ -120,7 +148,19 @@ static __always_inline bool tls_take_call(__u64 id, struct tls_call *st)
 		return false;
 	*st = *stp;
 	bpf_map_delete_elem(&tls_active_calls, &id);
-	return st->phase == TLS_PHASE_IN_CALL;
+	if (st->phase != TLS_PHASE_IN_CALL)
+		return false;
+	/* Even a call that moved nothing (WANT_READ) may have shown a waiting connection's socket. */
+	if (st->late && st->fd >= 0) {
+		tls_resolve_late_fd(ctx, id, st->conn, st->fd);
+	} else if (st->late) {
+		struct tls_call wait = *st;
+
+		wait.phase = TLS_PHASE_AWAITING_FD; /* still unknown: keep waiting for a syscall */
+		bpf_map_update_elem(&tls_active_calls, &id, &wait, BPF_ANY);
+	}
+	st->late = 0;
+	return true;
 }
 
 /* Emits the `len` bytes the call `st` moved (len > 0), resolving its fd through the connection's
@@ -177,33 +217,9 @@ static __always_inline int tls_exit(void *ctx, __s64 ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call st;
 
-	if (!tls_take_call(id, &st) || ret <= 0)
+	if (!tls_take_call(ctx, id, &st) || ret <= 0)
 		return 0;
 	return tls_emit_data(ctx, id, &st, (__u64)ret);
-}
-
-/* Tells user space the fd (and tuple) of a connection whose data went out with fd -1. */
-static __always_inline void tls_resolve_late_fd(void *ctx, __u64 id, __u64 conn, __s32 fd)
-{
-	struct tls_conn_key key = {.tgid = id >> 32, .conn = conn};
-	struct tls_scratch_rec *s;
-	__u32 zero = 0;
-
-	bpf_map_update_elem(&tls_conn_fds, &key, &fd, BPF_ANY);
-	s = bpf_map_lookup_elem(&tls_scratch, &zero);
-	if (!s)
-		return;
-	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
-	s->hdr.timestamp_ns = bpf_ktime_get_ns();
-	s->hdr.conn_id = conn;
-	s->hdr.pid = id >> 32;
-	s->hdr.tid = (__u32)id;
-	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
-	s->hdr.fd = fd;
-	s->hdr.kind = OPENSSL_RECORD_CONN;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
-	ecap_fill_tuple(fd, &s->hdr.tuple);
-	ecap_output(ctx, &s->hdr, sizeof(s->hdr));
 }
 
 /* Body of the includer's raw_tracepoint/sys_enter program: a syscall on a socket while this
