@@ -19,7 +19,8 @@ Command add_gnutls_command(CLI::App& root) {
       ->default_str(cfg->pcapfile);
   app->add_option("-i,--ifname", cfg->ifname, "interface to capture packets on (pcap mode)");
   app->add_option("--ssl_version", cfg->ssl_version,
-                  "GnuTLS version to assume, e.g. \"3.7.9\" (keys only)");
+                  "GnuTLS version whose session layout to use (3.6.4-3.8.13), e.g. \"3.7.9\" "
+                  "(keys only; default: read from the library)");
   auto filter = std::make_shared<std::vector<std::string>>();
   app->add_option("filter", *filter, "pcap filter expression (pcap mode), e.g. tcp port 443");
   Command c;

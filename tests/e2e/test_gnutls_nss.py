@@ -3,9 +3,12 @@
 GnuTLS clients: wget and gnutls-cli. NSS clients: tstclnt (libnss3-tools) and a tiny NSS client
 built by the test. Every request carries a random token and every response body is random: each
 must appear exactly once in the client's WRITE / READ stream, with the client's pid, comm and
-ports. tstclnt and the tiny client also print the reply on stdout through PR_Write: those writes
-must not be reported.
+ports. The client's local port is the one nginx logged for the request ($remote_port in the
+access log), for every client; gnutls-cli and the tiny client also report it themselves.
+tstclnt and the tiny client also print the reply on stdout through PR_Write: those writes must
+not be reported.
 """
+import re
 import os
 import shutil
 import subprocess
@@ -15,6 +18,9 @@ import unittest
 
 import helpers
 from helpers import ep, select, stream, summarize
+
+# nginx's view of each request: the client's port ($remote_port) and the server's.
+ACCESS_LOG_FORMAT = 'remote_port=$remote_port server_port=$server_port pid=$pid "$request"'
 
 NSS_CLIENT = textwrap.dedent("""\
     #include <nss.h>
@@ -100,7 +106,8 @@ class GnutlsNssText(helpers.E2ETestCase):
         if not helpers.KEEP_TMP:
             cls.addClassCleanup(shutil.rmtree, cls.cls_tmp, True)
         cls.cert, cls.key = helpers.make_cert(cls.cls_tmp)
-        cls.nginx = helpers.Nginx(cls.cls_tmp, cls.cert, cls.key).start(cls.cls_procs)
+        cls.nginx = helpers.Nginx(cls.cls_tmp, cls.cert, cls.key,
+                                  log_format=ACCESS_LOG_FORMAT).start(cls.cls_procs)
         cls.port = cls.nginx.port
         src = os.path.join(cls.cls_tmp, "nssclient.c")
         with open(src, "w") as f:
@@ -117,9 +124,26 @@ class GnutlsNssText(helpers.E2ETestCase):
         self.nginx.write_file(name, body)
         return "/" + name, body
 
-    def check_exchange(self, blocks, pid, comm, path, body, lport=None):
+    def server_seen_port(self, path):
+        """The client port nginx logged for the one request of `path`."""
+        pattern = re.compile(r'^remote_port=(\d+) server_port=(\d+) pid=(\d+) "GET ' +
+                             re.escape(path) + r' HTTP/1\.1"$')
+        found = []
+
+        def logged():
+            found[:] = [m for m in map(pattern.match, self.nginx.access_log_lines()) if m]
+            return found
+        helpers.wait_until(logged, 5)
+        self.assertEqual(len(found), 1, self.nginx.access_log_lines()[-5:])
+        m = found[0]
+        self.assertEqual(int(m.group(2)), self.port, m.group(0))
+        self.assertIn(int(m.group(3)), self.nginx.worker_pids(), m.group(0))
+        return int(m.group(1))
+
+    def check_exchange(self, blocks, pid, comm, path, body, lport):
         """The client's WRITE stream holds the request line once, its READ stream the body once,
-        on one fd, with mirrored 4-tuples. Returns the client's local port."""
+        on one fd; every block of the client carries its pid and the exact 4-tuple
+        127.0.0.1:lport <-> 127.0.0.1:server port (mirrored for reads)."""
         dump = summarize(blocks)
         writes = select(blocks, pid=pid, direction="WRITE")
         reads = select(blocks, pid=pid, direction="READ")
@@ -141,18 +165,31 @@ class GnutlsNssText(helpers.E2ETestCase):
         for b in writes + reads:
             self.assertEqual(b.comm, comm, b.header())
             self.assertEqual(b.uid, os.getuid(), b.header())
-        w = writes[0]
-        self.assertEqual(w.dst, ep(self.port), w.header())
-        if lport is not None:
-            self.assertEqual(w.src, ep(lport), w.header())
-        self.assertNotEqual(w.src, ep(self.port))
-        for b in writes:
-            self.assertEqual((b.src, b.dst), (w.src, w.dst), b.header())
-        for b in reads:
-            self.assertEqual((b.src, b.dst), (w.dst, w.src), b.header())
+        self.assertNotEqual(lport, self.port)
+        for b in select(blocks, pid=pid):
+            self.assertEqual(b.pid, pid, b.header())
+            self.assertEqual(b.fd, fd, b.header())
+            if b.direction == "WRITE":
+                self.assertEqual((b.src, b.dst), (ep(lport), ep(self.port)), b.header())
+            else:
+                self.assertEqual(b.direction, "READ", b.header())
+                self.assertEqual((b.src, b.dst), (ep(self.port), ep(lport)), b.header())
         # nobody else saw these bytes (nginx uses OpenSSL, not hooked here)
         others = [b for b in blocks if b.pid != pid and (body in b.payload or line in b.payload)]
         self.assertEqual(others, [], dump)
+
+    def check_only_tls(self, blocks, pid, request, stdout):
+        """NSS clients: the WRITE stream is exactly the request and the READ stream exactly the
+        reply, which the client also printed on stdout through PR_Write -- those stdout writes
+        (fd 1, no socket) are not reported."""
+        dump = summarize(blocks)
+        self.assertEqual(stream(blocks, pid, "WRITE"), request, dump)
+        self.assertTrue(stdout.startswith(b"HTTP/1.1 200 OK\r\n"), stdout[:200])
+        self.assertEqual(stream(blocks, pid, "READ"), stdout, dump)
+        self.assertEqual([b.header() for b in select(blocks, pid=pid) if b.fd in (0, 1, 2)], [])
+        self.assertEqual(
+            [b.header() for b in select(blocks, pid=pid, direction="WRITE")
+             if b"200 OK" in b.payload], [], dump)
 
     # -- gnutls -----------------------------------------------------------------------------------
 
@@ -168,7 +205,7 @@ class GnutlsNssText(helpers.E2ETestCase):
             run.settle()
         with open(out, "rb") as f:
             self.assertEqual(f.read(), body)
-        self.check_exchange(run.blocks(), p.pid, "wget", path, body)
+        self.check_exchange(run.blocks(), p.pid, "wget", path, body, self.server_seen_port(path))
         self.assertIn("gnutls_record_send", run.stderr_text())
         self.assertNotIn("gnutls_record_send2", run.stderr_text())
 
@@ -191,6 +228,7 @@ class GnutlsNssText(helpers.E2ETestCase):
             p.stdin.flush()
             self.assertEqual(p.wait(timeout=30), 0)
             run.settle()
+        self.assertEqual(self.server_seen_port(path), lport)
         self.check_exchange(run.blocks(), p.pid, "gnutls-cli", path, body, lport)
 
     # -- nss --------------------------------------------------------------------------------------
@@ -198,9 +236,10 @@ class GnutlsNssText(helpers.E2ETestCase):
     def test_03_nss_tstclnt_stdout_not_reported(self):
         path, body = self.new_file(64)
         req = os.path.join(self.tmp, "req.txt")
+        request = (f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                   .encode())
         with open(req, "wb") as f:
-            f.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-                    .encode())
+            f.write(request)
         with self.run_ecapture(["nss"]) as run:
             p = self.procs.popen(["tstclnt", "-h", "localhost", "-p", str(self.port), "-D", "-o",
                                   "-4", "-A", req], stdout=subprocess.PIPE,
@@ -210,9 +249,8 @@ class GnutlsNssText(helpers.E2ETestCase):
             run.settle()
         self.assertIn(body, out)  # tstclnt printed the reply through PR_Write(stdout)
         blocks = run.blocks()
-        self.check_exchange(blocks, p.pid, "tstclnt", path, body)
-        self.assertEqual(
-            [b for b in select(blocks, pid=p.pid, direction="WRITE") if body in b.payload], [])
+        self.check_exchange(blocks, p.pid, "tstclnt", path, body, self.server_seen_port(path))
+        self.check_only_tls(blocks, p.pid, request, out)
 
     def test_04_nss_tiny_client_exact_port(self):
         path, body = self.new_file(5000)
@@ -226,9 +264,11 @@ class GnutlsNssText(helpers.E2ETestCase):
         info = dict(kv.split("=") for kv in err.decode().split())
         self.assertEqual(int(info["pid"]), p.pid)
         blocks = run.blocks()
+        self.assertEqual(self.server_seen_port(path), int(info["port"]))
         self.check_exchange(blocks, p.pid, "nssclient", path, body, int(info["port"]))
-        self.assertEqual(
-            [b for b in select(blocks, pid=p.pid, direction="WRITE") if body in b.payload], [])
+        request = (f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                   .encode())
+        self.check_only_tls(blocks, p.pid, request, out)
 
     # -- bad input --------------------------------------------------------------------------------
 
@@ -240,18 +280,50 @@ class GnutlsNssText(helpers.E2ETestCase):
         return err[-1]
 
     def test_05_bad_input(self):
+        lib = "/usr/lib/x86_64-linux-gnu"
+        notelf = os.path.join(self.tmp, "libgnutls.so.30")
+        with open(notelf, "w") as f:
+            f.write("not a library\n")
+        # wrong paths
         msg = self.run_bad(["gnutls", "--gnutls", "/nonexistent/libgnutls.so.30"])
         self.assertIn("/nonexistent/libgnutls.so.30", msg)
-        msg = self.run_bad(["gnutls", "--gnutls", helpers.SYSTEM_LIBSSL])
-        self.assertIn("does not export gnutls_record_send", msg)
         self.assertIn("--gnutls", msg)
-        msg = self.run_bad(["nss", "--nspr", "/usr/lib/x86_64-linux-gnu/libnss3.so"])
-        self.assertIn("pass libnspr4.so", msg)
         msg = self.run_bad(["nspr", "--nspr", "/nonexistent/libnspr4.so"])
         self.assertIn("/nonexistent/libnspr4.so", msg)
+        self.assertIn("--nspr", msg)
+        self.assertEqual(self.run_bad(["gnutls", "--gnutls", self.tmp]),
+                         f"ecapture: --gnutls: cannot open {self.tmp}: not a regular file")
+        self.assertEqual(self.run_bad(["nss", "--nspr", self.tmp]),
+                         f"ecapture: --nspr: cannot open {self.tmp}: not a regular file")
+        # files that are not libraries
+        self.assertEqual(self.run_bad(["gnutls", "--gnutls", notelf]),
+                         f"ecapture: --gnutls: cannot open {notelf}: not an ELF file")
+        self.assertEqual(self.run_bad(["nss", "--nspr", notelf]),
+                         f"ecapture: --nspr: cannot open {notelf}: not an ELF file")
+        # libraries of the wrong kind, in every mode
+        for mode in ("text", "keylog", "pcap"):
+            self.assertEqual(
+                self.run_bad(["gnutls", "-m", mode, "--gnutls", helpers.SYSTEM_LIBSSL,
+                              "-k", os.path.join(self.tmp, "k.log"),
+                              "-w", os.path.join(self.tmp, "p.pcapng")]),
+                f"ecapture: {helpers.SYSTEM_LIBSSL} does not export gnutls_record_send (is this "
+                "GnuTLS? pass libgnutls.so.30 with --gnutls)")
+        self.assertEqual(
+            self.run_bad(["gnutls", "--gnutls", f"{lib}/libnspr4.so"]),
+            f"ecapture: {lib}/libnspr4.so does not export gnutls_record_send (is this GnuTLS? "
+            "pass libgnutls.so.30 with --gnutls)")
+        self.assertEqual(
+            self.run_bad(["nss", "--nspr", f"{lib}/libgnutls.so.30"]),
+            f"ecapture: {lib}/libgnutls.so.30 does not export PR_Write (is this NSPR? pass "
+            "libnspr4.so with --nspr)")
+        for nss_lib in ("libnss3.so", "libssl3.so"):
+            self.assertEqual(
+                self.run_bad(["nss", "--nspr", f"{lib}/{nss_lib}"]),
+                f"ecapture: {lib}/{nss_lib} does not export PR_Write (is this NSPR? NSS's TLS "
+                "data goes through NSPR: pass libnspr4.so (from the same directory) with --nspr)")
         msg = self.run_bad(["gnutls", "-m", "bogus"])
         self.assertIn("bogus", msg)
-
+        self.assertEqual(os.listdir(self.tmp), ["libgnutls.so.30"])  # no key/pcap file left
 
 if __name__ == "__main__":
     unittest.main()

@@ -10,10 +10,11 @@ namespace ecapture::tlslib {
 namespace {
 
 TEST(GnutlsLayoutTest, MeasuredVersionSelectsItsLayout) {
+  // The offsets measured in a live Debian 12 libgnutls30 3.7.9 session.
   for (const char* v : {"3.7.9", "gnutls 3.7.9", "GnuTLS 3.7.9"}) {
     auto l = gnutls_layout_for_version(v);
     ASSERT_TRUE(l) << v << ": " << l.error().to_string();
-    EXPECT_EQ(l->name, "gnutls 3.7.9");
+    EXPECT_EQ(l->name, "gnutls 3.7.7-3.7.11");
     EXPECT_EQ(l->layout.cs, 16u);
     EXPECT_EQ(l->layout.cs_id, 8u);
     EXPECT_EQ(l->layout.prf, 24u);
@@ -25,12 +26,105 @@ TEST(GnutlsLayoutTest, MeasuredVersionSelectsItsLayout) {
   }
 }
 
-TEST(GnutlsLayoutTest, UnknownVersionsAreRefused) {
-  for (const char* v : {"3.7.8", "3.8.0", "3.6.16", "", "openssl 3.0.2", "3.7.9.1"}) {
+// Every supported release -> its row and key.proto.tls13.hs_ckey (gnutls_layouts_gen.sh output).
+TEST(GnutlsLayoutTest, EverySupportedReleaseSelectsItsLayout) {
+  struct Case {
+    const char* version;
+    const char* row;
+    uint32_t hs_ckey;
+  };
+  const Case cases[] = {
+      {"3.6.4", "gnutls 3.6.4", 5084},
+      {"3.6.5", "gnutls 3.6.5", 5252},
+      {"3.6.6", "gnutls 3.6.6", 5260},
+      {"3.6.7", "gnutls 3.6.7", 5292},
+      {"3.6.8", "gnutls 3.6.8-3.6.9", 5308},
+      {"3.6.9", "gnutls 3.6.8-3.6.9", 5308},
+      {"3.6.10", "gnutls 3.6.10-3.6.12", 5332},
+      {"3.6.11", "gnutls 3.6.10-3.6.12", 5332},
+      {"3.6.11.1", "gnutls 3.6.10-3.6.12", 5332},
+      {"3.6.12", "gnutls 3.6.10-3.6.12", 5332},
+      {"3.6.13", "gnutls 3.6.13-3.6.16", 6116},
+      {"3.6.14", "gnutls 3.6.13-3.6.16", 6116},
+      {"3.6.15", "gnutls 3.6.13-3.6.16", 6116},
+      {"3.6.16", "gnutls 3.6.13-3.6.16", 6116},
+      {"3.7.0", "gnutls 3.7.0-3.7.2", 6148},
+      {"3.7.1", "gnutls 3.7.0-3.7.2", 6148},
+      {"3.7.2", "gnutls 3.7.0-3.7.2", 6148},
+      {"3.7.3", "gnutls 3.7.3-3.7.6", 6156},
+      {"3.7.4", "gnutls 3.7.3-3.7.6", 6156},
+      {"3.7.5", "gnutls 3.7.3-3.7.6", 6156},
+      {"3.7.6", "gnutls 3.7.3-3.7.6", 6156},
+      {"3.7.7", "gnutls 3.7.7-3.7.11", 6036},
+      {"3.7.8", "gnutls 3.7.7-3.7.11", 6036},
+      {"3.7.9", "gnutls 3.7.7-3.7.11", 6036},
+      {"3.7.10", "gnutls 3.7.7-3.7.11", 6036},
+      {"3.7.11", "gnutls 3.7.7-3.7.11", 6036},
+      {"3.8.0", "gnutls 3.8.0-3.8.3", 6036},
+      {"3.8.1", "gnutls 3.8.0-3.8.3", 6036},
+      {"3.8.2", "gnutls 3.8.0-3.8.3", 6036},
+      {"3.8.3", "gnutls 3.8.0-3.8.3", 6036},
+      {"3.8.4", "gnutls 3.8.4-3.8.6", 6108},
+      {"3.8.5", "gnutls 3.8.4-3.8.6", 6108},
+      {"3.8.6", "gnutls 3.8.4-3.8.6", 6108},
+      {"3.8.7", "gnutls 3.8.7-3.8.9", 6612},
+      {"3.8.8", "gnutls 3.8.7-3.8.9", 6612},
+      {"3.8.9", "gnutls 3.8.7-3.8.9", 6612},
+      {"3.8.10", "gnutls 3.8.10", 6940},
+      {"3.8.11", "gnutls 3.8.11-3.8.13", 7036},
+      {"3.8.12", "gnutls 3.8.11-3.8.13", 7036},
+      {"3.8.13", "gnutls 3.8.11-3.8.13", 7036},
+  };
+  for (const auto& c : cases) {
+    auto l = gnutls_layout_for_version(c.version);
+    ASSERT_TRUE(l) << c.version << ": " << l.error().to_string();
+    EXPECT_EQ(l->name, c.row) << c.version;
+    EXPECT_EQ(l->layout.tls13_secrets, c.hs_ckey) << c.version;
+    // security_parameters and the cipher suite / mac entries did not move in 3.6.4-3.8.13
+    EXPECT_EQ(l->layout.cs, 16u) << c.version;
+    EXPECT_EQ(l->layout.cs_id, 8u) << c.version;
+    EXPECT_EQ(l->layout.prf, 24u) << c.version;
+    EXPECT_EQ(l->layout.prf_output_size, 28u) << c.version;
+    EXPECT_EQ(l->layout.master_secret, 32u) << c.version;
+    EXPECT_EQ(l->layout.client_random, 80u) << c.version;
+    EXPECT_EQ(l->layout.tls13_stride, 64u) << c.version;
+  }
+}
+
+TEST(GnutlsLayoutTest, TooNewVersionsAreRefused) {
+  for (const char* v : {"3.8.14", "3.8.100", "3.9.0", "4.0.0", "3.7.12", "3.6.17"}) {
     auto l = gnutls_layout_for_version(v);
     ASSERT_FALSE(l) << v;
-    EXPECT_NE(l.error().to_string().find("no GnuTLS session layout is known"), std::string::npos);
-    EXPECT_NE(l.error().to_string().find("known: 3.7.9"), std::string::npos);
+    const std::string msg = l.error().to_string();
+    EXPECT_NE(msg.find(std::string("GnuTLS ") + v + " has no known session layout"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("known: 3.6.4-3.8.13"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--ssl_version"), std::string::npos) << msg;
+  }
+}
+
+TEST(GnutlsLayoutTest, TooOldVersionsAreRefused) {
+  for (const char* v : {"3.6.3", "3.6.0", "3.5.19", "3.1.0", "2.12.23"}) {
+    auto l = gnutls_layout_for_version(v);
+    ASSERT_FALSE(l) << v;
+    const std::string msg = l.error().to_string();
+    EXPECT_NE(msg.find(std::string("GnuTLS ") + v + " is too old for key capture"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("supported: 3.6.4-3.8.13"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--ssl_version"), std::string::npos) << msg;
+  }
+}
+
+TEST(GnutlsLayoutTest, UnreadableVersionsAreRefused) {
+  for (const char* v : {"", "openssl 3.0.2", "3.7.9.1", "3.7", "3.7.9a", "x3.7.9", "3.7.9 "}) {
+    auto l = gnutls_layout_for_version(v);
+    ASSERT_FALSE(l) << v;
+    const std::string msg = l.error().to_string();
+    EXPECT_NE(msg.find(std::string("cannot read GnuTLS version '") + v + "'"), std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("--ssl_version X.Y.Z"), std::string::npos) << msg;
   }
 }
 
@@ -39,6 +133,7 @@ TEST(GnutlsLayoutTest, SniffsTheVersionString) {
       sniff_gnutls_version_in_bytes(std::string_view("x\0Enabled GnuTLS 3.7.9 logging...\0", 34)),
       "3.7.9");
   EXPECT_EQ(sniff_gnutls_version_in_bytes("Enabled GnuTLS 3.8.10 logging"), "3.8.10");
+  EXPECT_EQ(sniff_gnutls_version_in_bytes("Enabled GnuTLS 3.6.11.1 logging..."), "3.6.11.1");
   EXPECT_EQ(sniff_gnutls_version_in_bytes("GnuTLS 3.7.9"), std::nullopt);
   EXPECT_EQ(sniff_gnutls_version_in_bytes(""), std::nullopt);
 }

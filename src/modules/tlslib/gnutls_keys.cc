@@ -1,4 +1,4 @@
-// GnuTLS session layouts (measured) and key log lines.
+// GnuTLS version sniffing and key log lines (the layout table is gnutls_layouts.cc).
 #include "modules/tlslib/gnutls_keys.h"
 
 #include <algorithm>
@@ -15,20 +15,6 @@ static_assert(offsetof(gnutls_keys_event, tuple) == 56, "ABI: tuple offset");
 
 namespace {
 
-struct KnownLayout {
-  const char* version;
-  gnutls_layout layout;
-};
-
-// Measured on Debian 12's libgnutls30 3.7.9 by searching a live session for the secrets that
-// gnutls_session_set_keylog_function reported (TLS 1.2 and 1.3, SHA-256 and SHA-384 suites):
-// security_parameters sit at the start of the session (cs @16, prf @24, master_secret @32,
-// client_random @80); key.proto.tls13 hs_ckey @6036, then hs_skey, ap_ckey, ap_skey, ap_expkey
-// every 64 bytes; cs->id @8; prf->output_size @28.
-constexpr KnownLayout kLayouts[] = {
-    {"3.7.9", {16, 8, 24, 28, 32, 80, 6036, 64}},
-};
-
 bool all_zero(std::span<const uint8_t> b) {
   return std::all_of(b.begin(), b.end(), [](uint8_t c) { return c == 0; });
 }
@@ -36,7 +22,7 @@ bool all_zero(std::span<const uint8_t> b) {
 }  // namespace
 
 std::optional<std::string> sniff_gnutls_version_in_bytes(std::string_view bytes) {
-  static const std::regex re(R"(Enabled GnuTLS (\d+\.\d+\.\d+) logging)");
+  static const std::regex re(R"(Enabled GnuTLS (\d+\.\d+\.\d+(?:\.\d+)?) logging)");
   std::match_results<std::string_view::const_iterator> m;
   if (!std::regex_search(bytes.begin(), bytes.end(), m, re)) return std::nullopt;
   return m[1].str();
@@ -47,27 +33,6 @@ Result<std::optional<std::string>> sniff_gnutls_version(const std::string& path)
   auto rodata = elf->section_data(".rodata");
   return sniff_gnutls_version_in_bytes(
       std::string_view(reinterpret_cast<const char*>(rodata.data()), rodata.size()));
-}
-
-Result<GnutlsNamedLayout> gnutls_layout_for_version(std::string_view version) {
-  std::string v(version);
-  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (std::string_view prefix : {"gnutls ", "gnutls"}) {
-    if (v.starts_with(prefix)) {
-      v.erase(0, prefix.size());
-      break;
-    }
-  }
-  std::string known;
-  for (const auto& l : kLayouts) {
-    if (v == l.version) return GnutlsNamedLayout{std::string("gnutls ") + l.version, l.layout};
-    known += (known.empty() ? "" : ", ") + std::string(l.version);
-  }
-  return make_error(
-      "no GnuTLS session layout is known for version '{}' (known: {}); key "
-      "capture would read wrong memory, so it is refused (use -m text, or name a "
-      "known version with --ssl_version if the library's layout is the same)",
-      version, known);
 }
 
 Result<std::vector<openssl::KeylogLine>> gnutls_keylog_lines(const gnutls_keys_event& k) {

@@ -1,5 +1,4 @@
 // gnutls/nss modules: library discovery and checks, probe specs, BPF load/attach, delivery.
-#include "core/clock.h"
 #include "modules/tlslib/tlslib_module.h"
 
 #include <ifaddrs.h>
@@ -12,6 +11,7 @@
 #include <ctime>
 
 #include "bpf/libbpf_env.h"
+#include "core/clock.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
 
@@ -148,7 +148,12 @@ Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
     }
     version = *found;
   }
-  ASSIGN_OR_RETURN(layout_, gnutls_layout_for_version(version));
+  auto layout = gnutls_layout_for_version(version);
+  if (!layout) {
+    if (!cfg.ssl_version.empty()) return make_error("--ssl_version: {}", layout.error().message);
+    return make_error("{} (version read from {})", layout.error().message, lib_path_);
+  }
+  layout_ = std::move(layout).value();
   if (mode_ == openssl::CaptureMode::kPcap) {
     // Everything a user can get wrong is checked before any file is touched.
     ifname_ = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
