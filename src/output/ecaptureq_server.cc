@@ -23,10 +23,10 @@ struct EcaptureqServer::Impl {
   mutable std::mutex mu;
   struct Client {
     int64_t heartbeats = 0;
+    std::shared_ptr<asio::steady_timer> timer;  // the next heartbeat, 15 s after the last one
   };
   std::map<Handle, Client, std::owner_less<Handle>> clients;
   std::deque<std::string> replay;  // serialized LogEntry run_log messages
-  std::unique_ptr<asio::steady_timer> timer;
   bool stopped = false;
 
   // Caller holds mu. Returns false when the client's buffer is full (message dropped).
@@ -45,15 +45,16 @@ struct EcaptureqServer::Impl {
                                       ++c.heartbeats));
   }
 
-  void arm_timer() {
-    timer->expires_after(std::chrono::seconds(15));
-    timer->async_wait([this](const std::error_code& ec) {
-      if (ec) return;
-      {
-        std::lock_guard lock(mu);
-        for (auto& [h, c] : clients) heartbeat(h, c);
-      }
-      arm_timer();
+  // io thread, caller holds mu: each client's heartbeats count from its own connect.
+  void arm_timer(Handle h, Client& c) {
+    c.timer->expires_after(std::chrono::seconds(15));
+    c.timer->async_wait([this, h](const std::error_code& ec) {
+      if (ec) return;  // cancelled: the client left or we are closing
+      std::lock_guard lock(mu);
+      auto it = clients.find(h);
+      if (it == clients.end() || stopped) return;
+      heartbeat(h, it->second);
+      arm_timer(h, it->second);
     });
   }
 };
@@ -78,11 +79,16 @@ Result<std::shared_ptr<EcaptureqServer>> EcaptureqServer::start(const std::strin
     std::lock_guard lock(impl.mu);
     auto& c = impl.clients[h];
     impl.heartbeat(h, c);
+    c.timer = std::make_shared<asio::steady_timer>(impl.server.get_io_service());
+    impl.arm_timer(h, c);
     for (const auto& line : impl.replay) impl.send(h, line);
   });
   auto gone = [&impl](Handle h) {
     std::lock_guard lock(impl.mu);
-    impl.clients.erase(h);
+    auto it = impl.clients.find(h);
+    if (it == impl.clients.end()) return;
+    if (it->second.timer) it->second.timer->cancel();
+    impl.clients.erase(it);
   };
   srv.set_close_handler(gone);
   srv.set_fail_handler(gone);
@@ -100,8 +106,6 @@ Result<std::shared_ptr<EcaptureqServer>> EcaptureqServer::start(const std::strin
   }
   srv.start_accept(ec);
   if (ec) return make_error("--ecaptureq {}: {}", url, ec.message());
-  impl.timer = std::make_unique<asio::steady_timer>(srv.get_io_service());
-  impl.arm_timer();
   impl.thread = std::thread([&impl] { impl.server.run(); });
   return s;
 }
@@ -147,9 +151,9 @@ void EcaptureqServer::close() {
   asio::post(impl_->server.get_io_service(), [this] {
     websocketpp::lib::error_code ec;
     impl_->server.stop_listening(ec);
-    if (impl_->timer) impl_->timer->cancel();
     std::lock_guard lock(impl_->mu);
     for (auto& [h, c] : impl_->clients) {
+      if (c.timer) c.timer->cancel();
       impl_->server.close(h, websocketpp::close::status::going_away, "ecapture exiting", ec);
     }
   });

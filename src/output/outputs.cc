@@ -93,10 +93,11 @@ void Outputs::set_options(bool hex, uint64_t tsize) {
 void Outputs::close() {
   if (closed_) return;
   closed_ = true;
-  processor_->close();
-  router_->close();  // also closes the eCaptureQ server
+  // create() may have failed half-way (a bad --eventaddr): close what exists.
+  if (processor_) processor_->close();
+  if (router_) router_->close();  // also closes the eCaptureQ server
+  if (!started_ || !processor_) return;  // nothing ran: the one error line stays alone
   ProcessorStats s = processor_->stats();
-  if (!started_) return;  // nothing ran (e.g. bad input): the one error line stays alone
   log_->info("output summary: messages={} queue_dropped={} queue_dropped_bytes={} partial={}; {}",
              s.messages, s.dropped_events, s.dropped_bytes, s.flushed_idle, router_->summary());
 }

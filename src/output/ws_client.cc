@@ -38,8 +38,10 @@ Result<WsUrl> parse_ws_url(std::string_view url) {
     }
   }
   if (url.rfind("wss://", 0) == 0) {
-    return make_error("{}: wss:// (TLS) is not supported: use ws://host:port/path or "
-                      "tcp://host:port", url);
+    return make_error(
+        "{}: wss:// (TLS) is not supported: use ws://host:port/path or "
+        "tcp://host:port",
+        url);
   }
   if (url.rfind("ws://", 0) != 0) return make_error("{}: not a ws://host:port/path URL", url);
   ASSIGN_OR_RETURN(ParsedUrl u, parse_url(url));

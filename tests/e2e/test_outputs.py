@@ -188,7 +188,15 @@ class WsServer:
         buf = bytearray()
         try:
             while b"\r\n\r\n" not in buf:
-                self._recv(c, buf, len(buf) + 1)
+                try:
+                    b = c.recv(4096)
+                except socket.timeout:
+                    if self._stop.is_set():
+                        return
+                    continue
+                if not b:
+                    return
+                buf += b
             head, _, rest = bytes(buf).partition(b"\r\n\r\n")
             buf = bytearray(rest)
             lines = head.decode("latin-1").split("\r\n")
@@ -722,7 +730,8 @@ class Outputs(helpers.E2ETestCase):
         for pid in pids:
             recv = b"".join(b.payload for b in select(blocks, pid=pid, direction="READ"))
             _, body = helpers.split_http(recv)
-            self.assertEqual(len(body), len(big), f"curl {pid}: stdout got the whole body")
+            self.assertEqual(len(body), len(big), f"curl {pid}: stdout got the whole body; "
+                             f"capture summary (events, bytes, lost): {run.summary()}")
             self.assertEqual(body, big)
         _, _, dropped = self.ws_summary(run, "text", url)
         self.assertGreater(dropped, 0, "the paused consumer must have cost drops")
@@ -736,6 +745,8 @@ class Outputs(helpers.E2ETestCase):
         pb = load_ecaptureq_pb2(self.tmp)
         port = helpers.free_port()
         with self.run_ecapture(["tls", "--ecaptureq", f"ws://127.0.0.1:{port}/"]):
+            # Connect well after the server started: the 15 s count from each client's connect.
+            time.sleep(3.0)
             ws = WsClient(self, port)
             t0 = time.monotonic()
             first = pb.LogEntry()
@@ -759,6 +770,25 @@ class Outputs(helpers.E2ETestCase):
         self.assertTrue(14 <= hb2.timestamp - hb1.timestamp <= 16,
                         (hb1.timestamp, hb2.timestamp))
         self.assertTrue(14.0 <= waited <= 16.5, waited)
+
+    def test_16_ws_bad_urls_are_one_line_errors(self):
+        cases = [
+            (["--eventaddr", "wss://127.0.0.1:9/x"],
+             "ecapture: --eventaddr wss://127.0.0.1:9/x: wss:// (TLS) is not supported: use "
+             "ws://host:port/path or tcp://host:port"),
+            (["--logaddr", "wss://127.0.0.1:9/x"],
+             "ecapture: -l/--logaddr wss://127.0.0.1:9/x: wss:// (TLS) is not supported: use "
+             "ws://host:port/path or tcp://host:port"),
+            (["--eventaddr", "ws://127.0.0.1:99999/"],
+             "ecapture: --eventaddr ws://127.0.0.1:99999/: port 99999 is not in 1..65535"),
+            (["--logaddr", "ws://127.0.0.1/"],
+             "ecapture: -l/--logaddr ws://127.0.0.1/: missing port (scheme://host:port)"),
+        ]
+        for args, want in cases:
+            p = self.procs.popen([helpers.BINARY, "tls"] + args, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            out, err = p.communicate(timeout=20)
+            self.assertEqual((p.returncode, out, err.decode()), (1, b"", want + "\n"), args)
 
 if __name__ == "__main__":
     unittest.main()

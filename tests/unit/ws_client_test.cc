@@ -1,5 +1,7 @@
 // ws:// client writer: URL parsing, and the writer against a minimal RFC 6455 server on
 // 127.0.0.1 (handshake, masked frames, close) written here with plain sockets.
+#include "output/ws_client.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <gtest/gtest.h>
@@ -17,7 +19,6 @@
 #include <vector>
 
 #include "output/writers.h"
-#include "output/ws_client.h"
 
 namespace ecapture {
 namespace {
@@ -65,9 +66,9 @@ TEST(WsUrlTest, WssIsRefusedWithAHint) {
 }
 
 TEST(WsUrlTest, BadUrlsAreErrorsNamingTheUrl) {
-  for (const char* bad : {"http://h:1/", "ws:/h:1", "ws://h/", "ws://h:/", "ws://:80/",
-                          "ws://h:0/", "ws://h:65536/", "ws://h:123456/", "ws://h:8x/",
-                          "ws://[::1/", "ws://h:80/a b", "ws://h:80/\n", "tcp://h:1", ""}) {
+  for (const char* bad : {"http://h:1/", "ws:/h:1", "ws://h/", "ws://h:/", "ws://:80/", "ws://h:0/",
+                          "ws://h:65536/", "ws://h:123456/", "ws://h:8x/", "ws://[::1/",
+                          "ws://h:80/a b", "ws://h:80/\n", "tcp://h:1", ""}) {
     auto u = parse_ws_url(bad);
     EXPECT_FALSE(u) << bad;
     if (!u && *bad) {
@@ -84,7 +85,8 @@ TEST(WsUrlTest, MakeWriterRefusesWssInOneLine) {
   EXPECT_NE(w.error().to_string().find("not supported"), std::string::npos);
 }
 
-// ---- the writer against a minimal server ----------------------------------------------------------
+// ---- the writer against a minimal server
+// ----------------------------------------------------------
 
 size_t count_dir(const char* path) {
   size_t n = 0;
@@ -134,7 +136,9 @@ struct Frame {
 // Accepts one client, checks the upgrade, collects whole messages until the client's close frame.
 class MiniServer {
  public:
-  explicit MiniServer(uint16_t port = 0) : fd_(listen_on(port)) {
+  // Hangs up without a close frame after `hang_up_after` messages (0: never).
+  explicit MiniServer(uint16_t port = 0, size_t hang_up_after = 0)
+      : fd_(listen_on(port)), hang_up_after_(hang_up_after) {
     if (fd_ >= 0) thread_ = std::thread([this] { run(); });
   }
   ~MiniServer() {
@@ -196,9 +200,10 @@ class MiniServer {
     std::string key;
     auto k = request.find("Sec-WebSocket-Key: ");
     if (k != std::string::npos) key = request.substr(k + 19, request.find("\r\n", k) - k - 19);
-    std::string resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_key(key) +
-                       "\r\n\r\n";
+    std::string resp =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
+        accept_key(key) + "\r\n\r\n";
     send(c, resp.data(), resp.size(), MSG_NOSIGNAL);
     std::string msg;
     int msg_op = 0;
@@ -237,6 +242,7 @@ class MiniServer {
       if (b0 & 0x80) {
         messages.push_back(Frame{msg_op, msg});
         msg.clear();
+        if (hang_up_after_ && messages.size() == hang_up_after_) break;
       }
     }
     close(c);
@@ -244,48 +250,56 @@ class MiniServer {
   }
 
   int fd_;
+  size_t hang_up_after_;
   std::atomic<bool> stop_{false}, done_{false};
   std::thread thread_;
 };
 
 TEST(WsClientWriterTest, DeliversEachMessageAsOneFrameAndClosesCleanly) {
   size_t fds = count_dir("/proc/self/fd"), threads = count_dir("/proc/self/task");
-  MiniServer server;
-  ASSERT_TRUE(server.ok());
   std::string big(70000, 'b'), mid(300, 'm');
   {
-    auto w = make_ws_client_writer(
-        "ws://127.0.0.1:" + std::to_string(server.port()) + "/events", 1u << 20);
-    ASSERT_TRUE(w) << w.error().to_string();
-    EXPECT_TRUE((*w)->framed());
-    (*w)->write("hello\n", false);
-    (*w)->write(std::string("\x00\x01\xff", 3), true);
-    (*w)->write("\xff\xfe not utf-8", false);
-    (*w)->write(big, false);
-    (*w)->write(mid, true);
-    auto t0 = std::chrono::steady_clock::now();
-    (*w)->close();
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
-    WriterStats s = (*w)->stats();
-    EXPECT_EQ(s.messages, 5u);
-    EXPECT_EQ(s.dropped, 0u);
-    EXPECT_EQ(s.connects, 1u);
-    EXPECT_EQ(s.bytes, 6u + 3u + 13u + big.size() + mid.size());
+    MiniServer server;
+    ASSERT_TRUE(server.ok());
+    {
+      auto w = make_ws_client_writer("ws://127.0.0.1:" + std::to_string(server.port()) + "/events",
+                                     1u << 20);
+      ASSERT_TRUE(w) << w.error().to_string();
+      EXPECT_TRUE((*w)->framed());
+      auto up = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      while ((*w)->stats().connects == 0 && std::chrono::steady_clock::now() < up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      ASSERT_EQ((*w)->stats().connects, 1u);
+      (*w)->write("hello\n", false);
+      (*w)->write(std::string("\x00\x01\xff", 3), true);
+      (*w)->write("\xff\xfe not utf-8", false);
+      (*w)->write(big, false);
+      (*w)->write(mid, true);
+      auto t0 = std::chrono::steady_clock::now();
+      (*w)->close();
+      EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+      WriterStats s = (*w)->stats();
+      EXPECT_EQ(s.messages, 5u);
+      EXPECT_EQ(s.dropped, 0u);
+      EXPECT_EQ(s.connects, 1u);
+      EXPECT_EQ(s.bytes, 6u + 3u + 12u + big.size() + mid.size());
+    }
+    ASSERT_TRUE(server.wait_done(std::chrono::seconds(3)));
+    EXPECT_EQ(server.request.rfind("GET /events HTTP/1.1\r\n", 0), 0u) << server.request;
+    ASSERT_EQ(server.messages.size(), 5u);
+    EXPECT_EQ(server.messages[0].opcode, 1);
+    EXPECT_EQ(server.messages[0].payload, "hello\n");
+    EXPECT_EQ(server.messages[1].opcode, 2);
+    EXPECT_EQ(server.messages[1].payload, std::string("\x00\x01\xff", 3));
+    EXPECT_EQ(server.messages[2].opcode, 2) << "invalid UTF-8 cannot be a text frame";
+    EXPECT_EQ(server.messages[2].payload, "\xff\xfe not utf-8");
+    EXPECT_EQ(server.messages[3].opcode, 1);
+    EXPECT_EQ(server.messages[3].payload, big);
+    EXPECT_EQ(server.messages[4].opcode, 2);
+    EXPECT_EQ(server.messages[4].payload, mid);
+    EXPECT_EQ(server.close_code, 1001);  // going away
   }
-  ASSERT_TRUE(server.wait_done(std::chrono::seconds(3)));
-  EXPECT_EQ(server.request.rfind("GET /events HTTP/1.1\r\n", 0), 0u) << server.request;
-  ASSERT_EQ(server.messages.size(), 5u);
-  EXPECT_EQ(server.messages[0].opcode, 1);
-  EXPECT_EQ(server.messages[0].payload, "hello\n");
-  EXPECT_EQ(server.messages[1].opcode, 2);
-  EXPECT_EQ(server.messages[1].payload, std::string("\x00\x01\xff", 3));
-  EXPECT_EQ(server.messages[2].opcode, 2) << "invalid UTF-8 cannot be a text frame";
-  EXPECT_EQ(server.messages[2].payload, "\xff\xfe not utf-8");
-  EXPECT_EQ(server.messages[3].opcode, 1);
-  EXPECT_EQ(server.messages[3].payload, big);
-  EXPECT_EQ(server.messages[4].opcode, 2);
-  EXPECT_EQ(server.messages[4].payload, mid);
-  EXPECT_EQ(server.close_code, 1001);  // going away
   EXPECT_EQ(count_dir("/proc/self/fd"), fds);
   EXPECT_EQ(count_dir("/proc/self/task"), threads);
 }
@@ -339,6 +353,36 @@ TEST(WsClientWriterTest, ConnectsOnceTheServerComesUp) {
   EXPECT_EQ(server.messages[1].payload, "after\n");
   EXPECT_EQ((*w)->stats().connects, 1u);
   EXPECT_EQ((*w)->stats().dropped, 0u);
+}
+
+TEST(WsClientWriterTest, ReconnectsWhenThePeerGoesAway) {
+  auto first = std::make_unique<MiniServer>(0, 1);
+  ASSERT_TRUE(first->ok());
+  uint16_t port = first->port();
+  auto w = make_ws_client_writer("ws://127.0.0.1:" + std::to_string(port) + "/", 1u << 20);
+  ASSERT_TRUE(w) << w.error().to_string();
+  (*w)->write("one\n", false);
+  ASSERT_TRUE(first->wait_done(std::chrono::seconds(3)));
+  ASSERT_EQ(first->messages.size(), 1u);
+  EXPECT_EQ(first->messages[0].payload, "one\n");
+  first.reset();  // the listener goes too
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  (*w)->write("lost\n", false);  // finds the link closed: counted as dropped
+  MiniServer second(port);
+  ASSERT_TRUE(second.ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while ((*w)->stats().connects < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ((*w)->stats().connects, 2u);
+  (*w)->write("two\n", false);
+  (*w)->close();
+  ASSERT_TRUE(second.wait_done(std::chrono::seconds(3)));
+  ASSERT_EQ(second.messages.size(), 1u);
+  EXPECT_EQ(second.messages[0].payload, "two\n");
+  WriterStats s = (*w)->stats();
+  EXPECT_EQ(s.messages, 2u);
+  EXPECT_EQ(s.dropped, 1u);
 }
 
 }  // namespace
