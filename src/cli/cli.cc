@@ -40,7 +40,9 @@ void add_global_flags(CLI::App& app, GlobalConfig& g) {
       ->default_str("1024");
   app.add_option("-t,--tsize", g.tsize, "show at most this many bytes per message (0: all)")
       ->default_str("0");
-  app.add_option("-l,--logaddr", g.logaddr, "also write runtime logs to this file (appended)");
+  app.add_option("-l,--logaddr", g.logaddr,
+                 "also send runtime logs here: a file (appended), tcp://host:port or "
+                 "ws://host:port/path (JSON lines)");
 }
 
 // Where captured events go (issue 4): eCapture's --eventaddr, --ecaptureq and rotation flags.

@@ -10,6 +10,14 @@
 
 namespace ecapture {
 
+// One NSS key log line: LABEL <client random hex> <secret hex>.
+struct KeylogLine {
+  std::string label;
+  std::string client_random;  // hex
+  std::string secret;         // hex
+  std::string to_string() const { return label + " " + client_random + " " + secret; }
+};
+
 class KeylogWriter {
  public:
   static Result<std::unique_ptr<KeylogWriter>> open(const std::string& path);
@@ -20,6 +28,7 @@ class KeylogWriter {
   // Returns true when the line was new and written.
   Result<bool> write(const std::string& label, const std::string& client_random_hex,
                      const std::string& secret_hex);
+  Result<bool> write(const KeylogLine& l) { return write(l.label, l.client_random, l.secret); }
   const std::string& path() const { return path_; }
   // Removes the file if this writer created it and nothing was written: for captures that fail
   // to start, so that an error leaves no empty file behind.

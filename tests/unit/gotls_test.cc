@@ -296,7 +296,7 @@ TEST(GoTlsKeys, KeylogLine) {
   for (int i = 0; i < 48; ++i) k.secret[i] = static_cast<uint8_t>(0xa0 + i % 16);
   auto line = keylog_line(k);
   ASSERT_TRUE(line) << line.error().to_string();
-  EXPECT_EQ(*line, "CLIENT_TRAFFIC_SECRET_0 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f " +
+  EXPECT_EQ(line->to_string(), "CLIENT_TRAFFIC_SECRET_0 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f " +
                        std::string("a0a1a2a3a4a5a6a7a8a9aaabacadaeaf") + "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf" +
                        "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
   k.secret_len = 65;

@@ -2,10 +2,6 @@
 #include "core/clock.h"
 #include "modules/gotls/gotls_module.h"
 
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -21,26 +17,6 @@ static_assert(offsetof(gotls_keys_event, tuple) == 56, "ABI: gotls_keys_event tu
 static_assert(offsetof(gotls_keys_event, label) == 96, "ABI: gotls_keys_event label offset");
 
 constexpr const char* kHint = "is this a Go program using crypto/tls? pass it with -e/--elfpath";
-
-// eCapture's rule (same as the tls module): wlan0 when up, else the first up non-loopback
-// interface with an address.
-std::string default_capture_interface() {
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return "wlan0";
-  std::string first;
-  bool wlan0 = false;
-  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || !(a->ifa_flags & IFF_UP) || (a->ifa_flags & IFF_LOOPBACK)) {
-      continue;
-    }
-    if (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6) continue;
-    if (std::string(a->ifa_name) == "wlan0") wlan0 = true;
-    if (first.empty()) first = a->ifa_name;
-  }
-  freeifaddrs(list);
-  if (wlan0 || first.empty()) return "wlan0";
-  return first;
-}
 
 }  // namespace
 
@@ -86,7 +62,7 @@ Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode) {
   return t;
 }
 
-Result<std::string> keylog_line(const gotls_keys_event& k) {
+Result<KeylogLine> keylog_line(const gotls_keys_event& k) {
   if (k.label_len == 0 || k.label_len > GOTLS_LABEL_MAX || k.random_len != GOTLS_RANDOM_MAX ||
       k.secret_len == 0 || k.secret_len > GOTLS_SECRET_MAX) {
     return make_error("malformed key record (label {} random {} secret {} bytes)", k.label_len,
@@ -99,8 +75,8 @@ Result<std::string> keylog_line(const gotls_keys_event& k) {
       return make_error("unreadable key log label");
     }
   }
-  return label + " " + openssl::to_hex({k.client_random, GOTLS_RANDOM_MAX}) + " " +
-         openssl::to_hex({k.secret, k.secret_len});
+  return KeylogLine{label, openssl::to_hex({k.client_random, GOTLS_RANDOM_MAX}),
+                    openssl::to_hex({k.secret, k.secret_len})};
 }
 
 std::vector<bpf::ProbeSpec> GoTlsModule::probes(const std::string& binary, const GoTlsTargets& t,
@@ -133,26 +109,10 @@ Result<void> GoTlsModule::on_init() {
                       cfg.elfpath, targets_.version.text);
   }
   if (mode_ == CaptureMode::kText) return {};
-  if (mode_ == CaptureMode::kPcap) {
-    ifname_ = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
-    if (if_nametoindex(ifname_.c_str()) == 0) {
-      return make_error("-i {}: no such network interface (see `ip link`)", ifname_);
-    }
-    ASSIGN_OR_RETURN(auto filter, PcapFilter::compile(cfg.pcap_filter));
-    struct stat st {};
-    if (::stat(cfg.pcapfile.c_str(), &st) == 0 && st.st_size > 0) {
-      return make_error("-w {}: the file exists; ecapture does not overwrite captures (remove "
-                        "it or choose another path)", cfg.pcapfile);
-    }
-    std::string dir = cfg.pcapfile.find('/') == std::string::npos
-                          ? "."
-                          : cfg.pcapfile.substr(0, cfg.pcapfile.rfind('/') + 1);
-    if (::access(dir.c_str(), W_OK) != 0) {
-      return make_errno_error(errno, "-w {}: cannot create the pcapng file in {}", cfg.pcapfile,
-                              dir);
-    }
-  }
-  ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
+  ASSIGN_OR_RETURN(keys_, TlsKeyOutput::open({mode_ == CaptureMode::kPcap, cfg.keylogfile,
+                                               cfg.pcapfile, cfg.ifname, cfg.pcap_filter,
+                                               cfg.global.pid, cfg.global.uid,
+                                               cfg.global.mapsize}));
   return {};
 }
 
@@ -193,18 +153,14 @@ Result<void> GoTlsModule::on_start() {
                targets_.read_rets.size(), multi ? "uprobe_multi links" : "perf-event uprobes");
   } else {
     log().info("hooks: (*Config).writeKeyLog entry, {} handshake entries; key log {}",
-               targets_.handshakes.size(), keylog_->path());
+               targets_.handshakes.size(), keys_->keylog_path());
   }
   return {};
 }
 
 Result<void> GoTlsModule::on_run() {
   const auto& cfg = config_as<GoTlsConfig>();
-  if (mode_ == CaptureMode::kPcap) {
-    PcapSessionConfig pc{ifname_, cfg.pcap_filter, cfg.pcapfile, cfg.global.pid, cfg.global.uid,
-                         cfg.global.mapsize};
-    ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log()));
-  }
+  if (keys_) RETURN_IF_ERROR(keys_->start(log()));
   assembler_ = std::make_unique<openssl::ChunkAssembler>(
       monotonic_to_wall_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
   ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
@@ -218,7 +174,6 @@ Result<void> GoTlsModule::on_run() {
                                                    static_cast<uint64_t>(now.tv_nsec));
                                 }));
   reader_->start();
-  running_ = true;
   log().info("gotls: capture started ({}, {} buffer{}{})", cfg.elfpath, ringbuf_ ? "ring" : "perf",
              cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
              cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
@@ -237,22 +192,15 @@ void GoTlsModule::handle_keys(std::span<const uint8_t> record) {
     if (decode_errors_++ == 0) log().warn("gotls: pid {}: {}", k.pid, line.error().to_string());
     return;
   }
-  const auto& g = config_as<GoTlsConfig>().global;
   std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
-  if (pcap_) {
-    pcap_->add_keys(*line + "\n", k.tuple.family != 0 ? &k.tuple : nullptr,
-                    PacketOwner{k.pid, k.uid, comm});
-    if ((g.pid != 0 && k.pid != g.pid) || (g.uid != 0 && k.uid != g.uid)) return;
-  }
-  std::string label(k.label, k.label_len);
-  auto wrote = keylog_->write(label, openssl::to_hex({k.client_random, GOTLS_RANDOM_MAX}),
-                              openssl::to_hex({k.secret, k.secret_len}));
-  if (!wrote) {
-    report_error(wrote.error());
+  auto wanted = keys_->add(std::span(&*line, 1), &k.tuple, PacketOwner{k.pid, k.uid, comm});
+  if (!wanted) {
+    report_error(wanted.error());
     return;
   }
+  if (!*wanted) return;
   counters_mut().events.fetch_add(1);
-  log().info("keys: {} pid={} comm={} fd={}", label, k.pid, comm, k.fd);
+  log().info("keys: {} pid={} comm={} fd={}", line->label, k.pid, comm, k.fd);
 }
 
 void GoTlsModule::handle_record(std::span<const uint8_t> record) {
@@ -276,24 +224,22 @@ void GoTlsModule::on_stop() {
   bpf::destroy_links(links_);
   if (reader_) reader_->stop();
   if (assembler_) assembler_->flush();
-  if (pcap_) pcap_->close();
+  if (keys_) keys_->stop();  // after the keys reader: every secret precedes its packets
   if (skel_) {
     uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
                     bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
     if (reader_) lost += reader_->lost();
-    if (pcap_) lost += pcap_->lost();
+    if (keys_) lost += keys_->lost();
     counters_mut().lost.store(lost);
   }
 }
 
 void GoTlsModule::on_close() {
-  if (keylog_ && !running_) keylog_->discard_if_unused();  // a capture that never started
   bpf::destroy_links(links_);
   reader_.reset();
   assembler_.reset();
-  pcap_.reset();
+  keys_.reset();  // removes a key log that a capture which never started created
   skel_.reset();
-  keylog_.reset();
 }
 
 }  // namespace ecapture::gotls

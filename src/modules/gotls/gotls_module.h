@@ -14,8 +14,7 @@
 #include "modules/gotls/gotls_abi.h"
 #include "modules/gotls/gotls_config.h"
 #include "modules/openssl/openssl_events.h"
-#include "output/keylog_writer.h"
-#include "output/pcap_session.h"
+#include "output/tls_key_output.h"
 #include "gotls.skel.h"
 
 namespace ecapture::gotls {
@@ -42,7 +41,7 @@ struct GoTlsTargets {
 Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode);
 
 // One key log line from a writeKeyLog record ("LABEL <random hex> <secret hex>").
-Result<std::string> keylog_line(const gotls_keys_event& k);
+Result<KeylogLine> keylog_line(const gotls_keys_event& k);
 
 class GoTlsModule final : public Module {
  public:
@@ -65,9 +64,7 @@ class GoTlsModule final : public Module {
 
   CaptureMode mode_ = CaptureMode::kText;
   GoTlsTargets targets_;
-  std::unique_ptr<KeylogWriter> keylog_;
-  std::string ifname_;
-  std::unique_ptr<PcapSession> pcap_;
+  std::unique_ptr<TlsKeyOutput> keys_;  // keylog and pcap modes
   bool ringbuf_ = true;
   struct SkelDeleter {
     void operator()(gotls_bpf* s) const;
@@ -77,7 +74,6 @@ class GoTlsModule final : public Module {
   std::unique_ptr<bpf::EventReader> reader_;
   std::unique_ptr<openssl::ChunkAssembler> assembler_;
   uint64_t decode_errors_ = 0;
-  bool running_ = false;  // on_run completed
 };
 
 }  // namespace ecapture::gotls

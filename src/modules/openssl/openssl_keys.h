@@ -10,15 +10,11 @@
 
 #include "core/result.h"
 #include "modules/openssl/openssl_abi.h"
+#include "output/keylog_writer.h"
 
 namespace ecapture::openssl {
 
-struct KeylogLine {
-  std::string label;
-  std::string client_random;  // hex
-  std::string secret;         // hex
-  std::string to_string() const { return label + " " + client_random + " " + secret; }
-};
+using ecapture::KeylogLine;
 
 // Lines in a fixed order: TLS 1.2 CLIENT_RANDOM; TLS 1.3 CLIENT_HANDSHAKE_TRAFFIC_SECRET,
 // SERVER_HANDSHAKE_TRAFFIC_SECRET, CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0,

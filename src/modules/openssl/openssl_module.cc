@@ -2,7 +2,6 @@
 #include "core/clock.h"
 #include "modules/openssl/openssl_module.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bpf/libbpf_env.h"
@@ -11,9 +10,6 @@
 #include "modules/openssl/code_offsets.h"
 #include "modules/openssl/openssl_keys.h"
 
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <sys/socket.h>
 
 #include <cstring>
 
@@ -136,27 +132,10 @@ Result<void> OpenSslModule::on_init() {
     ASSIGN_OR_RETURN(crypto_path_, find_boringssl_crypto(*elf));
   }
   RETURN_IF_ERROR(check_layout(*elf, !cfg.ssl_version.empty()));
-  if (mode_ == CaptureMode::kPcap) {
-    // Everything a user can get wrong is checked before any file is touched.
-    ifname_ = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
-    if (if_nametoindex(ifname_.c_str()) == 0) {
-      return make_error("-i {}: no such network interface (see `ip link`)", ifname_);
-    }
-    ASSIGN_OR_RETURN(auto filter, PcapFilter::compile(cfg.pcap_filter));
-    struct stat st {};
-    if (::stat(cfg.pcapfile.c_str(), &st) == 0 && st.st_size > 0) {
-      return make_error("-w {}: the file exists; ecapture does not overwrite captures (remove "
-                        "it or choose another path)", cfg.pcapfile);
-    }
-    std::string dir = cfg.pcapfile.find('/') == std::string::npos
-                          ? "."
-                          : cfg.pcapfile.substr(0, cfg.pcapfile.rfind('/') + 1);
-    if (::access(dir.c_str(), W_OK) != 0) {
-      return make_errno_error(errno, "-w {}: cannot create the pcapng file in {}",
-                              cfg.pcapfile, dir);
-    }
-  }
-  ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
+  ASSIGN_OR_RETURN(keys_, TlsKeyOutput::open({mode_ == CaptureMode::kPcap, cfg.keylogfile,
+                                               cfg.pcapfile, cfg.ifname, cfg.pcap_filter,
+                                               cfg.global.pid, cfg.global.uid,
+                                               cfg.global.mapsize}));
   return {};
 }
 
@@ -217,7 +196,7 @@ Result<void> OpenSslModule::on_start() {
                 sizeof(openssl_layout));
     auto level = offsets_note_.rfind("forced", 0) == 0 ? spdlog::level::warn : spdlog::level::info;
     log().log(level, "keys: {} layout '{}' ({}), key log {}", lib_path_, layout_.name,
-              offsets_note_, keylog_->path());
+              offsets_note_, keys_->keylog_path());
   }
   ASSIGN_OR_RETURN(uint64_t ring_bytes,
                    bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
@@ -255,11 +234,7 @@ Result<void> OpenSslModule::on_start() {
 
 Result<void> OpenSslModule::on_run() {
   const auto& cfg = config_as<OpenSslConfig>();
-  if (mode_ == CaptureMode::kPcap) {
-    PcapSessionConfig pc{ifname_, cfg.pcap_filter, cfg.pcapfile, cfg.global.pid, cfg.global.uid,
-                         cfg.global.mapsize};
-    ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log()));
-  }
+  if (keys_) RETURN_IF_ERROR(keys_->start(log()));
   assembler_ = std::make_unique<ChunkAssembler>(monotonic_to_wall_ns(),
                                                 [this](DataEvent&& e) { deliver(std::move(e)); });
   ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
@@ -273,7 +248,6 @@ Result<void> OpenSslModule::on_run() {
                                                    static_cast<uint64_t>(now.tv_nsec));
                                 }));
   reader_->start();
-  running_ = true;
   log().info("tls: capture started ({}, {} buffer{}{})", lib_path_,
              ringbuf_ ? "ring" : "perf", cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
              cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
@@ -292,21 +266,13 @@ void OpenSslModule::handle_keys(std::span<const uint8_t> record) {
     log().warn("tls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
     return;
   }
-  const auto& g = config_as<OpenSslConfig>().global;
   std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
-  if (pcap_) {
-    std::string text;
-    for (const auto& l : *lines) text += l.to_string() + "\n";
-    pcap_->add_keys(text, &k.tuple, PacketOwner{k.pid, k.uid, comm});
-    if ((g.pid != 0 && k.pid != g.pid) || (g.uid != 0 && k.uid != g.uid)) return;
+  auto wanted = keys_->add(*lines, &k.tuple, PacketOwner{k.pid, k.uid, comm});
+  if (!wanted) {
+    report_error(wanted.error());
+    return;
   }
-  for (const auto& l : *lines) {
-    auto wrote = keylog_->write(l.label, l.client_random, l.secret);
-    if (!wrote) {
-      report_error(wrote.error());
-      return;
-    }
-  }
+  if (!*wanted) return;
   counters_mut().events.fetch_add(1);
   log().info("keys: {} {} pid={} comm={} client_random={} ({} lines)",
              k.version == 0x0304 ? "TLS 1.3" : k.version == 0x0303 ? "TLS 1.2" : "TLS",
@@ -323,19 +289,14 @@ void OpenSslModule::handle_secret(std::span<const uint8_t> record) {
   std::memcpy(&e, record.data(), sizeof(e));
   auto line = secret_keylog_line(e);
   if (!line) return;  // a derivation that is not logged
-  const auto& g = config_as<OpenSslConfig>().global;
   std::string comm(e.comm, strnlen(e.comm, sizeof(e.comm)));
-  if (pcap_) {
-    pcap_->add_keys(line->to_string() + "\n", &e.tuple, PacketOwner{e.pid, e.uid, comm});
-    if ((g.pid != 0 && e.pid != g.pid) || (g.uid != 0 && e.uid != g.uid)) return;
-  }
-  auto wrote = keylog_->write(line->label, line->client_random, line->secret);
-  if (!wrote) {
-    report_error(wrote.error());
+  auto wanted = keys_->add(std::span(&*line, 1), &e.tuple, PacketOwner{e.pid, e.uid, comm});
+  if (!wanted) {
+    report_error(wanted.error());
     return;
   }
   // One message per session: TLS 1.2's only line, TLS 1.3's last traffic secret.
-  if (*wrote && (line->label == "CLIENT_RANDOM" || line->label == "SERVER_TRAFFIC_SECRET_0")) {
+  if (*wanted && (line->label == "CLIENT_RANDOM" || line->label == "SERVER_TRAFFIC_SECRET_0")) {
     counters_mut().events.fetch_add(1);
     log().info("keys: {} pid={} comm={} client_random={}",
                line->label == "CLIENT_RANDOM" ? "TLS 1.2 master secret" : "TLS 1.3 secrets", e.pid,
@@ -367,44 +328,22 @@ void OpenSslModule::on_stop() {
   bpf::destroy_links(links_);  // no new events from here on
   if (reader_) reader_->stop();  // drains what the kernel already produced
   if (assembler_) assembler_->flush();
-  if (pcap_) pcap_->close();  // after the keys reader: every secret precedes its packets
+  if (keys_) keys_->stop();  // after the keys reader: every secret precedes its packets
   if (skel_) {
     uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
                     bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
     if (reader_) lost += reader_->lost();
-    if (pcap_) lost += pcap_->lost();
+    if (keys_) lost += keys_->lost();
     counters_mut().lost.store(lost);
   }
 }
 
 void OpenSslModule::on_close() {
-  if (keylog_ && !running_) keylog_->discard_if_unused();  // a capture that never started
   bpf::destroy_links(links_);
   reader_.reset();
   assembler_.reset();
-  pcap_.reset();
+  keys_.reset();  // removes a key log that a capture which never started created
   skel_.reset();
-  keylog_.reset();
-}
-
-std::string OpenSslModule::default_capture_interface() {
-  // eCapture's rule: wlan0 when it is up with an address, else the first other interface that
-  // is up, not loopback, and has an address; wlan0 when there is none.
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return "wlan0";
-  std::string first;
-  bool wlan0 = false;
-  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || !(a->ifa_flags & IFF_UP) || (a->ifa_flags & IFF_LOOPBACK)) {
-      continue;
-    }
-    if (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6) continue;
-    if (std::string(a->ifa_name) == "wlan0") wlan0 = true;
-    if (first.empty()) first = a->ifa_name;
-  }
-  freeifaddrs(list);
-  if (wlan0 || first.empty()) return "wlan0";
-  return first;
 }
 
 }  // namespace ecapture::openssl

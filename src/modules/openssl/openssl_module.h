@@ -15,8 +15,7 @@
 #include "modules/openssl/openssl_config.h"
 #include "modules/openssl/openssl_events.h"
 #include "modules/openssl/openssl_layouts.h"
-#include "output/keylog_writer.h"
-#include "output/pcap_session.h"
+#include "output/tls_key_output.h"
 #include "openssl.skel.h"
 
 namespace ecapture::openssl {
@@ -49,7 +48,6 @@ class OpenSslModule final : public Module {
   void handle_record(std::span<const uint8_t> record);
   void handle_keys(std::span<const uint8_t> record);
   void handle_secret(std::span<const uint8_t> record);
-  static std::string default_capture_interface();
   void deliver(DataEvent&& e);
 
   std::string lib_path_;
@@ -59,9 +57,7 @@ class OpenSslModule final : public Module {
   NamedLayout layout_;
   std::string crypto_path_;   // BoringSSL keys: the file defining HKDF_expand/CRYPTO_tls1_prf
   std::string offsets_note_;  // BoringSSL keys: where the client-random offsets came from
-  std::unique_ptr<KeylogWriter> keylog_;
-  std::string ifname_;
-  std::unique_ptr<PcapSession> pcap_;
+  std::unique_ptr<TlsKeyOutput> keys_;  // keylog and pcap modes
   bool ringbuf_ = true;
   struct SkelDeleter {
     void operator()(openssl_bpf* s) const;
@@ -71,7 +67,6 @@ class OpenSslModule final : public Module {
   std::unique_ptr<bpf::EventReader> reader_;
   std::unique_ptr<ChunkAssembler> assembler_;
   uint64_t decode_errors_ = 0;
-  bool running_ = false;  // on_run completed
 };
 
 }  // namespace ecapture::openssl

@@ -1,10 +1,6 @@
 // gnutls/nss modules: library discovery and checks, probe specs, BPF load/attach, delivery.
 #include "modules/tlslib/tlslib_module.h"
 
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -112,28 +108,6 @@ std::vector<bpf::ProbeSpec> TlsLibModule::key_probes(const std::string& binary) 
            OPENSSL_API_HANDSHAKE}};
 }
 
-namespace {
-// eCapture's rule (as in the tls module): wlan0 when up with an address, else the first other
-// interface that is up, not loopback, and has an address; wlan0 when there is none.
-std::string default_capture_interface() {
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return "wlan0";
-  std::string first;
-  bool wlan0 = false;
-  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || !(a->ifa_flags & IFF_UP) || (a->ifa_flags & IFF_LOOPBACK)) {
-      continue;
-    }
-    if (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6) continue;
-    if (std::string(a->ifa_name) == "wlan0") wlan0 = true;
-    if (first.empty()) first = a->ifa_name;
-  }
-  freeifaddrs(list);
-  if (wlan0 || first.empty()) return "wlan0";
-  return first;
-}
-}  // namespace
-
 Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
   // The session layout comes from --ssl_version or the library's own version string, never a
   // guess.
@@ -154,29 +128,10 @@ Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
     return make_error("{} (version read from {})", layout.error().message, lib_path_);
   }
   layout_ = std::move(layout).value();
-  if (mode_ == openssl::CaptureMode::kPcap) {
-    // Everything a user can get wrong is checked before any file is touched.
-    ifname_ = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
-    if (if_nametoindex(ifname_.c_str()) == 0) {
-      return make_error("-i {}: no such network interface (see `ip link`)", ifname_);
-    }
-    ASSIGN_OR_RETURN(auto filter, PcapFilter::compile(cfg.pcap_filter));
-    struct stat st {};
-    if (::stat(cfg.pcapfile.c_str(), &st) == 0 && st.st_size > 0) {
-      return make_error(
-          "-w {}: the file exists; ecapture does not overwrite captures (remove "
-          "it or choose another path)",
-          cfg.pcapfile);
-    }
-    std::string dir = cfg.pcapfile.find('/') == std::string::npos
-                          ? "."
-                          : cfg.pcapfile.substr(0, cfg.pcapfile.rfind('/') + 1);
-    if (::access(dir.c_str(), W_OK) != 0) {
-      return make_errno_error(errno, "-w {}: cannot create the pcapng file in {}", cfg.pcapfile,
-                              dir);
-    }
-  }
-  ASSIGN_OR_RETURN(keylog_, KeylogWriter::open(cfg.keylogfile));
+  const auto& g = global();
+  ASSIGN_OR_RETURN(keys_, TlsKeyOutput::open({mode_ == openssl::CaptureMode::kPcap,
+                                               cfg.keylogfile, cfg.pcapfile, cfg.ifname,
+                                               cfg.pcap_filter, g.pid, g.uid, g.mapsize}));
   return {};
 }
 
@@ -213,7 +168,7 @@ Result<void> TlsLibModule::on_start() {
   if (mode_ != openssl::CaptureMode::kText) {
     std::memcpy(const_cast<gnutls_layout*>(&skel_->rodata->glayout), &layout_.layout,
                 sizeof(gnutls_layout));
-    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name, keylog_->path());
+    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name, keys_->keylog_path());
   }
   skel_->rodata->use_ringbuf = ringbuf_;
   ASSIGN_OR_RETURN(uint64_t ring_bytes,
@@ -246,11 +201,7 @@ Result<void> TlsLibModule::on_start() {
 
 Result<void> TlsLibModule::on_run() {
   const auto& g = global();
-  if (mode_ == openssl::CaptureMode::kPcap) {
-    const auto& cfg = config_as<GnutlsConfig>();
-    PcapSessionConfig pc{ifname_, cfg.pcap_filter, cfg.pcapfile, g.pid, g.uid, g.mapsize};
-    ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log()));
-  }
+  if (keys_) RETURN_IF_ERROR(keys_->start(log()));
   assembler_ = std::make_unique<openssl::ChunkAssembler>(
       monotonic_to_wall_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
   ASSIGN_OR_RETURN(reader_,
@@ -282,21 +233,13 @@ void TlsLibModule::handle_keys(std::span<const uint8_t> record) {
     log().warn("gnutls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
     return;
   }
-  const auto& g = global();
   std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
-  if (pcap_) {
-    std::string text;
-    for (const auto& l : *lines) text += l.to_string() + "\n";
-    pcap_->add_keys(text, &k.tuple, PacketOwner{k.pid, k.uid, comm});
-    if ((g.pid != 0 && k.pid != g.pid) || (g.uid != 0 && k.uid != g.uid)) return;
+  auto wanted = keys_->add(*lines, &k.tuple, PacketOwner{k.pid, k.uid, comm});
+  if (!wanted) {
+    report_error(wanted.error());
+    return;
   }
-  for (const auto& l : *lines) {
-    auto wrote = keylog_->write(l.label, l.client_random, l.secret);
-    if (!wrote) {
-      report_error(wrote.error());
-      return;
-    }
-  }
+  if (!*wanted) return;
   counters_mut().events.fetch_add(1);
   log().info("keys: {} pid={} comm={} client_random={} ({} lines)",
              lines->size() == 1 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid, comm,
@@ -324,12 +267,12 @@ void TlsLibModule::on_stop() {
   bpf::destroy_links(links_);    // no new events from here on
   if (reader_) reader_->stop();  // drains what the kernel already produced
   if (assembler_) assembler_->flush();
-  if (pcap_) pcap_->close();  // after the keys reader: every secret precedes its packets
+  if (keys_) keys_->stop();  // after the keys reader: every secret precedes its packets
   if (skel_) {
     uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
                     bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
     if (reader_) lost += reader_->lost();
-    if (pcap_) lost += pcap_->lost();
+    if (keys_) lost += keys_->lost();
     counters_mut().lost.store(lost);
   }
 }
@@ -338,9 +281,8 @@ void TlsLibModule::on_close() {
   bpf::destroy_links(links_);
   reader_.reset();
   assembler_.reset();
-  pcap_.reset();
+  keys_.reset();  // removes a key log that a capture which never started created
   skel_.reset();
-  keylog_.reset();
 }
 
 }  // namespace ecapture::tlslib

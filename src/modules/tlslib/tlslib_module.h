@@ -15,8 +15,7 @@
 #include "modules/openssl/openssl_events.h"
 #include "modules/tlslib/gnutls_keys.h"
 #include "modules/tlslib/tlslib_config.h"
-#include "output/keylog_writer.h"
-#include "output/pcap_session.h"
+#include "output/tls_key_output.h"
 #include "tlslib.skel.h"
 
 namespace ecapture::tlslib {
@@ -56,9 +55,7 @@ class TlsLibModule final : public Module {
   std::string lib_path_;
   openssl::CaptureMode mode_ = openssl::CaptureMode::kText;
   GnutlsNamedLayout layout_;
-  std::unique_ptr<KeylogWriter> keylog_;
-  std::string ifname_;
-  std::unique_ptr<PcapSession> pcap_;
+  std::unique_ptr<TlsKeyOutput> keys_;  // keylog and pcap modes
   bool ringbuf_ = true;
   struct SkelDeleter {
     void operator()(tlslib_bpf* s) const;

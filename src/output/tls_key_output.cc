@@ -1,0 +1,93 @@
+// Key log + pcapng output of the TLS modules.
+#include "output/tls_key_output.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "output/pcap_filter.h"
+
+namespace ecapture {
+
+Result<std::unique_ptr<TlsKeyOutput>> TlsKeyOutput::open(const TlsKeyOutputConfig& cfg) {
+  std::unique_ptr<TlsKeyOutput> out(new TlsKeyOutput(cfg));
+  if (cfg.pcap) {
+    out->cfg_.ifname = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
+    if (if_nametoindex(out->cfg_.ifname.c_str()) == 0) {
+      return make_error("-i {}: no such network interface (see `ip link`)", out->cfg_.ifname);
+    }
+    RETURN_IF_ERROR(PcapFilter::compile(cfg.filter));
+    struct stat st {};
+    if (::stat(cfg.pcapfile.c_str(), &st) == 0 && st.st_size > 0) {
+      return make_error("-w {}: the file exists; ecapture does not overwrite captures (remove "
+                        "it or choose another path)", cfg.pcapfile);
+    }
+    const auto slash = cfg.pcapfile.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : cfg.pcapfile.substr(0, slash + 1);
+    if (::access(dir.c_str(), W_OK) != 0) {
+      return make_errno_error(errno, "-w {}: cannot create the pcapng file in {}", cfg.pcapfile,
+                              dir);
+    }
+  }
+  ASSIGN_OR_RETURN(out->keylog_, KeylogWriter::open(cfg.keylogfile));
+  return out;
+}
+
+TlsKeyOutput::~TlsKeyOutput() {
+  stop();
+  if (keylog_ && !started_) keylog_->discard_if_unused();
+}
+
+Result<void> TlsKeyOutput::start(spdlog::logger& log) {
+  if (cfg_.pcap) {
+    PcapSessionConfig pc{cfg_.ifname, cfg_.filter, cfg_.pcapfile, cfg_.pid, cfg_.uid,
+                         cfg_.mapsize_pages};
+    ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log));
+  }
+  started_ = true;
+  return {};
+}
+
+Result<bool> TlsKeyOutput::add(std::span<const KeylogLine> lines, const ecap_sock_tuple* tuple,
+                                 const PacketOwner& owner) {
+  if (pcap_) {
+    // Every process's secrets go to the pcap session, which needs the owners of all connections
+    // to drop the packets of the ones --pid/--uid exclude.
+    std::string text;
+    for (const auto& l : lines) text += l.to_string() + "\n";
+    pcap_->add_keys(text, tuple != nullptr && tuple->family != 0 ? tuple : nullptr, owner);
+  }
+  if ((cfg_.pid != 0 && owner.pid != cfg_.pid) || (cfg_.uid != 0 && owner.uid != cfg_.uid)) {
+    return false;
+  }
+  for (const auto& l : lines) RETURN_IF_ERROR(keylog_->write(l));
+  return true;
+}
+
+void TlsKeyOutput::stop() {
+  if (pcap_) pcap_->close();
+}
+
+uint64_t TlsKeyOutput::lost() const { return pcap_ ? pcap_->lost() : 0; }
+
+std::string default_capture_interface() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "wlan0";
+  std::string first;
+  bool wlan0 = false;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || !(a->ifa_flags & IFF_UP) || (a->ifa_flags & IFF_LOOPBACK)) {
+      continue;
+    }
+    if (a->ifa_addr->sa_family != AF_INET && a->ifa_addr->sa_family != AF_INET6) continue;
+    if (std::string(a->ifa_name) == "wlan0") wlan0 = true;
+    if (first.empty()) first = a->ifa_name;
+  }
+  freeifaddrs(list);
+  if (wlan0 || first.empty()) return "wlan0";
+  return first;
+}
+
+}  // namespace ecapture

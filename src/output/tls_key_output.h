@@ -1,0 +1,66 @@
+// Where a TLS module's secrets go in keylog and pcap modes: the key log file, and in pcap mode
+// the pcapng file too (Decryption Secrets Blocks), with the connection's owner so that packets
+// carry its pid/comm and --pid/--uid apply to them. Shared by the tls, gotls and gnutls modules.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include <spdlog/logger.h>
+
+#include "core/result.h"
+#include "ecap_abi.h"
+#include "output/keylog_writer.h"
+#include "output/pcap_session.h"
+
+namespace ecapture {
+
+struct TlsKeyOutputConfig {
+  bool pcap = false;       // -m pcap; otherwise -m keylog
+  std::string keylogfile;  // -k
+  std::string pcapfile;    // -w
+  std::string ifname;      // -i; "" picks default_capture_interface()
+  std::string filter;      // trailing pcap filter expression
+  uint64_t pid = 0;        // --pid / --uid, 0 for any
+  uint64_t uid = 0;
+  uint64_t mapsize_pages = 1024;
+};
+
+class TlsKeyOutput {
+ public:
+  // Checks everything a user can get wrong (interface, filter, an existing or unwritable pcapng
+  // path) before touching any file, then opens the key log (appending, 0600).
+  static Result<std::unique_ptr<TlsKeyOutput>> open(const TlsKeyOutputConfig& cfg);
+  // Removes a key log file this output created if the capture never started and wrote nothing.
+  ~TlsKeyOutput();
+  TlsKeyOutput(const TlsKeyOutput&) = delete;
+  TlsKeyOutput& operator=(const TlsKeyOutput&) = delete;
+
+  // Starts the packet capture (pcap mode); marks the output as in use.
+  Result<void> start(spdlog::logger& log);
+  // One session's lines, owned by `owner` on `tuple` (may be null). Returns false when --pid/--uid
+  // exclude the owner (its lines only serve the pcapng's packet filtering), else true (lines the
+  // key log already has, e.g. from the other end of a local connection, are not repeated).
+  Result<bool> add(std::span<const KeylogLine> lines, const ecap_sock_tuple* tuple,
+                     const PacketOwner& owner);
+  // Closes the pcapng file after writing what it holds. Call after the last add().
+  void stop();
+  uint64_t lost() const;
+  const std::string& keylog_path() const { return keylog_->path(); }
+  const std::string& ifname() const { return cfg_.ifname; }
+
+ private:
+  explicit TlsKeyOutput(TlsKeyOutputConfig cfg) : cfg_(std::move(cfg)) {}
+  TlsKeyOutputConfig cfg_;
+  std::unique_ptr<KeylogWriter> keylog_;
+  std::unique_ptr<PcapSession> pcap_;
+  bool started_ = false;
+};
+
+// eCapture's default for -i: wlan0 when it is up with an address, else the first other interface
+// that is up, not loopback and has an address; wlan0 when there is none.
+std::string default_capture_interface();
+
+}  // namespace ecapture
