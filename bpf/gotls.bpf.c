@@ -7,6 +7,7 @@
  * the 4-tuple from the task's file table: no kprobes, no syscall hooks. */
 #include "common.bpf.h"
 #include "modules/gotls/gotls_abi.h"
+#include "tls_emit.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -38,18 +39,6 @@ struct {
 	__type(key, struct g_key);
 	__type(value, __u64);
 } handshakes SEC(".maps");
-
-struct data_scratch {
-	struct openssl_data_event hdr;
-	__u8 data[OPENSSL_CHUNK];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct data_scratch);
-} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -125,66 +114,12 @@ static __always_inline __s32 conn_fd(__u64 conn)
 	return (__s32)fd;
 }
 
-struct emit_ctx {
-	void *regs;
-	__u64 buf;
-	__u64 len;
-};
-
-static long emit_chunk(__u32 index, void *arg)
-{
-	struct emit_ctx *c = arg;
-	__u32 zero = 0;
-	struct data_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	__u64 off = (__u64)index * OPENSSL_CHUNK;
-	__u64 n;
-
-	if (!s || off >= c->len)
-		return 1;
-	n = c->len - off;
-	if (n > OPENSSL_CHUNK)
-		n = OPENSSL_CHUNK;
-	s->hdr.offset = off;
-	s->hdr.data_len = n;
-	if (bpf_probe_read_user(s->data, n, (const void *)(c->buf + off))) {
-		ecap_count(ECAP_CNT_READ_FAILED);
-		return 0;
-	}
-	ecap_output(c->regs, s, sizeof(s->hdr) + n);
-	return 0;
-}
-
 static __always_inline void emit_data(struct pt_regs *ctx, __u64 id, __u64 conn, __u64 buf,
 				      __u64 len, __u8 direction, __u8 api)
 {
-	struct data_scratch *s;
-	struct emit_ctx ec;
-	__u32 zero = 0;
-	__s32 fd;
-
 	if (len == 0 || len > (1ull << 31))
 		return;
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return;
-	fd = conn_fd(conn);
-	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
-	s->hdr.kind = OPENSSL_RECORD_DATA;
-	s->hdr.direction = direction;
-	s->hdr.api = api;
-	s->hdr.fd = fd;
-	s->hdr.timestamp_ns = bpf_ktime_get_ns();
-	s->hdr.conn_id = conn;
-	s->hdr.total_len = len;
-	s->hdr.pid = id >> 32;
-	s->hdr.tid = (__u32)id;
-	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
-	ecap_fill_tuple(fd, &s->hdr.tuple);
-	ec.regs = ctx;
-	ec.buf = buf;
-	ec.len = len;
-	bpf_loop((len + OPENSSL_CHUNK - 1) / OPENSSL_CHUNK, emit_chunk, &ec, 0);
+	tls_emit_record(ctx, id, conn, conn_fd(conn), buf, len, direction, api);
 }
 
 SEC("uprobe")

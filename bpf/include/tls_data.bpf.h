@@ -10,6 +10,8 @@
 #ifndef ECAP_TLS_DATA_BPF_H
 #define ECAP_TLS_DATA_BPF_H
 
+#include "tls_emit.bpf.h"
+
 enum tls_call_phase {
 	TLS_PHASE_IN_CALL = 0, /* inside the library call: a socket syscall gives its fd */
 	TLS_PHASE_AWAITING_FD =
@@ -49,18 +51,6 @@ struct {
 	__type(value, __s32);
 } tls_conn_fds SEC(".maps");
 
-struct tls_scratch_rec {
-	struct openssl_data_event hdr;
-	__u8 data[OPENSSL_CHUNK];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct tls_scratch_rec);
-} tls_scratch SEC(".maps");
-
 static __always_inline int tls_enter_ex(__u64 id, __u64 conn, __u64 buf, __u64 len_ptr,
 					__u8 direction, __u8 api)
 {
@@ -83,35 +73,6 @@ static __always_inline int tls_enter_ex(__u64 id, __u64 conn, __u64 buf, __u64 l
 static __always_inline int tls_enter(__u64 id, __u64 conn, __u64 buf, __u8 direction, __u8 api)
 {
 	return tls_enter_ex(id, conn, buf, 0, direction, api);
-}
-
-struct tls_emit_ctx {
-	void *regs;
-	__u64 buf;
-	__u64 len;
-};
-
-static long tls_emit_chunk(__u32 index, void *arg)
-{
-	struct tls_emit_ctx *c = arg;
-	__u32 zero = 0;
-	struct tls_scratch_rec *s = bpf_map_lookup_elem(&tls_scratch, &zero);
-	__u64 off = (__u64)index * OPENSSL_CHUNK;
-	__u64 n;
-
-	if (!s || off >= c->len)
-		return 1;
-	n = c->len - off;
-	if (n > OPENSSL_CHUNK)
-		n = OPENSSL_CHUNK;
-	s->hdr.offset = off;
-	s->hdr.data_len = n;
-	if (bpf_probe_read_user(s->data, n, (const void *)(c->buf + off))) {
-		ecap_count(ECAP_CNT_READ_FAILED);
-		return 0;
-	}
-	ecap_output(c->regs, s, sizeof(s->hdr) + n);
-	return 0;
 }
 
 /* Tells user space the fd (and tuple) of a connection whose data went out with fd -1. */
@@ -168,10 +129,7 @@ static __always_inline bool tls_take_call(void *ctx, __u64 id, struct tls_call *
 static __always_inline int tls_emit_data(void *ctx, __u64 id, struct tls_call *stp, __u64 len)
 {
 	struct tls_conn_key key = {};
-	struct tls_scratch_rec *s;
-	struct tls_emit_ctx ec;
 	struct tls_call st = *stp;
-	__u32 zero = 0;
 	__s32 *cached;
 
 	key.tgid = id >> 32;
@@ -187,27 +145,7 @@ static __always_inline int tls_emit_data(void *ctx, __u64 id, struct tls_call *s
 		bpf_map_update_elem(&tls_active_calls, &id, &st, BPF_ANY);
 	}
 
-	s = bpf_map_lookup_elem(&tls_scratch, &zero);
-	if (!s)
-		return 0;
-	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
-	s->hdr.timestamp_ns = bpf_ktime_get_ns();
-	s->hdr.conn_id = st.conn;
-	s->hdr.total_len = len;
-	s->hdr.pid = id >> 32;
-	s->hdr.tid = (__u32)id;
-	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
-	s->hdr.fd = st.fd;
-	s->hdr.direction = st.direction;
-	s->hdr.api = st.api;
-	s->hdr.kind = OPENSSL_RECORD_DATA;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
-	ecap_fill_tuple(st.fd, &s->hdr.tuple);
-
-	ec.regs = ctx;
-	ec.buf = st.buf;
-	ec.len = len;
-	bpf_loop((len + OPENSSL_CHUNK - 1) / OPENSSL_CHUNK, tls_emit_chunk, &ec, 0);
+	tls_emit_record(ctx, id, st.conn, st.fd, st.buf, len, st.direction, st.api);
 	return 0;
 }
 

@@ -719,6 +719,27 @@ def describe_audit(records):
     return "\n".join(repr(r) for r in records) or "(no records)"
 
 
+def tcp_local_ports(pid, remote_port):
+    """The set of local ports of `pid`'s IPv4 TCP sockets connected to remote_port (/proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    with open(f"/proc/{pid}/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            lport = int(cols[1].split(":")[1], 16)
+            rport = int(cols[2].split(":")[1], 16)
+            if cols[9] in inodes and rport == remote_port:
+                ports.add(lport)
+    return ports
+
+
 # ---------------------------------------------------------------------------------------------
 # bpftool
 

@@ -73,27 +73,6 @@ NSS_CLIENT = textwrap.dedent("""\
 """)
 
 
-def tcp_local_ports(pid, remote_port):
-    """Local ports of `pid`'s IPv4 TCP sockets connected to 127.0.0.1:remote_port."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    with open(f"/proc/{pid}/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            lport = int(cols[1].split(":")[1], 16)
-            rport = int(cols[2].split(":")[1], 16)
-            if cols[9] in inodes and rport == remote_port:
-                ports.add(lport)
-    return ports
-
-
 class GnutlsNssText(helpers.E2ETestCase):
     @classmethod
     def setUpClass(cls):
@@ -219,7 +198,7 @@ class GnutlsNssText(helpers.E2ETestCase):
             lines = helpers.LineReader(p.stdout, "gnutls-cli")
             while b"Simple Client Mode" not in lines.get(timeout=20):
                 pass
-            ports = tcp_local_ports(p.pid, self.port)
+            ports = helpers.tcp_local_ports(p.pid, self.port)
             self.assertEqual(len(ports), 1, ports)
             lport = ports.pop()
             # CRLFs as they are: gnutls-cli --crlf rewrites only the first LF (and adds a NUL)

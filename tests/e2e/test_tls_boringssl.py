@@ -1,7 +1,7 @@
 """`ecapture tls` on BoringSSL (Debian's android-libboringssl, driven by its `bssl-tool client`).
 
 Text: the client's exact request and nginx's exact response, with bssl-tool's pid, its own local
-port (read from /proc while the connection is open) and nginx's port. Keys: tshark decrypts an
+port (helpers.tcp_local_ports, while the connection is open) and nginx's port. Keys: tshark decrypts an
 independent capture with our key log, for TLS 1.2 and TLS 1.3; pcapng: tshark decrypts our file
 alone.
 """
@@ -21,26 +21,6 @@ ANDROID_LIBSSL = "/usr/lib/x86_64-linux-gnu/android/libssl.so.0"
 BSSL_TOOL = "/usr/bin/bssl-tool"
 TLS13_LABELS = ["CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
                 "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET"]
-
-
-def tcp_local_ports(pid, remote_port):
-    """Local ports of `pid`'s IPv4 TCP sockets connected to 127.0.0.1:remote_port (/proc)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = []
-    with open(f"/proc/{pid}/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            cols = line.split()
-            local, remote, inode = cols[1], cols[2], cols[9]
-            if inode in inodes and int(remote.split(":")[1], 16) == remote_port:
-                ports.append(int(local.split(":")[1], 16))
-    return ports
 
 
 class BoringSsl(helpers.E2ETestCase):
@@ -98,11 +78,11 @@ class BoringSsl(helpers.E2ETestCase):
                     break
                 response += chunk
         self.assert_response(response, body, "bssl-tool's stdout")
-        ports = tcp_local_ports(client.pid, self.port)
+        ports = helpers.tcp_local_ports(client.pid, self.port)
         self.assertEqual(len(ports), 1, f"bssl-tool pid {client.pid} sockets to {self.port}")
         client.stdin.close()
         client.wait(timeout=20)
-        return request, response, ports[0]
+        return request, response, ports.pop()
 
     def test_01_text_exact_bytes_pid_and_ports(self):
         path, body = self.new_file(40)

@@ -1,0 +1,80 @@
+/* Emission of captured plaintext: one call's bytes as struct openssl_data_event records of at
+ * most OPENSSL_CHUNK bytes each (bpf_loop, so any size fits), with the process and the
+ * connection's 4-tuple. Shared by every TLS module (include after common.bpf.h and
+ * modules/openssl/openssl_abi.h). */
+#ifndef ECAP_TLS_EMIT_BPF_H
+#define ECAP_TLS_EMIT_BPF_H
+
+struct tls_scratch_rec {
+	struct openssl_data_event hdr;
+	__u8 data[OPENSSL_CHUNK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tls_scratch_rec);
+} tls_scratch SEC(".maps");
+
+struct tls_emit_ctx {
+	void *regs;
+	__u64 buf;
+	__u64 len;
+};
+
+static long tls_emit_chunk(__u32 index, void *arg)
+{
+	struct tls_emit_ctx *c = arg;
+	__u32 zero = 0;
+	struct tls_scratch_rec *s = bpf_map_lookup_elem(&tls_scratch, &zero);
+	__u64 off = (__u64)index * OPENSSL_CHUNK;
+	__u64 n;
+
+	if (!s || off >= c->len)
+		return 1;
+	n = c->len - off;
+	if (n > OPENSSL_CHUNK)
+		n = OPENSSL_CHUNK;
+	s->hdr.offset = off;
+	s->hdr.data_len = n;
+	if (bpf_probe_read_user(s->data, n, (const void *)(c->buf + off))) {
+		ecap_count(ECAP_CNT_READ_FAILED);
+		return 0;
+	}
+	ecap_output(c->regs, s, sizeof(s->hdr) + n);
+	return 0;
+}
+
+/* Emits the `len` bytes at user address `buf` that a call on connection object `conn` (socket
+ * `fd`, -1 when unknown) moved in `direction`. */
+static __always_inline void tls_emit_record(void *ctx, __u64 id, __u64 conn, __s32 fd, __u64 buf,
+					    __u64 len, __u8 direction, __u8 api)
+{
+	struct tls_scratch_rec *s;
+	struct tls_emit_ctx ec;
+	__u32 zero = 0;
+
+	s = bpf_map_lookup_elem(&tls_scratch, &zero);
+	if (!s)
+		return;
+	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+	s->hdr.kind = OPENSSL_RECORD_DATA;
+	s->hdr.direction = direction;
+	s->hdr.api = api;
+	s->hdr.fd = fd;
+	s->hdr.timestamp_ns = bpf_ktime_get_ns();
+	s->hdr.conn_id = conn;
+	s->hdr.total_len = len;
+	s->hdr.pid = id >> 32;
+	s->hdr.tid = (__u32)id;
+	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	ecap_fill_tuple(fd, &s->hdr.tuple);
+	ec.regs = ctx;
+	ec.buf = buf;
+	ec.len = len;
+	bpf_loop((len + OPENSSL_CHUNK - 1) / OPENSSL_CHUNK, tls_emit_chunk, &ec, 0);
+}
+
+#endif /* ECAP_TLS_EMIT_BPF_H */
