@@ -109,7 +109,7 @@ Result<void> GoTlsModule::on_init() {
                       cfg.elfpath, targets_.version.text);
   }
   if (mode_ == CaptureMode::kText) return {};
-  ASSIGN_OR_RETURN(keys_, TlsKeyOutput::open({mode_ == CaptureMode::kPcap, cfg.keylogfile,
+  ASSIGN_OR_RETURN(tls_.keys, TlsKeyOutput::open({mode_ == CaptureMode::kPcap, cfg.keylogfile,
                                                cfg.pcapfile, cfg.ifname, cfg.pcap_filter,
                                                cfg.global.pid, cfg.global.uid,
                                                cfg.global.mapsize}));
@@ -147,33 +147,23 @@ Result<void> GoTlsModule::on_start() {
   ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj,
                                                       probes(cfg.elfpath, targets_, mode_), pid,
                                                       kHint, multi));
-  for (auto& l : attached.links) links_.push_back(std::move(l));
+  for (auto& l : attached.links) tls_.links.push_back(std::move(l));
   if (mode_ == CaptureMode::kText) {
     log().info("hooks: writeRecordLocked entry, (*Conn).Read entry and its {} RETs ({})",
                targets_.read_rets.size(), multi ? "uprobe_multi links" : "perf-event uprobes");
   } else {
     log().info("hooks: (*Config).writeKeyLog entry, {} handshake entries; key log {}",
-               targets_.handshakes.size(), keys_->keylog_path());
+               targets_.handshakes.size(), tls_.keys->keylog_path());
   }
   return {};
 }
 
 Result<void> GoTlsModule::on_run() {
   const auto& cfg = config_as<GoTlsConfig>();
-  if (keys_) RETURN_IF_ERROR(keys_->start(log()));
-  assembler_ = std::make_unique<openssl::ChunkAssembler>(
-      monotonic_to_wall_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
-  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
-                                skel_->maps.events, ringbuf_, cfg.global.mapsize,
-                                [this](std::span<const uint8_t> r) { handle_record(r); },
-                                [this] {
-                                  timespec now{};
-                                  clock_gettime(CLOCK_MONOTONIC, &now);
-                                  assembler_->tick(static_cast<uint64_t>(now.tv_sec) *
-                                                       1000000000ull +
-                                                   static_cast<uint64_t>(now.tv_nsec));
-                                }));
-  reader_->start();
+  RETURN_IF_ERROR(tls_.start(
+      skel_->maps.events, ringbuf_, cfg.global.mapsize, log(), "gotls",
+      [this](std::span<const uint8_t> r) { return handle_own_record(r); },
+      [this](DataEvent&& e) { deliver(std::move(e)); }));
   log().info("gotls: capture started ({}, {} buffer{}{})", cfg.elfpath, ringbuf_ ? "ring" : "perf",
              cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
              cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
@@ -193,7 +183,7 @@ void GoTlsModule::handle_keys(std::span<const uint8_t> record) {
     return;
   }
   std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
-  auto wanted = keys_->add(std::span(&*line, 1), &k.tuple, PacketOwner{k.pid, k.uid, comm});
+  auto wanted = tls_.keys->add(std::span(&*line, 1), &k.tuple, PacketOwner{k.pid, k.uid, comm});
   if (!wanted) {
     report_error(wanted.error());
     return;
@@ -203,14 +193,10 @@ void GoTlsModule::handle_keys(std::span<const uint8_t> record) {
   log().info("keys: {} pid={} comm={} fd={}", line->label, k.pid, comm, k.fd);
 }
 
-void GoTlsModule::handle_record(std::span<const uint8_t> record) {
-  if (!record.empty() && record[0] == OPENSSL_RECORD_KEYS) {
-    handle_keys(record);
-    return;
-  }
-  if (auto r = assembler_->add(record); !r) {
-    if (decode_errors_++ == 0) log().warn("gotls: {}", r.error().to_string());
-  }
+bool GoTlsModule::handle_own_record(std::span<const uint8_t> record) {
+  if (record.empty() || record[0] != OPENSSL_RECORD_KEYS) return false;
+  handle_keys(record);
+  return true;
 }
 
 void GoTlsModule::deliver(DataEvent&& e) {
@@ -221,24 +207,11 @@ void GoTlsModule::deliver(DataEvent&& e) {
 }
 
 void GoTlsModule::on_stop() {
-  bpf::destroy_links(links_);
-  if (reader_) reader_->stop();
-  if (assembler_) assembler_->flush();
-  if (keys_) keys_->stop();  // after the keys reader: every secret precedes its packets
-  if (skel_) {
-    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
-                    bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
-    if (reader_) lost += reader_->lost();
-    if (keys_) lost += keys_->lost();
-    counters_mut().lost.store(lost);
-  }
+  counters_mut().lost.store(tls_.stop(skel_ ? skel_->maps.ecap_counters : nullptr));
 }
 
 void GoTlsModule::on_close() {
-  bpf::destroy_links(links_);
-  reader_.reset();
-  assembler_.reset();
-  keys_.reset();  // removes a key log that a capture which never started created
+  tls_.close();
   skel_.reset();
 }
 

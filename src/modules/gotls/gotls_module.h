@@ -14,6 +14,7 @@
 #include "modules/gotls/gotls_abi.h"
 #include "modules/gotls/gotls_config.h"
 #include "modules/openssl/openssl_events.h"
+#include "modules/openssl/tls_capture.h"
 #include "output/tls_key_output.h"
 #include "gotls.skel.h"
 
@@ -58,21 +59,18 @@ class GoTlsModule final : public Module {
   void on_close() override;
 
  private:
-  void handle_record(std::span<const uint8_t> record);
+  bool handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
   void handle_keys(std::span<const uint8_t> record);
   void deliver(DataEvent&& e);
 
   CaptureMode mode_ = CaptureMode::kText;
   GoTlsTargets targets_;
-  std::unique_ptr<TlsKeyOutput> keys_;  // keylog and pcap modes
   bool ringbuf_ = true;
   struct SkelDeleter {
     void operator()(gotls_bpf* s) const;
   };
   std::unique_ptr<gotls_bpf, SkelDeleter> skel_;
-  std::vector<bpf::Link> links_;
-  std::unique_ptr<bpf::EventReader> reader_;
-  std::unique_ptr<openssl::ChunkAssembler> assembler_;
+  openssl::TlsCapture tls_;  // links, reader, assembler, key output
   uint64_t decode_errors_ = 0;
 };
 

@@ -132,7 +132,7 @@ Result<void> OpenSslModule::on_init() {
     ASSIGN_OR_RETURN(crypto_path_, find_boringssl_crypto(*elf));
   }
   RETURN_IF_ERROR(check_layout(*elf, !cfg.ssl_version.empty()));
-  ASSIGN_OR_RETURN(keys_, TlsKeyOutput::open({mode_ == CaptureMode::kPcap, cfg.keylogfile,
+  ASSIGN_OR_RETURN(tls_.keys, TlsKeyOutput::open({mode_ == CaptureMode::kPcap, cfg.keylogfile,
                                                cfg.pcapfile, cfg.ifname, cfg.pcap_filter,
                                                cfg.global.pid, cfg.global.uid,
                                                cfg.global.mapsize}));
@@ -196,7 +196,7 @@ Result<void> OpenSslModule::on_start() {
                 sizeof(openssl_layout));
     auto level = offsets_note_.rfind("forced", 0) == 0 ? spdlog::level::warn : spdlog::level::info;
     log().log(level, "keys: {} layout '{}' ({}), key log {}", lib_path_, layout_.name,
-              offsets_note_, keys_->keylog_path());
+              offsets_note_, tls_.keys->keylog_path());
   }
   ASSIGN_OR_RETURN(uint64_t ring_bytes,
                    bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
@@ -208,7 +208,7 @@ Result<void> OpenSslModule::on_start() {
     return make_errno_error(err, "cannot load the openssl BPF programs (run as root, or with "
                                  "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
   }
-  ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
+  ASSIGN_OR_RETURN(tls_.links, bpf::attach_tracepoints(skel_->obj));
   int pid = cfg.global.pid != 0 && !all_processes ? static_cast<int>(cfg.global.pid) : -1;
   ASSIGN_OR_RETURN(auto attached,
                    bpf::attach_uprobes(skel_->obj,
@@ -217,7 +217,7 @@ Result<void> OpenSslModule::on_start() {
                                            ? boringssl_key_probes(lib_path_, crypto_path_)
                                            : key_probes(lib_path_),
                                        pid, kHint, multi));
-  for (auto& l : attached.links) links_.push_back(std::move(l));
+  for (auto& l : attached.links) tls_.links.push_back(std::move(l));
   std::string hooks;
   for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
   log().info("hooks attached to {}{} ({}): {}", lib_path_,
@@ -234,20 +234,10 @@ Result<void> OpenSslModule::on_start() {
 
 Result<void> OpenSslModule::on_run() {
   const auto& cfg = config_as<OpenSslConfig>();
-  if (keys_) RETURN_IF_ERROR(keys_->start(log()));
-  assembler_ = std::make_unique<ChunkAssembler>(monotonic_to_wall_ns(),
-                                                [this](DataEvent&& e) { deliver(std::move(e)); });
-  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
-                                skel_->maps.events, ringbuf_, cfg.global.mapsize,
-                                [this](std::span<const uint8_t> r) { handle_record(r); },
-                                [this] {
-                                  timespec now{};
-                                  clock_gettime(CLOCK_MONOTONIC, &now);
-                                  assembler_->tick(static_cast<uint64_t>(now.tv_sec) *
-                                                       1000000000ull +
-                                                   static_cast<uint64_t>(now.tv_nsec));
-                                }));
-  reader_->start();
+  RETURN_IF_ERROR(tls_.start(
+      skel_->maps.events, ringbuf_, cfg.global.mapsize, log(), "tls",
+      [this](std::span<const uint8_t> r) { return handle_own_record(r); },
+      [this](DataEvent&& e) { deliver(std::move(e)); }));
   log().info("tls: capture started ({}, {} buffer{}{})", lib_path_,
              ringbuf_ ? "ring" : "perf", cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
              cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
@@ -267,7 +257,7 @@ void OpenSslModule::handle_keys(std::span<const uint8_t> record) {
     return;
   }
   std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
-  auto wanted = keys_->add(*lines, &k.tuple, PacketOwner{k.pid, k.uid, comm});
+  auto wanted = tls_.keys->add(*lines, &k.tuple, PacketOwner{k.pid, k.uid, comm});
   if (!wanted) {
     report_error(wanted.error());
     return;
@@ -290,7 +280,7 @@ void OpenSslModule::handle_secret(std::span<const uint8_t> record) {
   auto line = secret_keylog_line(e);
   if (!line) return;  // a derivation that is not logged
   std::string comm(e.comm, strnlen(e.comm, sizeof(e.comm)));
-  auto wanted = keys_->add(std::span(&*line, 1), &e.tuple, PacketOwner{e.pid, e.uid, comm});
+  auto wanted = tls_.keys->add(std::span(&*line, 1), &e.tuple, PacketOwner{e.pid, e.uid, comm});
   if (!wanted) {
     report_error(wanted.error());
     return;
@@ -304,18 +294,16 @@ void OpenSslModule::handle_secret(std::span<const uint8_t> record) {
   }
 }
 
-void OpenSslModule::handle_record(std::span<const uint8_t> record) {
+bool OpenSslModule::handle_own_record(std::span<const uint8_t> record) {
   if (!record.empty() && record[0] == OPENSSL_RECORD_KEYS) {
     handle_keys(record);
-    return;
+    return true;
   }
   if (!record.empty() && record[0] == OPENSSL_RECORD_SECRET) {
     handle_secret(record);
-    return;
+    return true;
   }
-  if (auto r = assembler_->add(record); !r) {
-    if (decode_errors_++ == 0) log().warn("tls: {}", r.error().to_string());
-  }
+  return false;
 }
 
 void OpenSslModule::deliver(DataEvent&& e) {
@@ -325,24 +313,11 @@ void OpenSslModule::deliver(DataEvent&& e) {
 }
 
 void OpenSslModule::on_stop() {
-  bpf::destroy_links(links_);  // no new events from here on
-  if (reader_) reader_->stop();  // drains what the kernel already produced
-  if (assembler_) assembler_->flush();
-  if (keys_) keys_->stop();  // after the keys reader: every secret precedes its packets
-  if (skel_) {
-    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
-                    bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
-    if (reader_) lost += reader_->lost();
-    if (keys_) lost += keys_->lost();
-    counters_mut().lost.store(lost);
-  }
+  counters_mut().lost.store(tls_.stop(skel_ ? skel_->maps.ecap_counters : nullptr));
 }
 
 void OpenSslModule::on_close() {
-  bpf::destroy_links(links_);
-  reader_.reset();
-  assembler_.reset();
-  keys_.reset();  // removes a key log that a capture which never started created
+  tls_.close();
   skel_.reset();
 }
 

@@ -15,6 +15,7 @@
 #include "modules/openssl/openssl_config.h"
 #include "modules/openssl/openssl_events.h"
 #include "modules/openssl/openssl_layouts.h"
+#include "modules/openssl/tls_capture.h"
 #include "output/tls_key_output.h"
 #include "openssl.skel.h"
 
@@ -45,7 +46,7 @@ class OpenSslModule final : public Module {
   // Compares the chosen layout with the library's accessors (code_offsets.h); a mismatch is an
   // error unless the layout was forced with --ssl_version.
   Result<void> check_layout(const elf::ElfFile& elf, bool forced);
-  void handle_record(std::span<const uint8_t> record);
+  bool handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
   void handle_keys(std::span<const uint8_t> record);
   void handle_secret(std::span<const uint8_t> record);
   void deliver(DataEvent&& e);
@@ -57,15 +58,12 @@ class OpenSslModule final : public Module {
   NamedLayout layout_;
   std::string crypto_path_;   // BoringSSL keys: the file defining HKDF_expand/CRYPTO_tls1_prf
   std::string offsets_note_;  // BoringSSL keys: where the client-random offsets came from
-  std::unique_ptr<TlsKeyOutput> keys_;  // keylog and pcap modes
   bool ringbuf_ = true;
   struct SkelDeleter {
     void operator()(openssl_bpf* s) const;
   };
   std::unique_ptr<openssl_bpf, SkelDeleter> skel_;
-  std::vector<bpf::Link> links_;
-  std::unique_ptr<bpf::EventReader> reader_;
-  std::unique_ptr<ChunkAssembler> assembler_;
+  TlsCapture tls_;  // links, reader, assembler, key output
   uint64_t decode_errors_ = 0;
 };
 

@@ -129,7 +129,7 @@ Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
   }
   layout_ = std::move(layout).value();
   const auto& g = global();
-  ASSIGN_OR_RETURN(keys_, TlsKeyOutput::open({mode_ == openssl::CaptureMode::kPcap,
+  ASSIGN_OR_RETURN(tls_.keys, TlsKeyOutput::open({mode_ == openssl::CaptureMode::kPcap,
                                                cfg.keylogfile, cfg.pcapfile, cfg.ifname,
                                                cfg.pcap_filter, g.pid, g.uid, g.mapsize}));
   return {};
@@ -168,7 +168,7 @@ Result<void> TlsLibModule::on_start() {
   if (mode_ != openssl::CaptureMode::kText) {
     std::memcpy(const_cast<gnutls_layout*>(&skel_->rodata->glayout), &layout_.layout,
                 sizeof(gnutls_layout));
-    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name, keys_->keylog_path());
+    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name, tls_.keys->keylog_path());
   }
   skel_->rodata->use_ringbuf = ringbuf_;
   ASSIGN_OR_RETURN(uint64_t ring_bytes,
@@ -183,7 +183,7 @@ Result<void> TlsLibModule::on_start() {
                             "and CAP_PERFMON; -d shows the verifier's log)",
                             name());
   }
-  ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
+  ASSIGN_OR_RETURN(tls_.links, bpf::attach_tracepoints(skel_->obj));
   int pid = g.pid != 0 && !all_processes ? static_cast<int>(g.pid) : -1;
   std::string hint = fmt::format("is this the right library? pass it with {}", flag());
   ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj,
@@ -191,7 +191,7 @@ Result<void> TlsLibModule::on_start() {
                                                           ? data_probes(kind_, lib_path_)
                                                           : key_probes(lib_path_),
                                                       pid, hint, multi));
-  for (auto& l : attached.links) links_.push_back(std::move(l));
+  for (auto& l : attached.links) tls_.links.push_back(std::move(l));
   std::string hooks;
   for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
   log().info("hooks attached to {} ({}): {}", lib_path_,
@@ -201,20 +201,10 @@ Result<void> TlsLibModule::on_start() {
 
 Result<void> TlsLibModule::on_run() {
   const auto& g = global();
-  if (keys_) RETURN_IF_ERROR(keys_->start(log()));
-  assembler_ = std::make_unique<openssl::ChunkAssembler>(
-      monotonic_to_wall_ns(), [this](DataEvent&& e) { deliver(std::move(e)); });
-  ASSIGN_OR_RETURN(reader_,
-                   bpf::EventReader::create(
-                       skel_->maps.events, ringbuf_, g.mapsize,
-                       [this](std::span<const uint8_t> r) { handle_record(r); },
-                       [this] {
-                         timespec now{};
-                         clock_gettime(CLOCK_MONOTONIC, &now);
-                         assembler_->tick(static_cast<uint64_t>(now.tv_sec) * 1000000000ull +
-                                          static_cast<uint64_t>(now.tv_nsec));
-                       }));
-  reader_->start();
+  RETURN_IF_ERROR(tls_.start(
+      skel_->maps.events, ringbuf_, g.mapsize, log(), name(),
+      [this](std::span<const uint8_t> r) { return handle_own_record(r); },
+      [this](DataEvent&& e) { deliver(std::move(e)); }));
   log().info("{}: capture started ({}, {} buffer{}{})", name(), lib_path_,
              ringbuf_ ? "ring" : "perf", g.pid ? fmt::format(", pid {}", g.pid) : "",
              g.uid ? fmt::format(", uid {}", g.uid) : "");
@@ -234,7 +224,7 @@ void TlsLibModule::handle_keys(std::span<const uint8_t> record) {
     return;
   }
   std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
-  auto wanted = keys_->add(*lines, &k.tuple, PacketOwner{k.pid, k.uid, comm});
+  auto wanted = tls_.keys->add(*lines, &k.tuple, PacketOwner{k.pid, k.uid, comm});
   if (!wanted) {
     report_error(wanted.error());
     return;
@@ -246,14 +236,10 @@ void TlsLibModule::handle_keys(std::span<const uint8_t> record) {
              lines->front().client_random, lines->size());
 }
 
-void TlsLibModule::handle_record(std::span<const uint8_t> record) {
-  if (!record.empty() && record[0] == GNUTLS_RECORD_KEYS) {
-    handle_keys(record);
-    return;
-  }
-  if (auto r = assembler_->add(record); !r) {
-    if (decode_errors_++ == 0) log().warn("{}: {}", name(), r.error().to_string());
-  }
+bool TlsLibModule::handle_own_record(std::span<const uint8_t> record) {
+  if (record.empty() || record[0] != GNUTLS_RECORD_KEYS) return false;
+  handle_keys(record);
+  return true;
 }
 
 void TlsLibModule::deliver(DataEvent&& e) {
@@ -264,24 +250,11 @@ void TlsLibModule::deliver(DataEvent&& e) {
 }
 
 void TlsLibModule::on_stop() {
-  bpf::destroy_links(links_);    // no new events from here on
-  if (reader_) reader_->stop();  // drains what the kernel already produced
-  if (assembler_) assembler_->flush();
-  if (keys_) keys_->stop();  // after the keys reader: every secret precedes its packets
-  if (skel_) {
-    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
-                    bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
-    if (reader_) lost += reader_->lost();
-    if (keys_) lost += keys_->lost();
-    counters_mut().lost.store(lost);
-  }
+  counters_mut().lost.store(tls_.stop(skel_ ? skel_->maps.ecap_counters : nullptr));
 }
 
 void TlsLibModule::on_close() {
-  bpf::destroy_links(links_);
-  reader_.reset();
-  assembler_.reset();
-  keys_.reset();  // removes a key log that a capture which never started created
+  tls_.close();
   skel_.reset();
 }
 

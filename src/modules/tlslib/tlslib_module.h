@@ -15,6 +15,7 @@
 #include "modules/openssl/openssl_events.h"
 #include "modules/tlslib/gnutls_keys.h"
 #include "modules/tlslib/tlslib_config.h"
+#include "modules/openssl/tls_capture.h"
 #include "output/tls_key_output.h"
 #include "tlslib.skel.h"
 
@@ -46,7 +47,7 @@ class TlsLibModule final : public Module {
  private:
   const GlobalConfig& global() const { return config_as<ModuleConfig>().global; }
   const char* flag() const { return kind_ == LibKind::kGnutls ? "--gnutls" : "--nspr"; }
-  void handle_record(std::span<const uint8_t> record);
+  bool handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
   void deliver(DataEvent&& e);
   void handle_keys(std::span<const uint8_t> record);
   Result<void> init_keys(const GnutlsConfig& cfg);
@@ -55,15 +56,12 @@ class TlsLibModule final : public Module {
   std::string lib_path_;
   openssl::CaptureMode mode_ = openssl::CaptureMode::kText;
   GnutlsNamedLayout layout_;
-  std::unique_ptr<TlsKeyOutput> keys_;  // keylog and pcap modes
   bool ringbuf_ = true;
   struct SkelDeleter {
     void operator()(tlslib_bpf* s) const;
   };
   std::unique_ptr<tlslib_bpf, SkelDeleter> skel_;
-  std::vector<bpf::Link> links_;
-  std::unique_ptr<bpf::EventReader> reader_;
-  std::unique_ptr<openssl::ChunkAssembler> assembler_;
+  openssl::TlsCapture tls_;  // links, reader, assembler, key output
   uint64_t decode_errors_ = 0;
 };
 
