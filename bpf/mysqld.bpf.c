@@ -54,34 +54,7 @@ struct {
 	__type(value, struct cmd_state);
 } state_init SEC(".maps");
 
-struct copy_ctx {
-	void *regs;
-	__u64 src;
-	__u64 len;
-};
-
-static long copy_chunk(__u32 index, void *arg)
-{
-	struct copy_ctx *c = arg;
-	__u32 zero = 0;
-	struct record_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	__u64 off = (__u64)index * MYSQLD_CHUNK;
-	__u64 n;
-
-	if (!s || off >= c->len)
-		return 1;
-	n = c->len - off;
-	if (n > MYSQLD_CHUNK)
-		n = MYSQLD_CHUNK;
-	s->hdr.offset = off;
-	s->hdr.data_len = n;
-	if (bpf_probe_read_user(s->data, n, (const void *)(c->src + off))) {
-		ecap_count(ECAP_CNT_READ_FAILED);
-		return 0;
-	}
-	ecap_output(c->regs, s, sizeof(s->hdr) + n);
-	return 0;
-}
+ECAP_DEFINE_CHUNK_COPY(copy_chunk, scratch, MYSQLD_CHUNK)
 
 static __always_inline bool is_stmt_command(__u32 cmd)
 {
@@ -104,7 +77,7 @@ int probe_mysqld_dispatch_enter(struct pt_regs *ctx)
 	__u32 abi = (__u32)bpf_get_attach_cookie(ctx);
 	struct record_scratch *s;
 	struct cmd_state *st;
-	struct copy_ctx cc = {};
+	struct ecap_chunk_ctx cc = {};
 	__u32 zero = 0, cmd;
 	__u64 thd, src = 0, len = 0;
 

@@ -81,6 +81,41 @@ static __always_inline void ecap_output(void *ctx, void *data, __u64 size)
 #endif
 #endif
 
+/* Argument of the bpf_loop callbacks that ECAP_DEFINE_CHUNK_COPY defines. */
+struct ecap_chunk_ctx {
+	void *regs;
+	__u64 src; /* user address of the bytes */
+	__u64 len; /* how many */
+};
+
+/* Defines `static long fn(__u32 index, void *arg)`, a bpf_loop callback that copies chunk `index`
+ * (at most `chunk` bytes) of the ecap_chunk_ctx's bytes into the per-CPU `map` record (a header
+ * `hdr` with `offset` and `data_len` fields, then `data[chunk]`) and outputs header + chunk. The
+ * loop count is (len + chunk - 1) / chunk. */
+#define ECAP_DEFINE_CHUNK_COPY(fn, map, chunk)                                                   \
+	static long fn(__u32 index, void *arg)                                                   \
+	{                                                                                        \
+		struct ecap_chunk_ctx *c = arg;                                                  \
+		__u32 zero = 0;                                                                  \
+		typeof(map.value) s = bpf_map_lookup_elem(&map, &zero);                          \
+		__u64 off = (__u64)index * (chunk);                                              \
+		__u64 n;                                                                         \
+                                                                                                 \
+		if (!s || off >= c->len)                                                         \
+			return 1;                                                                \
+		n = c->len - off;                                                                \
+		if (n > (chunk))                                                                 \
+			n = (chunk);                                                             \
+		s->hdr.offset = off;                                                             \
+		s->hdr.data_len = n;                                                             \
+		if (bpf_probe_read_user(s->data, n, (const void *)(c->src + off))) {             \
+			ecap_count(ECAP_CNT_READ_FAILED);                                        \
+			return 0;                                                                \
+		}                                                                                \
+		ecap_output(c->regs, s, sizeof(s->hdr) + n);                                     \
+		return 0;                                                                        \
+	}
+
 /* read, write, readv, writev, sendto, recvfrom, sendmsg, recvmsg: the syscalls that move a
  * socket's bytes, whose first argument is the fd. */
 static __always_inline bool ecap_is_fd_io_syscall(long nr)

@@ -17,34 +17,7 @@ struct {
 	__type(value, struct tls_scratch_rec);
 } tls_scratch SEC(".maps");
 
-struct tls_emit_ctx {
-	void *regs;
-	__u64 buf;
-	__u64 len;
-};
-
-static long tls_emit_chunk(__u32 index, void *arg)
-{
-	struct tls_emit_ctx *c = arg;
-	__u32 zero = 0;
-	struct tls_scratch_rec *s = bpf_map_lookup_elem(&tls_scratch, &zero);
-	__u64 off = (__u64)index * OPENSSL_CHUNK;
-	__u64 n;
-
-	if (!s || off >= c->len)
-		return 1;
-	n = c->len - off;
-	if (n > OPENSSL_CHUNK)
-		n = OPENSSL_CHUNK;
-	s->hdr.offset = off;
-	s->hdr.data_len = n;
-	if (bpf_probe_read_user(s->data, n, (const void *)(c->buf + off))) {
-		ecap_count(ECAP_CNT_READ_FAILED);
-		return 0;
-	}
-	ecap_output(c->regs, s, sizeof(s->hdr) + n);
-	return 0;
-}
+ECAP_DEFINE_CHUNK_COPY(tls_emit_chunk, tls_scratch, OPENSSL_CHUNK)
 
 /* Emits the `len` bytes at user address `buf` that a call on connection object `conn` (socket
  * `fd`, -1 when unknown) moved in `direction`. */
@@ -52,7 +25,7 @@ static __always_inline void tls_emit_record(void *ctx, __u64 id, __u64 conn, __s
 					    __u64 len, __u8 direction, __u8 api)
 {
 	struct tls_scratch_rec *s;
-	struct tls_emit_ctx ec;
+	struct ecap_chunk_ctx ec;
 	__u32 zero = 0;
 
 	s = bpf_map_lookup_elem(&tls_scratch, &zero);
@@ -72,7 +45,7 @@ static __always_inline void tls_emit_record(void *ctx, __u64 id, __u64 conn, __s
 	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
 	ecap_fill_tuple(fd, &s->hdr.tuple);
 	ec.regs = ctx;
-	ec.buf = buf;
+	ec.src = buf;
 	ec.len = len;
 	bpf_loop((len + OPENSSL_CHUNK - 1) / OPENSSL_CHUNK, tls_emit_chunk, &ec, 0);
 }
