@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -17,6 +18,15 @@ struct Command {
   std::string module;  // registry name
   std::function<std::unique_ptr<ModuleConfig>(const GlobalConfig&)> make_config;
 };
+
+// The capture-mode flags of the TLS commands (tls, gotls, gnutls): -m/--model, -k/--keylogfile,
+// -w/--pcapfile, -i/--ifname and the trailing pcap filter expression, whose words are returned
+// (join them with join_words after parsing).
+std::shared_ptr<std::vector<std::string>> add_tls_mode_flags(CLI::App* app, std::string& model,
+                                                             std::string& keylogfile,
+                                                             std::string& pcapfile,
+                                                             std::string& ifname);
+std::string join_words(const std::vector<std::string>& words);
 
 Command add_tls_command(CLI::App& root);
 Command add_gotls_command(CLI::App& root);

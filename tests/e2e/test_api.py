@@ -323,6 +323,28 @@ class Api(helpers.E2ETestCase):
             self.assertEqual((code, body["module_type"]), (200, "openssl"), body)
             self.assertEqual(self.status()["module"], "tls")
 
+    def test_post_gnutls_nss_and_gotls_switch_modules(self):
+        """The other TLS modules are reachable over the API: each POST runs it (GET /status), and a
+        wrong path is refused with the previous module back."""
+        with self.run_ecapture(["tls", "--pid", "1", *self.listen_args()]) as run:
+            for path, body, module, mtype, field, value in [
+                    ("/gnutls", {"capturemode": "text"}, "gnutls", "gnutls", "capturemode",
+                     "text"),
+                    ("/nspr", {}, "nss", "nspr", "pid", 1),
+                    ("/gotls", {"elf_path": "/usr/bin/hey"}, "gotls", "gotls", "elf_path",
+                     "/usr/bin/hey")]:
+                code, resp = api(self.api_port, "POST", path, body)
+                self.assertEqual((code, resp["code"], resp["module_type"], resp["msg"]),
+                                 (200, 0, mtype,
+                                  f"module {module} is running with the new configuration"),
+                                 f"{resp}\n{run.describe()}")
+                st = self.status()
+                self.assertEqual((st["module"], st["state"], st["config"][field]),
+                                 (module, "running", value), st)
+            code, resp = api(self.api_port, "POST", "/gnutls", {"gnutlspath": "/bin/true"})
+            self.assertEqual((code, resp["code"]), (400, 5), resp)
+            self.assertEqual(self.status()["module"], "gotls")
+
     def test_non_loopback_needs_a_token(self):
         port = helpers.free_port()
         p = self.procs.popen([helpers.BINARY, "tls", "--listen", f"0.0.0.0:{port}"],
