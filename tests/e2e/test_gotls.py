@@ -326,7 +326,7 @@ class GoTls(helpers.E2ETestCase):
                  "has no crypto/tls.(*Conn).writeRecordLocked: it does not use crypto/tls")
         self.bad(["-e", "/no/such/go-program"], "/no/such/go-program")
         self.bad([], "-e/--elfpath is required")
-        self.bad(["-e", self.bins["default"], "-m", "key"], "invalid value 'key'")
+        self.bad(["-e", self.bins["default"], "-m", "keys"], "invalid value 'keys'")
 
 
 if __name__ == "__main__":

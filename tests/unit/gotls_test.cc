@@ -308,8 +308,10 @@ TEST(GoTlsKeys, KeylogLine) {
 
 TEST(GoTlsConfig, ModesAndJson) {
   EXPECT_EQ(*parse_capture_mode("pcapng"), CaptureMode::kPcap);
-  EXPECT_FALSE(parse_capture_mode("key"));  // eCapture's gotls rejects it too
-  EXPECT_FALSE(parse_capture_mode("TEXT"));
+  // One parser for every TLS module: a superset of eCapture's gotls (which refuses these two).
+  EXPECT_EQ(*parse_capture_mode("key"), CaptureMode::kKeylog);
+  EXPECT_EQ(*parse_capture_mode("TEXT"), CaptureMode::kText);
+  EXPECT_FALSE(parse_capture_mode("keys"));
   GoTlsConfig c;
   EXPECT_THAT(c.validate().error().to_string(), HasSubstr("-e/--elfpath is required"));
   GlobalConfig g;

@@ -5,29 +5,12 @@
 
 namespace ecapture::gotls {
 
-Result<CaptureMode> parse_capture_mode(const std::string& model) {
-  if (model.empty() || model == "text") return CaptureMode::kText;
-  if (model == "keylog") return CaptureMode::kKeylog;
-  if (model == "pcap" || model == "pcapng") return CaptureMode::kPcap;
-  return make_error("invalid value '{}' for -m/--model: allowed values are text, keylog, pcap "
-                    "(pcapng)", model);
-}
-
 Result<void> GoTlsConfig::validate() const {
   RETURN_IF_ERROR(ModuleConfig::validate());
   if (elfpath.empty()) {
     return make_error("-e/--elfpath is required: give the path of the Go program to capture");
   }
-  ASSIGN_OR_RETURN(CaptureMode mode, parse_capture_mode(model));
-  if (mode != CaptureMode::kPcap && !pcap_filter.empty()) {
-    return make_error("a pcap filter expression ('{}') applies to -m pcap only", pcap_filter);
-  }
-  if (mode == CaptureMode::kPcap && pcapfile.empty()) {
-    return make_error("-w/--pcapfile: empty path (give the pcapng file to write)");
-  }
-  if (mode == CaptureMode::kKeylog && keylogfile.empty()) {
-    return make_error("-k/--keylogfile: empty path (give the key log file to write)");
-  }
+  RETURN_IF_ERROR(validate_capture_fields(model, pcap_filter, pcapfile, keylogfile));
   return {};
 }
 
@@ -55,8 +38,8 @@ Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
   RETURN_IF_ERROR(f.get("pcap_filter", cfg->pcap_filter));
   RETURN_IF_ERROR(f.finish());
   if (auto mode = parse_capture_mode(cfg->model); !mode) {
-    return make_error("field 'capture_mode': invalid value '{}': allowed values are text, keylog, "
-                      "pcap (pcapng)", cfg->model);
+    return make_error("field 'capture_mode': invalid value '{}': allowed values are text, keylog "
+                      "(key), pcap (pcapng)", cfg->model);
   }
   if (cfg->elfpath.empty()) return make_error("field 'elf_path' is required (the Go program)");
   RETURN_IF_ERROR(check_file_field("elf_path", cfg->elfpath));

@@ -4,10 +4,13 @@
 #include <string>
 
 #include "core/config.h"
+#include "modules/openssl/openssl_config.h"
 
 namespace ecapture::gotls {
 
-enum class CaptureMode { kText, kKeylog, kPcap };
+using openssl::CaptureMode;
+using openssl::parse_capture_mode;
+using openssl::validate_capture_fields;
 
 struct GoTlsConfig : ModuleConfig {
   std::string elfpath;         // -e/--elfpath: the Go program (required)
@@ -23,9 +26,6 @@ struct GoTlsConfig : ModuleConfig {
   }
   nlohmann::json to_json() const override;
 };
-
-// -m/--model: text | keylog | pcap | pcapng (eCapture's gotls is case-sensitive and rejects key).
-Result<CaptureMode> parse_capture_mode(const std::string& model);
 
 // HTTP API body → config (eCapture's field names: elf_path, capture_mode, keylog_file, pcap_file,
 // ifname, pcap_filter, plus the shared base fields).

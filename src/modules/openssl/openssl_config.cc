@@ -18,8 +18,10 @@ Result<CaptureMode> parse_capture_mode(const std::string& model) {
                     "pcap (pcapng)", model);
 }
 
-Result<void> OpenSslConfig::validate() const {
-  RETURN_IF_ERROR(ModuleConfig::validate());
+Result<CaptureMode> validate_capture_fields(const std::string& model,
+                                            const std::string& pcap_filter,
+                                            const std::string& pcapfile,
+                                            const std::string& keylogfile) {
   ASSIGN_OR_RETURN(CaptureMode mode, parse_capture_mode(model));
   if (mode != CaptureMode::kPcap && !pcap_filter.empty()) {
     return make_error("a pcap filter expression ('{}') applies to -m pcap only", pcap_filter);
@@ -27,6 +29,15 @@ Result<void> OpenSslConfig::validate() const {
   if (mode == CaptureMode::kPcap && pcapfile.empty()) {
     return make_error("-w/--pcapfile: empty path (give the pcapng file to write)");
   }
+  if (mode != CaptureMode::kText && keylogfile.empty()) {
+    return make_error("-k/--keylogfile: empty path (give the key log file to write)");
+  }
+  return mode;
+}
+
+Result<void> OpenSslConfig::validate() const {
+  RETURN_IF_ERROR(ModuleConfig::validate());
+  RETURN_IF_ERROR(validate_capture_fields(model, pcap_filter, pcapfile, keylogfile));
   return {};
 }
 

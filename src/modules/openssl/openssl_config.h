@@ -28,6 +28,13 @@ struct OpenSslConfig : ModuleConfig {
 // Parses -m/--model (case-insensitive): text | keylog | key | pcap | pcapng.
 Result<CaptureMode> parse_capture_mode(const std::string& model);
 
+// The capture-mode fields of every TLS module (tls, gotls, gnutls): the mode parses, a filter
+// expression comes with pcap mode only, and the file the mode writes is named.
+Result<CaptureMode> validate_capture_fields(const std::string& model,
+                                            const std::string& pcap_filter,
+                                            const std::string& pcapfile,
+                                            const std::string& keylogfile);
+
 // HTTP API body → config (eCapture's OpenSSL field names: opensslpath, capturemode, keylogfile,
 // pcapfile, ifname, pcapfilter, sslversion, plus the shared base fields).
 Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,

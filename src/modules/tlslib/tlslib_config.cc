@@ -7,13 +7,7 @@ namespace ecapture::tlslib {
 
 Result<void> GnutlsConfig::validate() const {
   RETURN_IF_ERROR(ModuleConfig::validate());
-  ASSIGN_OR_RETURN(openssl::CaptureMode mode, openssl::parse_capture_mode(model));
-  if (mode != openssl::CaptureMode::kPcap && !pcap_filter.empty()) {
-    return make_error("a pcap filter expression ('{}') applies to -m pcap only", pcap_filter);
-  }
-  if (mode == openssl::CaptureMode::kPcap && pcapfile.empty()) {
-    return make_error("-w/--pcapfile: empty path (give the pcapng file to write)");
-  }
+  RETURN_IF_ERROR(openssl::validate_capture_fields(model, pcap_filter, pcapfile, keylogfile));
   return {};
 }
 
