@@ -6,7 +6,7 @@
 
 #include <cstring>
 
-#include "bpf/libbpf_env.h"
+#include "bpf/skeleton.h"
 #include "modules/openssl/openssl_keys.h"
 
 namespace ecapture::gotls {
@@ -122,27 +122,22 @@ Result<void> GoTlsModule::on_start() {
              targets_.version.text.empty() ? "Go version unknown" : targets_.version.text,
              targets_.register_abi ? "register ABI" : "stack ABI",
              targets_.stripped ? ".gopclntab" : ".symtab");
-  bpf::prepare_environment(log());
-  ringbuf_ = bpf::ringbuf_supported();
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
-  skel_.reset(gotls_bpf__open_opts(&open_opts));
-  if (!skel_) return make_errno_error(errno, "cannot open the gotls BPF object");
   // pcap mode learns every connection's owner, so its probes see all processes of the binary.
   const bool all_processes = mode_ == CaptureMode::kPcap;
-  skel_->rodata->targ_tgid = all_processes ? 0 : static_cast<uint32_t>(cfg.global.pid);
-  skel_->rodata->targ_uid = all_processes ? 0 : static_cast<uint32_t>(cfg.global.uid);
-  skel_->rodata->use_ringbuf = ringbuf_;
-  skel_->rodata->stack_abi = !targets_.register_abi;
-  ASSIGN_OR_RETURN(uint64_t ring_bytes,
-                   bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
-  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
-  const bool multi = bpf::uprobe_multi_supported();
-  bpf::prepare_uprobe_programs(skel_->obj, multi);
-  if (int err = gotls_bpf__load(skel_.get()); err != 0) {
-    return make_errno_error(err, "cannot load the gotls BPF programs (run as root, or with "
-                                 "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
-  }
+  bpf::SkeletonSettings settings{"gotls", btf().custom_path,
+                                 all_processes ? 0 : static_cast<uint32_t>(cfg.global.pid),
+                                 all_processes ? 0 : static_cast<uint32_t>(cfg.global.uid),
+                                 cfg.global.mapsize};
+  bpf::LoadedSkeleton loaded;
+  ASSIGN_OR_RETURN(auto* skel, bpf::open_and_load<gotls_bpf>(
+                                   settings, log(), gotls_bpf__open_opts, gotls_bpf__load,
+                                   gotls_bpf__destroy, &loaded, [&](gotls_bpf* sk) -> Result<void> {
+                                     sk->rodata->stack_abi = !targets_.register_abi;
+                                     return {};
+                                   }));
+  skel_.reset(skel);
+  ringbuf_ = loaded.ringbuf;
+  const bool multi = loaded.uprobe_multi;
   int pid = cfg.global.pid != 0 && !all_processes ? static_cast<int>(cfg.global.pid) : -1;
   ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj,
                                                       probes(cfg.elfpath, targets_, mode_), pid,

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "bpf/libbpf_env.h"
+#include "bpf/skeleton.h"
 #include "core/clock.h"
 #include "elf/elf_file.h"
 #include "elf/process_discovery.h"
@@ -145,25 +145,15 @@ Result<void> MysqldModule::on_start() {
                "shows 0)",
                target_.path);
   }
-  bpf::prepare_environment(log());
-  ringbuf_ = bpf::ringbuf_supported();
-
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
-  skel_.reset(mysqld_bpf__open_opts(&open_opts));
-  if (!skel_) return make_errno_error(errno, "cannot open the mysqld BPF object");
-  skel_->rodata->targ_tgid = static_cast<uint32_t>(cfg.global.pid);
-  skel_->rodata->targ_uid = static_cast<uint32_t>(cfg.global.uid);
-  skel_->rodata->use_ringbuf = ringbuf_;
-  ASSIGN_OR_RETURN(uint64_t ring_bytes,
-                   bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
-  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
-  const bool multi = bpf::uprobe_multi_supported();
-  bpf::prepare_uprobe_programs(skel_->obj, multi);
-  if (int err = mysqld_bpf__load(skel_.get()); err != 0) {
-    return make_errno_error(err, "cannot load the mysqld BPF programs (run as root, or with "
-                                 "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
-  }
+  bpf::SkeletonSettings settings{"mysqld", btf().custom_path, static_cast<uint32_t>(cfg.global.pid), static_cast<uint32_t>(cfg.global.uid),
+                                 cfg.global.mapsize};
+  bpf::LoadedSkeleton loaded;
+  ASSIGN_OR_RETURN(auto* skel,
+                   bpf::open_and_load<mysqld_bpf>(settings, log(), mysqld_bpf__open_opts,
+                                              mysqld_bpf__load, mysqld_bpf__destroy, &loaded));
+  skel_.reset(skel);
+  ringbuf_ = loaded.ringbuf;
+  const bool multi = loaded.uprobe_multi;
   ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
   int pid = cfg.global.pid != 0 ? static_cast<int>(cfg.global.pid) : -1;
   ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj, probes(target_), pid, kHint,

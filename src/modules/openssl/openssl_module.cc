@@ -4,7 +4,7 @@
 
 #include <unistd.h>
 
-#include "bpf/libbpf_env.h"
+#include "bpf/skeleton.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
 #include "modules/openssl/code_offsets.h"
@@ -175,38 +175,32 @@ Result<void> OpenSslModule::on_start() {
     // The data path does not depend on the library's layout, so text capture goes on.
     log().warn("library: {} (version unknown: {})", lib_path_, version_error_);
   }
-  bpf::prepare_environment(log());
-  ringbuf_ = bpf::ringbuf_supported();
-
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
-  skel_.reset(openssl_bpf__open_opts(&open_opts));
-  if (!skel_) return make_errno_error(errno, "cannot open the openssl BPF object");
-
   // pcap mode learns the owners of every TLS connection (to drop other processes' packets), so
   // its key probes see all processes; --pid/--uid are applied in user space there.
   const bool all_processes = mode_ == CaptureMode::kPcap;
-  skel_->rodata->targ_tgid = all_processes ? 0 : static_cast<uint32_t>(cfg.global.pid);
-  skel_->rodata->targ_uid = all_processes ? 0 : static_cast<uint32_t>(cfg.global.uid);
-  skel_->rodata->use_ringbuf = ringbuf_;
+  bpf::SkeletonSettings settings{"openssl", btf().custom_path,
+                                 all_processes ? 0 : static_cast<uint32_t>(cfg.global.pid),
+                                 all_processes ? 0 : static_cast<uint32_t>(cfg.global.uid),
+                                 cfg.global.mapsize};
+  bpf::LoadedSkeleton loaded;
+  ASSIGN_OR_RETURN(auto* skel,
+                   bpf::open_and_load<openssl_bpf>(
+                       settings, log(), openssl_bpf__open_opts, openssl_bpf__load,
+                       openssl_bpf__destroy, &loaded, [&](openssl_bpf* sk) -> Result<void> {
+                         if (mode_ == CaptureMode::kText) return {};
+                         sk->rodata->capture_data = false;
+                         sk->rodata->capture_keys = true;
+                         std::memcpy(const_cast<openssl_layout*>(&sk->rodata->layout),
+                                     &layout_.layout, sizeof(openssl_layout));
+                         return {};
+                       }));
+  skel_.reset(skel);
+  ringbuf_ = loaded.ringbuf;
+  const bool multi = loaded.uprobe_multi;
   if (mode_ != CaptureMode::kText) {
-    skel_->rodata->capture_data = false;
-    skel_->rodata->capture_keys = true;
-    std::memcpy(const_cast<openssl_layout*>(&skel_->rodata->layout), &layout_.layout,
-                sizeof(openssl_layout));
     auto level = offsets_note_.rfind("forced", 0) == 0 ? spdlog::level::warn : spdlog::level::info;
     log().log(level, "keys: {} layout '{}' ({}), key log {}", lib_path_, layout_.name,
               offsets_note_, tls_.keys->keylog_path());
-  }
-  ASSIGN_OR_RETURN(uint64_t ring_bytes,
-                   bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
-  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
-  const bool multi = bpf::uprobe_multi_supported();
-  bpf::prepare_uprobe_programs(skel_->obj, multi);
-
-  if (int err = openssl_bpf__load(skel_.get()); err != 0) {
-    return make_errno_error(err, "cannot load the openssl BPF programs (run as root, or with "
-                                 "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
   }
   ASSIGN_OR_RETURN(tls_.links, bpf::attach_tracepoints(skel_->obj));
   int pid = cfg.global.pid != 0 && !all_processes ? static_cast<int>(cfg.global.pid) : -1;

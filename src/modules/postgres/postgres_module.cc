@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <regex>
 
-#include "bpf/libbpf_env.h"
+#include "bpf/skeleton.h"
 #include "core/clock.h"
 #include "elf/elf_file.h"
 #include "elf/process_discovery.h"
@@ -84,25 +84,15 @@ Result<void> PostgresModule::on_start() {
   const auto& cfg = config_as<PostgresConfig>();
   log().info("server: {} ({}); hooking {}", path_,
              version_.empty() ? "version unknown" : "PostgreSQL " + version_, function_);
-  bpf::prepare_environment(log());
-  ringbuf_ = bpf::ringbuf_supported();
-
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
-  skel_.reset(postgres_bpf__open_opts(&open_opts));
-  if (!skel_) return make_errno_error(errno, "cannot open the postgres BPF object");
-  skel_->rodata->targ_tgid = static_cast<uint32_t>(cfg.global.pid);
-  skel_->rodata->targ_uid = static_cast<uint32_t>(cfg.global.uid);
-  skel_->rodata->use_ringbuf = ringbuf_;
-  ASSIGN_OR_RETURN(uint64_t ring_bytes,
-                   bpf::configure_event_map(skel_->maps.events, ringbuf_, cfg.global.mapsize));
-  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
-  const bool multi = bpf::uprobe_multi_supported();
-  bpf::prepare_uprobe_programs(skel_->obj, multi);
-  if (int err = postgres_bpf__load(skel_.get()); err != 0) {
-    return make_errno_error(err, "cannot load the postgres BPF programs (run as root, or with "
-                                 "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
-  }
+  bpf::SkeletonSettings settings{"postgres", btf().custom_path, static_cast<uint32_t>(cfg.global.pid), static_cast<uint32_t>(cfg.global.uid),
+                                 cfg.global.mapsize};
+  bpf::LoadedSkeleton loaded;
+  ASSIGN_OR_RETURN(auto* skel,
+                   bpf::open_and_load<postgres_bpf>(settings, log(), postgres_bpf__open_opts,
+                                              postgres_bpf__load, postgres_bpf__destroy, &loaded));
+  skel_.reset(skel);
+  ringbuf_ = loaded.ringbuf;
+  const bool multi = loaded.uprobe_multi;
   const uint64_t hook = function_ == kDefaultFunction ? POSTGRES_HOOK_ACTIVITY
                                                       : POSTGRES_HOOK_TEXT_ARG0;
   std::vector<bpf::ProbeSpec> specs = {

@@ -11,7 +11,7 @@
 
 #include <ctime>
 
-#include "bpf/libbpf_env.h"
+#include "bpf/skeleton.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
 
@@ -195,39 +195,30 @@ Result<void> ShellModule::on_start() {
     log().warn("{} does not export lastval: commands are reported without exit status",
                target_.shell);
   }
-  bpf::prepare_environment(log());
-  ringbuf_ = bpf::ringbuf_supported();
-
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
-  skel_.reset(shell_bpf__open_opts(&open_opts));
-  if (!skel_) return make_errno_error(errno, "cannot open the shell BPF object");
-
-  skel_->rodata->targ_tgid = static_cast<uint32_t>(g.pid);
-  skel_->rodata->targ_uid = static_cast<uint32_t>(g.uid);
-  skel_->rodata->use_ringbuf = ringbuf_;
-  skel_->rodata->shell_ino = target_.ino;
-  skel_->rodata->shell_dev = target_.kdev;
-  skel_->rodata->off_status = target_.off_status;
-  skel_->rodata->off_line_count = target_.off_line_count;
-  skel_->rodata->off_interactive = target_.off_interactive;
-  skel_->rodata->off_executing = target_.off_executing;
-  ASSIGN_OR_RETURN(uint64_t ring_bytes,
-                   bpf::configure_event_map(skel_->maps.events, ringbuf_, g.mapsize));
-  // Commands are rare and small: wake the reader for every one.
-  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes > 0 ? 1 : 0;
   const bool bash = kind_ == ShellKind::kBash;
-  bpf_program__set_autoload(skel_->progs.probe_bash_readline_enter, bash);
-  bpf_program__set_autoload(skel_->progs.probe_bash_line_exit, bash);
-  bpf_program__set_autoload(skel_->progs.probe_zsh_zleentry_enter, !bash);
-  bpf_program__set_autoload(skel_->progs.probe_zsh_zleentry_exit, !bash);
-  const bool multi = bpf::uprobe_multi_supported();
-  bpf::prepare_uprobe_programs(skel_->obj, multi);
-
-  if (int err = shell_bpf__load(skel_.get()); err != 0) {
-    return make_errno_error(err, "cannot load the shell BPF programs (run as root, or with "
-                                 "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)");
-  }
+  // Commands are rare and small: the reader is woken for every one.
+  bpf::SkeletonSettings settings{"shell", btf().custom_path, static_cast<uint32_t>(g.pid),
+                                 static_cast<uint32_t>(g.uid), g.mapsize, true};
+  bpf::LoadedSkeleton loaded;
+  ASSIGN_OR_RETURN(auto* skel,
+                   bpf::open_and_load<shell_bpf>(
+                       settings, log(), shell_bpf__open_opts, shell_bpf__load, shell_bpf__destroy,
+                       &loaded, [&](shell_bpf* sk) -> Result<void> {
+                         sk->rodata->shell_ino = target_.ino;
+                         sk->rodata->shell_dev = target_.kdev;
+                         sk->rodata->off_status = target_.off_status;
+                         sk->rodata->off_line_count = target_.off_line_count;
+                         sk->rodata->off_interactive = target_.off_interactive;
+                         sk->rodata->off_executing = target_.off_executing;
+                         bpf_program__set_autoload(sk->progs.probe_bash_readline_enter, bash);
+                         bpf_program__set_autoload(sk->progs.probe_bash_line_exit, bash);
+                         bpf_program__set_autoload(sk->progs.probe_zsh_zleentry_enter, !bash);
+                         bpf_program__set_autoload(sk->progs.probe_zsh_zleentry_exit, !bash);
+                         return {};
+                       }));
+  skel_.reset(skel);
+  ringbuf_ = loaded.ringbuf;
+  const bool multi = loaded.uprobe_multi;
   ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
   int pid = g.pid != 0 ? static_cast<int>(g.pid) : -1;
   ASSIGN_OR_RETURN(auto attached,

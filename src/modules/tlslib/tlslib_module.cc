@@ -6,7 +6,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "bpf/libbpf_env.h"
+#include "bpf/skeleton.h"
 #include "core/clock.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
@@ -153,35 +153,29 @@ Result<void> TlsLibModule::on_init() {
 Result<void> TlsLibModule::on_start() {
   const auto& g = global();
   log().info("library: {}", lib_path_);
-  bpf::prepare_environment(log());
-  ringbuf_ = bpf::ringbuf_supported();
-
-  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
-  if (!btf().custom_path.empty()) open_opts.btf_custom_path = btf().custom_path.c_str();
-  skel_.reset(tlslib_bpf__open_opts(&open_opts));
-  if (!skel_) return make_errno_error(errno, "cannot open the {} BPF object", name());
   // pcap mode learns the owners of every TLS connection (to drop other processes' packets), so
   // its key probes see all processes; --pid/--uid are applied in user space there.
   const bool all_processes = mode_ == openssl::CaptureMode::kPcap;
-  skel_->rodata->targ_tgid = all_processes ? 0 : static_cast<uint32_t>(g.pid);
-  skel_->rodata->targ_uid = all_processes ? 0 : static_cast<uint32_t>(g.uid);
+  bpf::SkeletonSettings settings{name().c_str(), btf().custom_path,
+                                 all_processes ? 0 : static_cast<uint32_t>(g.pid),
+                                 all_processes ? 0 : static_cast<uint32_t>(g.uid), g.mapsize};
+  bpf::LoadedSkeleton loaded;
+  ASSIGN_OR_RETURN(auto* skel,
+                   bpf::open_and_load<tlslib_bpf>(
+                       settings, log(), tlslib_bpf__open_opts, tlslib_bpf__load,
+                       tlslib_bpf__destroy, &loaded, [&](tlslib_bpf* sk) -> Result<void> {
+                         if (mode_ != openssl::CaptureMode::kText) {
+                           std::memcpy(const_cast<gnutls_layout*>(&sk->rodata->glayout),
+                                       &layout_.layout, sizeof(gnutls_layout));
+                         }
+                         return {};
+                       }));
+  skel_.reset(skel);
+  ringbuf_ = loaded.ringbuf;
+  const bool multi = loaded.uprobe_multi;
   if (mode_ != openssl::CaptureMode::kText) {
-    std::memcpy(const_cast<gnutls_layout*>(&skel_->rodata->glayout), &layout_.layout,
-                sizeof(gnutls_layout));
-    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name, tls_.keys->keylog_path());
-  }
-  skel_->rodata->use_ringbuf = ringbuf_;
-  ASSIGN_OR_RETURN(uint64_t ring_bytes,
-                   bpf::configure_event_map(skel_->maps.events, ringbuf_, g.mapsize));
-  skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
-  const bool multi = bpf::uprobe_multi_supported();
-  bpf::prepare_uprobe_programs(skel_->obj, multi);
-
-  if (int err = tlslib_bpf__load(skel_.get()); err != 0) {
-    return make_errno_error(err,
-                            "cannot load the {} BPF programs (run as root, or with CAP_BPF "
-                            "and CAP_PERFMON; -d shows the verifier's log)",
-                            name());
+    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name,
+               tls_.keys->keylog_path());
   }
   ASSIGN_OR_RETURN(tls_.links, bpf::attach_tracepoints(skel_->obj));
   int pid = g.pid != 0 && !all_processes ? static_cast<int>(g.pid) : -1;
