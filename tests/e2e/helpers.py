@@ -719,6 +719,21 @@ def describe_audit(records):
     return "\n".join(repr(r) for r in records) or "(no records)"
 
 
+def listening_ports():
+    """TCP ports in LISTEN state on this host (IPv4 and IPv6), from /proc."""
+    ports = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                for line in f.readlines()[1:]:
+                    cols = line.split()
+                    if cols[3] == "0A":
+                        ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+        except FileNotFoundError:
+            pass
+    return ports
+
+
 def tcp_local_ports(pid, remote_port):
     """The set of local ports of `pid`'s IPv4 TCP sockets connected to remote_port (/proc)."""
     inodes = set()

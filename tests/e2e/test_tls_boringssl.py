@@ -158,6 +158,45 @@ class BoringSsl(helpers.E2ETestCase):
         self.assertEqual(bodies[0][0], str(self.port))
         self.assertIn(bodies[0][1], (body.decode(), body.hex()))
         self.assertTrue(request.startswith(f"GET {path} ".encode()))
+    def server_keylog_run(self, curl_flag, version_text):
+        """bssl-tool as the server (its -www page describes the connection), curl as the client,
+        `ecapture tls -m keylog --pid <server>`: the server side's keys decrypt the exchange."""
+        port = helpers.free_port()
+        server = self.procs.popen([BSSL_TOOL, "server", "-accept", str(port), "-www", "-loop",
+                                   "-key", self.key, "-cert", self.cert],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.assertTrue(helpers.wait_until(lambda: port in helpers.listening_ports(), 10),
+                        "bssl-tool server did not listen")
+        keys = os.path.join(self.tmp, "keys.log")
+        pcap = os.path.join(self.tmp, "indep.pcapng")
+        sniffer = Sniffer(self, self.procs, pcap, port)
+        path = "/" + helpers.rand_token(12)
+        with self.run_ecapture(["tls", "--libssl", ANDROID_LIBSSL, "-m", "keylog", "-k", keys,
+                                "--pid", str(server.pid)]) as run:
+            r = subprocess.run(["curl", "-sS", "-k", *curl_flag, f"https://127.0.0.1:{port}{path}"],
+                               capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(f"Version: {version_text}".encode(), r.stdout)
+            ok = helpers.wait_until(lambda: os.path.exists(keys) and os.path.getsize(keys) > 0, 5)
+            self.assertTrue(ok, f"no keys written.\n{run.describe()}")
+            run.settle()
+        sniffer.stop()
+        self.assertIn(f"pid={server.pid} comm=bssl-tool", run.stderr_text())
+        with open(keys) as f:
+            text = f.read()
+        streams = decrypted_streams(pcap, keys)
+        self.assertIn(f"GET {path} HTTP/1.1".encode(), streams, text)
+        self.assertIn(f"Version: {version_text}".encode(), streams, text)
+        return text
+
+    def test_05_server_keylog_tls13(self):
+        text = self.server_keylog_run(["--tlsv1.3"], "TLSv1.3")
+        self.assertEqual([l.split()[0] for l in text.splitlines()], TLS13_LABELS, text)
+
+    def test_06_server_keylog_tls12(self):
+        text = self.server_keylog_run(["--tls-max", "1.2"], "TLSv1.2")
+        self.assertEqual([l.split()[0] for l in text.splitlines()], ["CLIENT_RANDOM"], text)
+
 
 if __name__ == "__main__":
     unittest.main()
