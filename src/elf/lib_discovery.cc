@@ -286,14 +286,32 @@ Result<std::string> find_library(const std::vector<std::string>& sonames) {
                     join(sonames, " or "), join(dirs, ", "), hint);
 }
 
-std::vector<std::string> mapped_libraries(const std::string& prefix) {
+namespace {
+// The prefix that turns a path inside process `pid_dir`'s mount namespace into one that works in
+// ours: "" for the same namespace, "/proc/<pid>/root" for another (a container). Unreadable
+// namespace links (no privilege) count as the same namespace.
+std::string namespace_root(const std::string& pid_dir) {
+  static const std::string own = read_link("/proc/self/ns/mnt");
+  const std::string theirs = read_link(pid_dir + "/ns/mnt");
+  const bool foreign = !theirs.empty() && !own.empty() && theirs != own;
+  return foreign ? pid_dir + "/root" : std::string();
+}
+}  // namespace
+
+std::vector<std::string> mapped_libraries(const std::string& prefix, int pid) {
   std::set<std::string> found;
-  const std::string own_namespace = read_link("/proc/self/ns/mnt");
-  std::unique_ptr<DIR, DirCloser> proc(opendir("/proc"));
-  if (!proc) return {};
-  while (const dirent* entry = readdir(proc.get())) {
-    if (!all_digits(entry->d_name)) continue;
-    const std::string pid_dir = std::string("/proc/") + entry->d_name;
+  std::vector<std::string> pids;
+  if (pid > 0) {
+    pids.push_back(std::to_string(pid));
+  } else {
+    std::unique_ptr<DIR, DirCloser> proc(opendir("/proc"));
+    if (!proc) return {};
+    while (const dirent* entry = readdir(proc.get())) {
+      if (all_digits(entry->d_name)) pids.emplace_back(entry->d_name);
+    }
+  }
+  for (const auto& p : pids) {
+    const std::string pid_dir = "/proc/" + p;
     // Processes exit and some deny access while we look; both just contribute nothing.
     std::ifstream maps(pid_dir + "/maps");
     if (!maps) continue;
@@ -304,16 +322,18 @@ std::vector<std::string> mapped_libraries(const std::string& prefix) {
       if (!path.starts_with('/') || path.ends_with(" (deleted)")) continue;
       const size_t slash = path.rfind('/');
       if (!path.substr(slash + 1).starts_with(prefix)) continue;
-      if (!root) {
-        // Unreadable namespace links (not our process, no privilege) count as "same namespace".
-        const std::string theirs = read_link(pid_dir + "/ns/mnt");
-        const bool foreign = !theirs.empty() && !own_namespace.empty() && theirs != own_namespace;
-        root = foreign ? pid_dir + "/root" : std::string();
-      }
+      if (!root) root = namespace_root(pid_dir);
       found.insert(*root + std::string(path));
     }
   }
   return {found.begin(), found.end()};
+}
+
+std::string process_executable(int pid) {
+  const std::string pid_dir = "/proc/" + std::to_string(pid);
+  const std::string exe = read_link(pid_dir + "/exe");
+  if (exe.empty() || !exe.starts_with('/') || exe.ends_with(" (deleted)")) return "";
+  return namespace_root(pid_dir) + exe;
 }
 
 }  // namespace ecapture::elf

@@ -25,7 +25,10 @@ Result<std::string> find_library(const std::vector<std::string>& sonames);
 
 // Paths of mapped files in /proc/*/maps whose basename starts with `prefix` (e.g. "libssl.so"),
 // deduplicated, as seen from our mount namespace (/proc/<pid>/root/<path> when the process lives
-// in another mount namespace).
-std::vector<std::string> mapped_libraries(const std::string& prefix);
+// in another mount namespace, e.g. a container). `pid` > 0 looks at that process only.
+std::vector<std::string> mapped_libraries(const std::string& prefix, int pid = 0);
+
+// The executable of process `pid`, as seen from our mount namespace; "" when it is gone.
+std::string process_executable(int pid);
 
 }  // namespace ecapture::elf

@@ -497,6 +497,45 @@ class TlsText(helpers.E2ETestCase):
                          (head, ep(lport), ep(self.port)))
         self.assert_response(stream(blocks, pid, "READ", writes[0].fd), body, "curl READ stream")
 
+    def test_11_pid_in_another_mount_namespace(self):
+        """A container's view: the client runs in its own mount namespace, on a copy of libssl
+        that exists only there. `ecapture tls --pid P` (no --libssl) must find and hook that copy
+        through /proc/P/root, and capture the exact request with the client's pid and port."""
+        if shutil.which("unshare") is None:
+            self.skipTest("unshare missing (util-linux)")
+        private = os.path.join(self.tmp, "private-lib")
+        os.mkdir(private)
+        libdir = "/usr/lib/x86_64-linux-gnu"
+        script = (f"mount -t tmpfs ecap-test {private} && cp {libdir}/libssl.so.3 "
+                  f"{libdir}/libcrypto.so.3 {private}/ && LD_LIBRARY_PATH={private} exec "
+                  f'"$@"')
+        path, body = self.new_file(40)
+        with open(os.path.join(self.tmp, "ns_client.err"), "wb") as err:
+            p = self.procs.popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                  script, "sh", helpers.DEBIAN_PYTHON, self.py_client,
+                                  str(self.port), self.cert, path, "--wait-before"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+        lines = helpers.LineReader(p.stdout, "namespaced python client")
+        self.assertEqual(lines.get_json()["event"], "waiting")
+        self.assertEqual(os.listdir(private), [], "the copy must not be visible from here")
+        copy = f"/proc/{p.pid}/root{private}/libssl.so.3"
+        with self.run_ecapture(["tls", "--pid", str(p.pid)]) as run:
+            self.assertIn(f"library: {copy} ", run.stderr_text())
+            p.stdin.write(b"go\n")
+            p.stdin.flush()
+            conn = lines.get_json()
+            resp = lines.get_json()
+            self.wait_exit(p)
+            run.settle()
+        self.assertEqual((resp["status"], resp["body"].encode("latin-1")), (200, body))
+        self.assertEqual(conn["pid"], p.pid)
+        blocks = run.blocks()
+        writes = select(blocks, pid=p.pid, direction="WRITE")
+        self.assertEqual(len(writes), 1, summarize(blocks))
+        self.assertTrue(writes[0].payload.startswith(self.expected_prefix(path)), writes[0].header())
+        self.assertEqual((writes[0].src, writes[0].dst), (ep(conn["port"]), ep(self.port)))
+        self.assert_response(stream(blocks, p.pid, "READ"), body, "namespaced client READ")
+
     def test_10_ssl_peek_not_double_counted(self):
         src = os.path.join(self.tmp, "peek.c")
         exe = os.path.join(self.tmp, "peek_client")

@@ -25,6 +25,23 @@ void OpenSslModule::SkelDeleter::operator()(openssl_bpf* s) const { openssl_bpf_
 
 Result<std::string> OpenSslModule::locate_library(const OpenSslConfig& cfg) {
   if (!cfg.libssl.empty()) return cfg.libssl;
+  if (cfg.global.pid != 0) {
+    // What the process itself runs, through /proc/<pid>/root when it lives in another mount
+    // namespace (a container): its libssl, or its executable when OpenSSL is linked in (node).
+    const int pid = static_cast<int>(cfg.global.pid);
+    auto mapped = elf::mapped_libraries("libssl.so", pid);
+    if (mapped.size() > 1) {
+      return make_error("pid {} maps several libssl files ({}): choose one with --libssl", pid,
+                        fmt::format("{}", fmt::join(mapped, ", ")));
+    }
+    if (mapped.size() == 1) return mapped.front();
+    const std::string exe = elf::process_executable(pid);
+    if (!exe.empty()) {
+      auto f = elf::ElfFile::open(exe);
+      if (f && (*f)->find_function("SSL_write") && (*f)->find_function("SSL_read")) return exe;
+    }
+    // Not loaded yet (e.g. a shell about to exec the client): the system's library.
+  }
   auto found = elf::find_library({"libssl.so.3", "libssl.so.1.1", "libssl.so"});
   if (!found) {
     return make_error("{} (or pass the library or a static executable with --libssl)",

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cstring>
+
+#include <fmt/ranges.h>
 #include <ctime>
 
 #include "bpf/skeleton.h"
@@ -42,9 +44,22 @@ std::string basename_of(const std::string& path) {
 
 }  // namespace
 
-Result<std::string> TlsLibModule::locate_library(LibKind kind, const std::string& flag_path) {
+Result<std::string> TlsLibModule::locate_library(LibKind kind, const std::string& flag_path,
+                                                 uint64_t pid) {
   if (!flag_path.empty()) return flag_path;
   const bool gnutls = kind == LibKind::kGnutls;
+  if (pid != 0) {
+    // The library the process itself maps, through /proc/<pid>/root for another mount
+    // namespace (a container); the system's when it maps none yet.
+    auto mapped = elf::mapped_libraries(gnutls ? "libgnutls.so" : "libnspr4.so",
+                                        static_cast<int>(pid));
+    if (mapped.size() > 1) {
+      return make_error("pid {} maps several {} files ({}): choose one with {}", pid,
+                        gnutls ? "libgnutls" : "libnspr4", fmt::format("{}", fmt::join(mapped, ", ")),
+                        gnutls ? "--gnutls" : "--nspr");
+    }
+    if (mapped.size() == 1) return mapped.front();
+  }
   auto found =
       elf::find_library(gnutls ? std::vector<std::string>{"libgnutls.so.30", "libgnutls.so"}
                                : std::vector<std::string>{"libnspr4.so"});
@@ -144,7 +159,7 @@ Result<void> TlsLibModule::on_init() {
   } else {
     flag_path = config_as<NssConfig>().nspr;
   }
-  ASSIGN_OR_RETURN(lib_path_, locate_library(kind_, flag_path));
+  ASSIGN_OR_RETURN(lib_path_, locate_library(kind_, flag_path, global().pid));
   RETURN_IF_ERROR(check_library(kind_, lib_path_, !flag_path.empty()));
   if (mode_ != openssl::CaptureMode::kText) RETURN_IF_ERROR(init_keys(config_as<GnutlsConfig>()));
   return {};

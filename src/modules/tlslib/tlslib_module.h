@@ -29,7 +29,8 @@ class TlsLibModule final : public Module {
       : Module(kind == LibKind::kGnutls ? "gnutls" : "nss"), kind_(kind) {}
 
   // The library to hook: the flag's path, else the loader's search path.
-  static Result<std::string> locate_library(LibKind kind, const std::string& flag_path);
+  static Result<std::string> locate_library(LibKind kind, const std::string& flag_path,
+                                            uint64_t pid = 0);
   // Checks that `path` is a library of `kind` (exports the hooked functions).
   static Result<void> check_library(LibKind kind, const std::string& path, bool from_flag);
   // The probes of the data path in `binary`.
