@@ -384,4 +384,49 @@ Result<std::vector<uint64_t>> GoBinary::ret_offsets(const GoFunction& f) const {
   return rets;
 }
 
+uint64_t GoBinary::body_offset(const GoFunction& f) const {
+  if ((machine() != EM_X86_64 && machine() != EM_AARCH64) || f.size == 0 ||
+      f.file_offset + f.size > file_.size()) {
+    return f.file_offset;
+  }
+  const bool arm = machine() == EM_AARCH64;
+  csh cs = 0;
+  if (cs_open(arm ? CS_ARCH_ARM64 : CS_ARCH_X86, arm ? CS_MODE_ARM : CS_MODE_64, &cs) != CS_ERR_OK) {
+    return f.file_offset;
+  }
+  cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+  cs_insn* insns = nullptr;
+  // The check is the function's first few instructions: a compare of SP with the goroutine's
+  // stack guard, then a forward conditional jump into the function's tail.
+  const size_t count = cs_disasm(cs, file_.data() + f.file_offset, std::min<uint64_t>(f.size, 64),
+                                 f.entry, 6, &insns);
+  uint64_t body = f.file_offset;
+  for (size_t i = 0; i + 1 < count; ++i) {
+    const cs_insn& in = insns[i];
+    bool conditional = false;
+    int64_t target = 0;
+    if (arm) {
+      const cs_arm64& a = in.detail->arm64;
+      conditional = in.id == ARM64_INS_B && a.cc != ARM64_CC_INVALID && a.cc != ARM64_CC_AL &&
+                    a.op_count == 1 && a.operands[0].type == ARM64_OP_IMM;
+      if (conditional) target = a.operands[0].imm;
+    } else {
+      const cs_x86& x = in.detail->x86;
+      conditional = (in.id == X86_INS_JBE || in.id == X86_INS_JB || in.id == X86_INS_JAE ||
+                     in.id == X86_INS_JA) &&
+                    x.op_count == 1 && x.operands[0].type == X86_OP_IMM;
+      if (conditional) target = x.operands[0].imm;
+    }
+    if (!conditional) continue;
+    if (target > static_cast<int64_t>(in.address) &&
+        static_cast<uint64_t>(target) < f.entry + f.size) {
+      body = f.file_offset + (insns[i + 1].address - f.entry);
+    }
+    break;  // only the first conditional jump can be the check
+  }
+  if (count > 0) cs_free(insns, count);
+  cs_close(&cs);
+  return body;
+}
+
 }  // namespace ecapture::elf

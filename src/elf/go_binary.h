@@ -77,6 +77,11 @@ class GoBinary {
   std::optional<GoFunction> find_in_pclntab(std::string_view name) const;
   // File offsets of every RET instruction of `f` (x86-64 and arm64).
   Result<std::vector<uint64_t>> ret_offsets(const GoFunction& f) const;
+  // File offset of the first instruction after `f`'s stack-growth check (the conditional jump to
+  // its runtime.morestack call), or of its entry when it has none (NOSPLIT). When the stack must
+  // grow, morestack runs the function again from its entry, so an entry probe can fire twice
+  // for one call; here it fires once, with the arguments still in their registers.
+  uint64_t body_offset(const GoFunction& f) const;
 
  private:
   GoBinary() = default;

@@ -49,14 +49,15 @@ Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode) {
   if (mode == CaptureMode::kText) {
     ASSIGN_OR_RETURN(auto w, need(kWriteRecordLocked));
     ASSIGN_OR_RETURN(auto r, need(kConnRead));
-    t.write_record = w.file_offset;
-    t.read_entry = r.file_offset;
+    // Past the stack check: an entry probe would see a call twice when its stack grows.
+    t.write_record = bin->body_offset(w);
+    t.read_entry = bin->body_offset(r);
     ASSIGN_OR_RETURN(t.read_rets, bin->ret_offsets(r));
   } else {
     ASSIGN_OR_RETURN(auto k, need(kWriteKeyLog));
-    t.write_key_log = k.file_offset;
+    t.write_key_log = bin->body_offset(k);
     for (const char* name : {kClientHandshake, kServerHandshake}) {
-      if (auto f = bin->find_function(name)) t.handshakes.push_back(f->file_offset);
+      if (auto f = bin->find_function(name)) t.handshakes.push_back(bin->body_offset(*f));
     }
   }
   return t;
