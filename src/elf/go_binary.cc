@@ -210,7 +210,8 @@ Result<std::unique_ptr<GoBinary>> GoBinary::open(const std::string& path) {
   auto secs = read_sections(b->file_);
   // Build info: the .go.buildinfo section, else the magic anywhere (16-byte aligned).
   std::vector<uint8_t> bi;
-  if (const Section* s = find_section(secs, ".go.buildinfo")) bi = slice(b->file_, s->offset, s->size);
+  if (const Section* s = find_section(secs, ".go.buildinfo"))
+    bi = slice(b->file_, s->offset, s->size);
   if (bi.empty()) {
     std::string_view all(reinterpret_cast<const char*>(b->file_.data()), b->file_.size());
     for (size_t at = all.find(kBuildInfoMagic); at != std::string_view::npos;
@@ -276,7 +277,8 @@ Result<void> GoBinary::parse_pclntab(const std::vector<uint8_t>& t, uint64_t tex
     return v;
   };
   const uint64_t nfunc = word(0);
-  if (nfunc == 0 || nfunc > 10'000'000) return make_error("implausible pclntab ({} functions)", nfunc);
+  if (nfunc == 0 || nfunc > 10'000'000)
+    return make_error("implausible pclntab ({} functions)", nfunc);
   auto cstr = [&](uint64_t off) -> std::optional<std::string> {
     if (off >= t.size()) return std::nullopt;
     const char* p = reinterpret_cast<const char*>(t.data() + off);
@@ -366,7 +368,8 @@ Result<std::vector<uint64_t>> GoBinary::ret_offsets(const GoFunction& f) const {
   if (machine() != EM_X86_64 && machine() != EM_AARCH64) {
     return make_error("{}: RET discovery supports x86-64 and arm64 only", path_);
   }
-  if (cs_open(arch, mode, &cs) != CS_ERR_OK) return make_error("capstone: cannot open a disassembler");
+  if (cs_open(arch, mode, &cs) != CS_ERR_OK)
+    return make_error("capstone: cannot open a disassembler");
   cs_option(cs, CS_OPT_SKIPDATA, CS_OPT_ON);  // padding and data between code: step over it
   std::vector<uint64_t> rets;
   const uint8_t* code = file_.data() + f.file_offset;
@@ -391,7 +394,8 @@ uint64_t GoBinary::body_offset(const GoFunction& f) const {
   }
   const bool arm = machine() == EM_AARCH64;
   csh cs = 0;
-  if (cs_open(arm ? CS_ARCH_ARM64 : CS_ARCH_X86, arm ? CS_MODE_ARM : CS_MODE_64, &cs) != CS_ERR_OK) {
+  if (cs_open(arm ? CS_ARCH_ARM64 : CS_ARCH_X86, arm ? CS_MODE_ARM : CS_MODE_64, &cs) !=
+      CS_ERR_OK) {
     return f.file_offset;
   }
   cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);

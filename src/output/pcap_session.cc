@@ -41,12 +41,14 @@ FrameEndpoints frame_endpoints(std::span<const uint8_t> f) {
     size_t l4 = 14 + (f[14] & 0x0f) * 4u;
     uint8_t proto = f[23];
     if ((proto != 6 && proto != 17) || f.size() < l4 + 4) return {};
-    return {endpoint_key(AF_INET, &f[26], port_at(l4)), endpoint_key(AF_INET, &f[30], port_at(l4 + 2))};
+    return {endpoint_key(AF_INET, &f[26], port_at(l4)),
+            endpoint_key(AF_INET, &f[30], port_at(l4 + 2))};
   }
   if (ethertype == 0x86DD && f.size() >= 58) {
     uint8_t next = f[20];
     if (next != 6 && next != 17) return {};
-    return {endpoint_key(AF_INET6, &f[22], port_at(54)), endpoint_key(AF_INET6, &f[38], port_at(56))};
+    return {endpoint_key(AF_INET6, &f[22], port_at(54)),
+            endpoint_key(AF_INET6, &f[38], port_at(56))};
   }
   return {};
 }
@@ -94,7 +96,8 @@ void PcapSession::add_keys(const std::string& keylog_lines, const ecap_sock_tupl
   if (t != nullptr && (t->family == AF_INET || t->family == AF_INET6)) {
     owners_[endpoint_key(t->family, t->laddr, t->lport)] = owner;
   }
-  bool wanted = (cfg_.pid == 0 || owner.pid == cfg_.pid) && (cfg_.uid == 0 || owner.uid == cfg_.uid);
+  bool wanted =
+      (cfg_.pid == 0 || owner.pid == cfg_.pid) && (cfg_.uid == 0 || owner.uid == cfg_.uid);
   if (wanted) pending_secrets_ += keylog_lines;
 }
 

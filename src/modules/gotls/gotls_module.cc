@@ -71,8 +71,8 @@ Result<KeylogLine> keylog_line(const gotls_keys_event& k) {
   }
   std::string label(k.label, k.label_len);
   for (char c : label) {
-    if (!(std::isupper(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '_')) {
+    if (!(std::isupper(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '_')) {
       return make_error("unreadable key log label");
     }
   }

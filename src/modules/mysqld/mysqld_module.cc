@@ -141,16 +141,17 @@ Result<void> MysqldModule::on_start() {
              target_.symbol.empty() ? fmt::format("offset {:#x}", target_.offset) : target_.symbol,
              signature_name(target_.abi));
   if (target_.error_symbol.empty()) {
-    log().warn("no net_send_error_packet/send_error in {}: errors are not reported (status "
-               "shows 0)",
-               target_.path);
+    log().warn(
+        "no net_send_error_packet/send_error in {}: errors are not reported (status "
+        "shows 0)",
+        target_.path);
   }
-  bpf::SkeletonSettings settings{"mysqld", btf().custom_path, static_cast<uint32_t>(cfg.global.pid), static_cast<uint32_t>(cfg.global.uid),
-                                 cfg.global.mapsize};
+  bpf::SkeletonSettings settings{"mysqld", btf().custom_path, static_cast<uint32_t>(cfg.global.pid),
+                                 static_cast<uint32_t>(cfg.global.uid), cfg.global.mapsize};
   bpf::LoadedSkeleton loaded;
   ASSIGN_OR_RETURN(auto* skel,
                    bpf::open_and_load<mysqld_bpf>(settings, log(), mysqld_bpf__open_opts,
-                                              mysqld_bpf__load, mysqld_bpf__destroy, &loaded));
+                                                  mysqld_bpf__load, mysqld_bpf__destroy, &loaded));
   skel_.reset(skel);
   ringbuf_ = loaded.ringbuf;
   const bool multi = loaded.uprobe_multi;
@@ -165,11 +166,12 @@ Result<void> MysqldModule::on_start() {
 Result<void> MysqldModule::on_run() {
   const auto& cfg = config_as<MysqldConfig>();
   Flavor flavor = target_.version ? target_.version->flavor : Flavor::kMySql;
-  assembler_ = std::make_unique<CommandAssembler>(flavor, monotonic_to_wall_ns(), [this](AuditEvent&& e) {
-    counters_mut().events.fetch_add(1);
-    counters_mut().bytes.fetch_add(e.text.size());
-    if (ctx().sink != nullptr) ctx().sink->emit_audit(e);
-  });
+  assembler_ =
+      std::make_unique<CommandAssembler>(flavor, monotonic_to_wall_ns(), [this](AuditEvent&& e) {
+        counters_mut().events.fetch_add(1);
+        counters_mut().bytes.fetch_add(e.text.size());
+        if (ctx().sink != nullptr) ctx().sink->emit_audit(e);
+      });
   ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
                                 skel_->maps.events, ringbuf_, cfg.global.mapsize,
                                 [this](std::span<const uint8_t> r) { handle_record(r); }));

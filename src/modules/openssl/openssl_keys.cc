@@ -28,7 +28,8 @@ size_t tls13_hash_len(std::span<const uint8_t, OPENSSL_SECRET_MAX> secret) {
 Result<std::vector<uint8_t>> hkdf_expand_label(std::span<const uint8_t> secret,
                                                std::string_view label,
                                                std::span<const uint8_t> context, size_t length) {
-  // struct HkdfLabel { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque context<0..255>; }
+  // struct HkdfLabel { uint16 length; opaque label<7..255> = "tls13 " + Label; opaque
+  // context<0..255>; }
   std::string full = "tls13 " + std::string(label);
   std::vector<uint8_t> info;
   info.push_back(static_cast<uint8_t>(length >> 8));
@@ -67,7 +68,8 @@ Result<std::vector<KeylogLine>> keylog_lines(const openssl_keys_event& k) {
     return std::any_of(s.begin(), s.end(), [](uint8_t b) { return b; });
   };
   if (k.version != 0x0304) {
-    if (!nonzero(k.master_key)) return make_error("TLS {:#06x} session without master key", k.version);
+    if (!nonzero(k.master_key))
+      return make_error("TLS {:#06x} session without master key", k.version);
     lines.push_back({"CLIENT_RANDOM", cr, to_hex(k.master_key)});
     return lines;
   }

@@ -24,7 +24,8 @@ inline constexpr std::string_view kBoringSsl = "boringssl";
 Result<NamedLayout> layout_for_version(std::string_view version);
 
 // Parses --ssl_version ("openssl 3.0.12", "3.0.12", "OpenSSL 1.1.1w") into a version string;
-// eCapture's BoringSSL names ("boringssl na", "boringssl_a_13" ... "boringssl_a_16") give kBoringSsl.
+// eCapture's BoringSSL names ("boringssl na", "boringssl_a_13" ... "boringssl_a_16") give
+// kBoringSsl.
 Result<std::string> parse_ssl_version_flag(std::string_view flag);
 
 }  // namespace ecapture::openssl

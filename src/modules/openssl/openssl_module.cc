@@ -249,8 +249,8 @@ Result<void> OpenSslModule::on_run() {
       skel_->maps.events, ringbuf_, cfg.global.mapsize, log(), "tls",
       [this](std::span<const uint8_t> r) { return handle_own_record(r); },
       [this](DataEvent&& e) { deliver(std::move(e)); }));
-  log().info("tls: capture started ({}, {} buffer{}{})", lib_path_,
-             ringbuf_ ? "ring" : "perf", cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
+  log().info("tls: capture started ({}, {} buffer{}{})", lib_path_, ringbuf_ ? "ring" : "perf",
+             cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
              cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
   return {};
 }

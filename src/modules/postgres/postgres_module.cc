@@ -84,12 +84,13 @@ Result<void> PostgresModule::on_start() {
   const auto& cfg = config_as<PostgresConfig>();
   log().info("server: {} ({}); hooking {}", path_,
              version_.empty() ? "version unknown" : "PostgreSQL " + version_, function_);
-  bpf::SkeletonSettings settings{"postgres", btf().custom_path, static_cast<uint32_t>(cfg.global.pid), static_cast<uint32_t>(cfg.global.uid),
-                                 cfg.global.mapsize};
+  bpf::SkeletonSettings settings{"postgres", btf().custom_path,
+                                 static_cast<uint32_t>(cfg.global.pid),
+                                 static_cast<uint32_t>(cfg.global.uid), cfg.global.mapsize};
   bpf::LoadedSkeleton loaded;
-  ASSIGN_OR_RETURN(auto* skel,
-                   bpf::open_and_load<postgres_bpf>(settings, log(), postgres_bpf__open_opts,
-                                              postgres_bpf__load, postgres_bpf__destroy, &loaded));
+  ASSIGN_OR_RETURN(auto* skel, bpf::open_and_load<postgres_bpf>(
+                                   settings, log(), postgres_bpf__open_opts, postgres_bpf__load,
+                                   postgres_bpf__destroy, &loaded));
   skel_.reset(skel);
   ringbuf_ = loaded.ringbuf;
   const bool multi = loaded.uprobe_multi;

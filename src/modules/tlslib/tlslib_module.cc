@@ -51,12 +51,12 @@ Result<std::string> TlsLibModule::locate_library(LibKind kind, const std::string
   if (pid != 0) {
     // The library the process itself maps, through /proc/<pid>/root for another mount
     // namespace (a container); the system's when it maps none yet.
-    auto mapped = elf::mapped_libraries(gnutls ? "libgnutls.so" : "libnspr4.so",
-                                        static_cast<int>(pid));
+    auto mapped =
+        elf::mapped_libraries(gnutls ? "libgnutls.so" : "libnspr4.so", static_cast<int>(pid));
     if (mapped.size() > 1) {
       return make_error("pid {} maps several {} files ({}): choose one with {}", pid,
-                        gnutls ? "libgnutls" : "libnspr4", fmt::format("{}", fmt::join(mapped, ", ")),
-                        gnutls ? "--gnutls" : "--nspr");
+                        gnutls ? "libgnutls" : "libnspr4",
+                        fmt::format("{}", fmt::join(mapped, ", ")), gnutls ? "--gnutls" : "--nspr");
     }
     if (mapped.size() == 1) return mapped.front();
   }
