@@ -166,9 +166,11 @@ class GoTls(helpers.E2ETestCase):
         server = self.procs.popen([binary, "-mode", "server", "-h1", "-resp", resp],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         port = int(server.stdout.readline().split()[1])
-        with self.run_ecapture(["gotls", "-e", binary, "--pid", str(server.pid)]) as run:
+        # No -e: the program is the executable of --pid.
+        with self.run_ecapture(["gotls", "--pid", str(server.pid)]) as run:
             self.run_client(binary, port, req, [])
             run.settle(quiet=0.7, timeout=15)
+        self.assertIn(f"go program: {binary} (", run.stderr_text())
         blocks = run.blocks()
         info = helpers.summarize(blocks)
         self.assertEqual({b.pid for b in blocks}, {server.pid}, info)
@@ -332,6 +334,7 @@ class GoTls(helpers.E2ETestCase):
                  "has no crypto/tls.(*Conn).writeRecordLocked: it does not use crypto/tls")
         self.bad(["-e", "/no/such/go-program"], "/no/such/go-program")
         self.bad([], "-e/--elfpath is required")
+        self.bad(["--pid", "999999999"], "--pid 999999999: no such process")
         self.bad(["-e", self.bins["default"], "-m", "keys"], "invalid value 'keys'")
 
 

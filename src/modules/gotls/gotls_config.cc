@@ -7,8 +7,9 @@ namespace ecapture::gotls {
 
 Result<void> GoTlsConfig::validate() const {
   RETURN_IF_ERROR(ModuleConfig::validate());
-  if (elfpath.empty()) {
-    return make_error("-e/--elfpath is required: give the path of the Go program to capture");
+  if (elfpath.empty() && global.pid == 0) {
+    return make_error("-e/--elfpath is required: give the path of the Go program to capture "
+                      "(or the --pid of a running one)");
   }
   RETURN_IF_ERROR(validate_capture_fields(model, pcap_filter, pcapfile, keylogfile));
   return {};

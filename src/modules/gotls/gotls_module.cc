@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "bpf/skeleton.h"
+#include "elf/lib_discovery.h"
 #include "modules/openssl/openssl_keys.h"
 
 namespace ecapture::gotls {
@@ -101,13 +102,22 @@ std::vector<bpf::ProbeSpec> GoTlsModule::probes(const std::string& binary, const
 Result<void> GoTlsModule::on_init() {
   const auto& cfg = config_as<GoTlsConfig>();
   ASSIGN_OR_RETURN(mode_, parse_capture_mode(cfg.model));
-  auto targets = find_targets(cfg.elfpath, mode_);
+  // Without -e, the executable of --pid (through /proc/<pid>/root for a container).
+  elf_path_ = cfg.elfpath;
+  if (elf_path_.empty()) {
+    elf_path_ = elf::process_executable(static_cast<int>(cfg.global.pid));
+    if (elf_path_.empty()) {
+      return make_error("--pid {}: no such process (or its executable is gone); give the Go "
+                        "program with -e/--elfpath", cfg.global.pid);
+    }
+  }
+  auto targets = find_targets(elf_path_, mode_);
   if (!targets) return make_error("-e/--elfpath: {}", targets.error().to_string());
   targets_ = std::move(targets).value();
   if (!targets_.register_abi) {
     return make_error("{} was built with {}, which passes arguments on the stack: capturing such "
                       "old Go programs is not available yet (Go 1.17+ on amd64, 1.18+ on arm64)",
-                      cfg.elfpath, targets_.version.text);
+                      elf_path_, targets_.version.text);
   }
   if (mode_ == CaptureMode::kText) return {};
   ASSIGN_OR_RETURN(tls_.keys, TlsKeyOutput::open({mode_ == CaptureMode::kPcap, cfg.keylogfile,
@@ -119,7 +129,7 @@ Result<void> GoTlsModule::on_init() {
 
 Result<void> GoTlsModule::on_start() {
   const auto& cfg = config_as<GoTlsConfig>();
-  log().info("go program: {} ({}, {}, functions from {})", cfg.elfpath,
+  log().info("go program: {} ({}, {}, functions from {})", elf_path_,
              targets_.version.text.empty() ? "Go version unknown" : targets_.version.text,
              targets_.register_abi ? "register ABI" : "stack ABI",
              targets_.stripped ? ".gopclntab" : ".symtab");
@@ -141,7 +151,7 @@ Result<void> GoTlsModule::on_start() {
   const bool multi = loaded.uprobe_multi;
   int pid = cfg.global.pid != 0 && !all_processes ? static_cast<int>(cfg.global.pid) : -1;
   ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj,
-                                                      probes(cfg.elfpath, targets_, mode_), pid,
+                                                      probes(elf_path_, targets_, mode_), pid,
                                                       kHint, multi));
   for (auto& l : attached.links) tls_.links.push_back(std::move(l));
   if (mode_ == CaptureMode::kText) {
@@ -160,7 +170,7 @@ Result<void> GoTlsModule::on_run() {
       skel_->maps.events, ringbuf_, cfg.global.mapsize, log(), "gotls",
       [this](std::span<const uint8_t> r) { return handle_own_record(r); },
       [this](DataEvent&& e) { deliver(std::move(e)); }));
-  log().info("gotls: capture started ({}, {} buffer{}{})", cfg.elfpath, ringbuf_ ? "ring" : "perf",
+  log().info("gotls: capture started ({}, {} buffer{}{})", elf_path_, ringbuf_ ? "ring" : "perf",
              cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
              cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
   return {};

@@ -64,6 +64,7 @@ class GoTlsModule final : public Module {
   void deliver(DataEvent&& e);
 
   CaptureMode mode_ = CaptureMode::kText;
+  std::string elf_path_;  // -e, else the executable of --pid
   GoTlsTargets targets_;
   bool ringbuf_ = true;
   struct SkelDeleter {
