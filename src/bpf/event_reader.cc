@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "ecap_abi.h"
+
 namespace ecapture::bpf {
 namespace {
 // The kernel side wakes us only for large backlogs (ringbuf_wakeup_bytes); small records wait
@@ -42,6 +44,16 @@ uint64_t read_percpu_counter(const bpf_map* map, uint32_t index) {
   uint64_t sum = 0;
   for (uint64_t v : values) sum += v;
   return sum;
+}
+
+uint64_t lost_records(const bpf_map* counters, const EventReader* reader) {
+  uint64_t lost = 0;
+  if (counters != nullptr) {
+    lost += read_percpu_counter(counters, ECAP_CNT_LOST) +
+            read_percpu_counter(counters, ECAP_CNT_READ_FAILED);
+  }
+  if (reader != nullptr) lost += reader->lost();
+  return lost;
 }
 
 Result<std::unique_ptr<EventReader>> EventReader::create(bpf_map* map, bool ringbuf,

@@ -26,6 +26,11 @@ Result<uint64_t> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsiz
 // Sum over CPUs of slot `index` of a per-CPU u64 array.
 uint64_t read_percpu_counter(const bpf_map* map, uint32_t index);
 
+class EventReader;
+// Records a module lost: those the BPF side could not output or read (its `ecap_counters` map,
+// may be null) and those the reader missed (may be null).
+uint64_t lost_records(const bpf_map* counters, const EventReader* reader);
+
 class EventReader {
  public:
   using Handler = std::function<void(std::span<const uint8_t>)>;

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/config.h"
+#include "modules/openssl/openssl_config.h"
 
 namespace ecapture::cli {
 
@@ -22,10 +23,8 @@ struct Command {
 // The capture-mode flags of the TLS commands (tls, gotls, gnutls): -m/--model, -k/--keylogfile,
 // -w/--pcapfile, -i/--ifname and the trailing pcap filter expression, whose words are returned
 // (join them with join_words after parsing).
-std::shared_ptr<std::vector<std::string>> add_tls_mode_flags(CLI::App* app, std::string& model,
-                                                             std::string& keylogfile,
-                                                             std::string& pcapfile,
-                                                             std::string& ifname);
+std::shared_ptr<std::vector<std::string>> add_tls_mode_flags(CLI::App* app,
+                                                             openssl::CaptureFields& fields);
 std::string join_words(const std::vector<std::string>& words);
 
 Command add_tls_command(CLI::App& root);

@@ -11,7 +11,7 @@ Command add_gnutls_command(CLI::App& root) {
   app->add_option("--gnutls", cfg->gnutls,
                   "libgnutls.so file (default: libgnutls.so.30 found through /etc/ld.so.conf "
                   "and the ld cache)");
-  auto filter = add_tls_mode_flags(app, cfg->model, cfg->keylogfile, cfg->pcapfile, cfg->ifname);
+  auto filter = add_tls_mode_flags(app, *cfg);
   app->add_option("--ssl_version", cfg->ssl_version,
                   "GnuTLS version whose session layout to use (3.6.4-3.8.13), e.g. \"3.7.9\" "
                   "(keys only; default: read from the library)");

@@ -10,7 +10,7 @@ Command add_gotls_command(CLI::App& root) {
       "gotls", "capture TLS plaintext and keys of Go programs (crypto/tls), stripped or not");
   app->alias("tlsgo");
   app->add_option("-e,--elfpath", cfg->elfpath, "the Go program to hook (default with --pid: that process's executable)");
-  auto filter = add_tls_mode_flags(app, cfg->model, cfg->keylogfile, cfg->pcapfile, cfg->ifname);
+  auto filter = add_tls_mode_flags(app, *cfg);
   Command c;
   c.app = app;
   c.module = "gotls";

@@ -12,7 +12,7 @@ Command add_tls_command(CLI::App& root) {
   app->add_option("--libssl", cfg->libssl,
                   "libssl.so file or statically linked executable exporting SSL_* (default: "
                   "found through /etc/ld.so.conf and the ld cache)");
-  auto filter = add_tls_mode_flags(app, cfg->model, cfg->keylogfile, cfg->pcapfile, cfg->ifname);
+  auto filter = add_tls_mode_flags(app, *cfg);
   app->add_option("--ssl_version", cfg->ssl_version,
                   "struct layout to use for keys, e.g. \"openssl 3.0.19\" or \"boringssl\" "
                   "(default: from the version found in the library)");

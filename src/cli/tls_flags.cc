@@ -3,19 +3,17 @@
 
 namespace ecapture::cli {
 
-std::shared_ptr<std::vector<std::string>> add_tls_mode_flags(CLI::App* app, std::string& model,
-                                                             std::string& keylogfile,
-                                                             std::string& pcapfile,
-                                                             std::string& ifname) {
-  app->add_option("-m,--model", model,
+std::shared_ptr<std::vector<std::string>> add_tls_mode_flags(CLI::App* app,
+                                                             openssl::CaptureFields& fields) {
+  app->add_option("-m,--model", fields.model,
                   "capture mode: text (plaintext), keylog (alias key: SSLKEYLOGFILE lines) or "
                   "pcap (alias pcapng: packets with the keys embedded)")
       ->default_str("text");
-  app->add_option("-k,--keylogfile", keylogfile, "key log file, appended (keylog and pcap modes)")
-      ->default_str(keylogfile);
-  app->add_option("-w,--pcapfile", pcapfile, "pcapng file, never overwritten (pcap mode)")
-      ->default_str(pcapfile);
-  app->add_option("-i,--ifname", ifname,
+  app->add_option("-k,--keylogfile", fields.keylogfile, "key log file, appended (keylog and pcap modes)")
+      ->default_str(fields.keylogfile);
+  app->add_option("-w,--pcapfile", fields.pcapfile, "pcapng file, never overwritten (pcap mode)")
+      ->default_str(fields.pcapfile);
+  app->add_option("-i,--ifname", fields.ifname,
                   "interface to capture packets on (pcap mode; default: wlan0 if up, else the "
                   "first interface that is up with an address)");
   auto filter = std::make_shared<std::vector<std::string>>();

@@ -5,24 +5,25 @@
 
 namespace ecapture::gotls {
 
+namespace {
+constexpr openssl::CaptureFieldNames kJsonNames{"capture_mode", "keylog_file", "pcap_file",
+                                                "ifname", "pcap_filter"};
+}  // namespace
+
 Result<void> GoTlsConfig::validate() const {
   RETURN_IF_ERROR(ModuleConfig::validate());
   if (elfpath.empty() && global.pid == 0) {
     return make_error("-e/--elfpath is required: give the path of the Go program to capture "
                       "(or the --pid of a running one)");
   }
-  RETURN_IF_ERROR(validate_capture_fields(model, pcap_filter, pcapfile, keylogfile));
+  RETURN_IF_ERROR(validate_capture());
   return {};
 }
 
 nlohmann::json GoTlsConfig::to_json() const {
   nlohmann::json j = ModuleConfig::to_json();
   j["elf_path"] = elfpath;
-  j["capture_mode"] = model;
-  j["keylog_file"] = keylogfile;
-  j["pcap_file"] = pcapfile;
-  j["ifname"] = ifname;
-  j["pcap_filter"] = pcap_filter;
+  capture_to_json(kJsonNames, j);
   return j;
 }
 
@@ -32,16 +33,9 @@ Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
   auto cfg = std::make_unique<GoTlsConfig>();
   RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
   RETURN_IF_ERROR(f.get("elf_path", cfg->elfpath));
-  RETURN_IF_ERROR(f.get("capture_mode", cfg->model));
-  RETURN_IF_ERROR(f.get("keylog_file", cfg->keylogfile));
-  RETURN_IF_ERROR(f.get("pcap_file", cfg->pcapfile));
-  RETURN_IF_ERROR(f.get("ifname", cfg->ifname));
-  RETURN_IF_ERROR(f.get("pcap_filter", cfg->pcap_filter));
+  RETURN_IF_ERROR(cfg->capture_from_json(f, kJsonNames));
   RETURN_IF_ERROR(f.finish());
-  if (auto mode = parse_capture_mode(cfg->model); !mode) {
-    return make_error("field 'capture_mode': invalid value '{}': allowed values are text, keylog "
-                      "(key), pcap (pcapng)", cfg->model);
-  }
+  RETURN_IF_ERROR(cfg->check_capture_json(kJsonNames));
   if (cfg->elfpath.empty()) return make_error("field 'elf_path' is required (the Go program)");
   RETURN_IF_ERROR(check_file_field("elf_path", cfg->elfpath));
   return std::unique_ptr<ModuleConfig>(std::move(cfg));

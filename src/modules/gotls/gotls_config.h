@@ -10,15 +10,10 @@ namespace ecapture::gotls {
 
 using openssl::CaptureMode;
 using openssl::parse_capture_mode;
-using openssl::validate_capture_fields;
 
-struct GoTlsConfig : ModuleConfig {
-  std::string elfpath;         // -e/--elfpath: the Go program (required)
-  std::string model = "text";  // -m/--model as given
-  std::string keylogfile = "ecapture_gotls_key.log";
-  std::string pcapfile = "ecapture_gotls.pcapng";
-  std::string ifname;
-  std::string pcap_filter;  // trailing arguments joined with spaces
+struct GoTlsConfig : ModuleConfig, openssl::CaptureFields {
+  GoTlsConfig() : CaptureFields("ecapture_gotls_key.log", "ecapture_gotls.pcapng") {}
+  std::string elfpath;  // -e/--elfpath: the Go program (else the executable of --pid)
 
   Result<void> validate() const override;
   std::unique_ptr<ModuleConfig> clone() const override {

@@ -188,15 +188,12 @@ void GoTlsModule::handle_keys(std::span<const uint8_t> record) {
     if (decode_errors_++ == 0) log().warn("gotls: pid {}: {}", k.pid, line.error().to_string());
     return;
   }
-  std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
-  auto wanted = tls_.keys->add(std::span(&*line, 1), &k.tuple, PacketOwner{k.pid, k.uid, comm});
+  auto wanted = tls_.add_keys(std::span(&*line, 1), line->label, k.pid, k.uid, k.comm, k.tuple);
   if (!wanted) {
     report_error(wanted.error());
     return;
   }
-  if (!*wanted) return;
-  counters_mut().events.fetch_add(1);
-  log().info("keys: {} pid={} comm={} fd={}", line->label, k.pid, comm, k.fd);
+  if (*wanted) counters_mut().events.fetch_add(1);
 }
 
 bool GoTlsModule::handle_own_record(std::span<const uint8_t> record) {

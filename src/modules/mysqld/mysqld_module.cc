@@ -190,12 +190,8 @@ void MysqldModule::handle_record(std::span<const uint8_t> record) {
 void MysqldModule::on_stop() {
   bpf::destroy_links(links_);
   if (reader_) reader_->stop();
-  if (skel_) {
-    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
-                    bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
-    if (reader_) lost += reader_->lost();
-    counters_mut().lost.store(lost);
-  }
+  counters_mut().lost.store(
+      bpf::lost_records(skel_ ? skel_->maps.ecap_counters : nullptr, reader_.get()));
 }
 
 void MysqldModule::on_close() {

@@ -18,10 +18,12 @@ Result<CaptureMode> parse_capture_mode(const std::string& model) {
                     "pcap (pcapng)", model);
 }
 
-Result<CaptureMode> validate_capture_fields(const std::string& model,
-                                            const std::string& pcap_filter,
-                                            const std::string& pcapfile,
-                                            const std::string& keylogfile) {
+namespace {
+constexpr CaptureFieldNames kJsonNames{"capturemode", "keylogfile", "pcapfile", "ifname",
+                                       "pcapfilter"};
+}  // namespace
+
+Result<CaptureMode> CaptureFields::validate_capture() const {
   ASSIGN_OR_RETURN(CaptureMode mode, parse_capture_mode(model));
   if (mode != CaptureMode::kPcap && !pcap_filter.empty()) {
     return make_error("a pcap filter expression ('{}') applies to -m pcap only", pcap_filter);
@@ -35,21 +37,42 @@ Result<CaptureMode> validate_capture_fields(const std::string& model,
   return mode;
 }
 
+void CaptureFields::capture_to_json(const CaptureFieldNames& names, nlohmann::json& j) const {
+  j[names.model] = model;
+  j[names.keylogfile] = keylogfile;
+  j[names.pcapfile] = pcapfile;
+  j[names.ifname] = ifname;
+  j[names.pcap_filter] = pcap_filter;
+}
+
+Result<void> CaptureFields::capture_from_json(JsonFields& f, const CaptureFieldNames& names) {
+  RETURN_IF_ERROR(f.get(names.model, model));
+  RETURN_IF_ERROR(f.get(names.keylogfile, keylogfile));
+  RETURN_IF_ERROR(f.get(names.pcapfile, pcapfile));
+  RETURN_IF_ERROR(f.get(names.ifname, ifname));
+  RETURN_IF_ERROR(f.get(names.pcap_filter, pcap_filter));
+  return {};
+}
+
+Result<void> CaptureFields::check_capture_json(const CaptureFieldNames& names) const {
+  if (!parse_capture_mode(model)) {
+    return make_error("field '{}': invalid value '{}': allowed values are text, keylog (key), "
+                      "pcap (pcapng)", names.model, model);
+  }
+  return {};
+}
+
 Result<void> OpenSslConfig::validate() const {
   RETURN_IF_ERROR(ModuleConfig::validate());
-  RETURN_IF_ERROR(validate_capture_fields(model, pcap_filter, pcapfile, keylogfile));
+  RETURN_IF_ERROR(validate_capture());
   return {};
 }
 
 nlohmann::json OpenSslConfig::to_json() const {
   nlohmann::json j = ModuleConfig::to_json();
   j["opensslpath"] = libssl;
-  j["capturemode"] = model;
-  j["keylogfile"] = keylogfile;
-  j["pcapfile"] = pcapfile;
-  j["ifname"] = ifname;
+  capture_to_json(kJsonNames, j);
   j["sslversion"] = ssl_version;
-  j["pcapfilter"] = pcap_filter;
   return j;
 }
 
@@ -59,21 +82,14 @@ Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
   auto cfg = std::make_unique<OpenSslConfig>();
   RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
   RETURN_IF_ERROR(f.get("opensslpath", cfg->libssl));
-  RETURN_IF_ERROR(f.get("capturemode", cfg->model));
-  RETURN_IF_ERROR(f.get("keylogfile", cfg->keylogfile));
-  RETURN_IF_ERROR(f.get("pcapfile", cfg->pcapfile));
-  RETURN_IF_ERROR(f.get("ifname", cfg->ifname));
-  RETURN_IF_ERROR(f.get("pcapfilter", cfg->pcap_filter));
+  RETURN_IF_ERROR(cfg->capture_from_json(f, kJsonNames));
   RETURN_IF_ERROR(f.get("sslversion", cfg->ssl_version));
   // eCapture reports BoringSSL through this flag; here the library is recognised by itself.
   bool boringssl = false;
   RETURN_IF_ERROR(f.get("isboringssl", boringssl));
   RETURN_IF_ERROR(f.accept_unused({"masterhookfuncs", "sslbpffile", "is_android", "androidver"}));
   RETURN_IF_ERROR(f.finish());
-  if (auto mode = parse_capture_mode(cfg->model); !mode) {
-    return make_error("field 'capturemode': invalid value '{}': allowed values are text, keylog "
-                      "(key), pcap (pcapng)", cfg->model);
-  }
+  RETURN_IF_ERROR(cfg->check_capture_json(kJsonNames));
   RETURN_IF_ERROR(check_file_field("opensslpath", cfg->libssl));
   return std::unique_ptr<ModuleConfig>(std::move(cfg));
 }

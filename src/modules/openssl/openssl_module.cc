@@ -267,18 +267,14 @@ void OpenSslModule::handle_keys(std::span<const uint8_t> record) {
     log().warn("tls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
     return;
   }
-  std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
-  auto wanted = tls_.keys->add(*lines, &k.tuple, PacketOwner{k.pid, k.uid, comm});
+  const bool tls12 = lines->front().label == "CLIENT_RANDOM";
+  auto wanted = tls_.add_keys(*lines, tls12 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid,
+                              k.uid, k.comm, k.tuple);
   if (!wanted) {
     report_error(wanted.error());
     return;
   }
-  if (!*wanted) return;
-  counters_mut().events.fetch_add(1);
-  log().info("keys: {} {} pid={} comm={} client_random={} ({} lines)",
-             k.version == 0x0304 ? "TLS 1.3" : k.version == 0x0303 ? "TLS 1.2" : "TLS",
-             lines->front().label == "CLIENT_RANDOM" ? "master secret" : "secrets", k.pid, comm,
-             lines->front().client_random, lines->size());
+  if (*wanted) counters_mut().events.fetch_add(1);
 }
 
 void OpenSslModule::handle_secret(std::span<const uint8_t> record) {
@@ -290,19 +286,18 @@ void OpenSslModule::handle_secret(std::span<const uint8_t> record) {
   std::memcpy(&e, record.data(), sizeof(e));
   auto line = secret_keylog_line(e);
   if (!line) return;  // a derivation that is not logged
-  std::string comm(e.comm, strnlen(e.comm, sizeof(e.comm)));
-  auto wanted = tls_.keys->add(std::span(&*line, 1), &e.tuple, PacketOwner{e.pid, e.uid, comm});
+  // One log line and one event per session: TLS 1.2's only line, TLS 1.3's last traffic secret.
+  const bool last = line->label == "CLIENT_RANDOM" || line->label == "SERVER_TRAFFIC_SECRET_0";
+  auto wanted = tls_.add_keys(std::span(&*line, 1),
+                              !last                           ? ""
+                              : line->label == "CLIENT_RANDOM" ? "TLS 1.2 master secret"
+                                                               : "TLS 1.3 secrets",
+                              e.pid, e.uid, e.comm, e.tuple);
   if (!wanted) {
     report_error(wanted.error());
     return;
   }
-  // One message per session: TLS 1.2's only line, TLS 1.3's last traffic secret.
-  if (*wanted && (line->label == "CLIENT_RANDOM" || line->label == "SERVER_TRAFFIC_SECRET_0")) {
-    counters_mut().events.fetch_add(1);
-    log().info("keys: {} pid={} comm={} client_random={}",
-               line->label == "CLIENT_RANDOM" ? "TLS 1.2 master secret" : "TLS 1.3 secrets", e.pid,
-               comm, line->client_random);
-  }
+  if (*wanted && last) counters_mut().events.fetch_add(1);
 }
 
 bool OpenSslModule::handle_own_record(std::span<const uint8_t> record) {

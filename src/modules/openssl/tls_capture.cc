@@ -1,10 +1,10 @@
 // Shared TLS capture plumbing.
 #include "modules/openssl/tls_capture.h"
 
+#include <cstring>
 #include <ctime>
 
 #include "core/clock.h"
-#include "ecap_abi.h"
 
 namespace ecapture::openssl {
 
@@ -34,19 +34,26 @@ Result<void> TlsCapture::start(bpf_map* events, bool ringbuf, uint64_t mapsize_p
   return {};
 }
 
+Result<bool> TlsCapture::add_keys(std::span<const KeylogLine> lines, std::string_view what,
+                                  uint32_t pid, uint32_t uid,
+                                  const char (&comm)[ECAP_TASK_COMM_LEN],
+                                  const ecap_sock_tuple& tuple) {
+  if (lines.empty()) return false;
+  const std::string name(comm, strnlen(comm, ECAP_TASK_COMM_LEN));
+  ASSIGN_OR_RETURN(bool wanted, keys->add(lines, &tuple, PacketOwner{pid, uid, name}));
+  if (wanted && !what.empty() && log_ != nullptr) {
+    log_->info("keys: {} pid={} comm={} client_random={} ({} line{})", what, pid, name,
+               lines.front().client_random, lines.size(), lines.size() == 1 ? "" : "s");
+  }
+  return wanted;
+}
+
 uint64_t TlsCapture::stop(const bpf_map* counters) {
   bpf::destroy_links(links);      // no new events from here on
   if (reader_) reader_->stop();   // drains what the kernel already produced
   if (assembler_) assembler_->flush();
   if (keys) keys->stop();         // after the last secret: every secret precedes its packets
-  uint64_t lost = 0;
-  if (counters != nullptr) {
-    lost += bpf::read_percpu_counter(counters, ECAP_CNT_LOST) +
-            bpf::read_percpu_counter(counters, ECAP_CNT_READ_FAILED);
-  }
-  if (reader_) lost += reader_->lost();
-  if (keys) lost += keys->lost();
-  return lost;
+  return bpf::lost_records(counters, reader_.get()) + (keys ? keys->lost() : 0);
 }
 
 void TlsCapture::close() {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <spdlog/logger.h>
@@ -16,6 +17,7 @@
 #include "bpf/event_reader.h"
 #include "bpf/handles.h"
 #include "core/result.h"
+#include "ecap_abi.h"
 #include "events/event.h"
 #include "modules/openssl/openssl_events.h"
 #include "output/tls_key_output.h"
@@ -36,6 +38,13 @@ class TlsCapture {
   // the ones it leaves to the assembler, whose calls reach `deliver`. `what` prefixes warnings.
   Result<void> start(bpf_map* events, bool ringbuf, uint64_t mapsize_pages, spdlog::logger& log,
                      std::string what, RecordHandler own, ChunkAssembler::Emit deliver);
+  // One session's key log lines from the process a kernel record names (pid, uid, comm, the
+  // connection's tuple) to the key output; then, unless `what` is empty, the log line
+  // "keys: <what> pid=… comm=… client_random=… (N lines)". Returns false when --pid/--uid
+  // exclude the process.
+  Result<bool> add_keys(std::span<const KeylogLine> lines, std::string_view what, uint32_t pid,
+                        uint32_t uid, const char (&comm)[ECAP_TASK_COMM_LEN],
+                        const ecap_sock_tuple& tuple);
   // Detaches the probes, drains what the kernel produced, flushes everything held. Returns the
   // records lost: the BPF side's counters (`counters`, may be null), the reader's and the pcap's.
   uint64_t stop(const bpf_map* counters);

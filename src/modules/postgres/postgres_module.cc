@@ -139,12 +139,8 @@ void PostgresModule::on_stop() {
                   "statement) ignored", n);
     }
   }
-  if (skel_) {
-    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST) +
-                    bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_READ_FAILED);
-    if (reader_) lost += reader_->lost();
-    counters_mut().lost.store(lost);
-  }
+  counters_mut().lost.store(
+      bpf::lost_records(skel_ ? skel_->maps.ecap_counters : nullptr, reader_.get()));
 }
 
 void PostgresModule::on_close() {

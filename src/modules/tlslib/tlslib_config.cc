@@ -5,21 +5,22 @@
 
 namespace ecapture::tlslib {
 
+namespace {
+constexpr openssl::CaptureFieldNames kJsonNames{"capturemode", "keylogfile", "pcapfile", "ifname",
+                                                "pcapfilter"};
+}  // namespace
+
 Result<void> GnutlsConfig::validate() const {
   RETURN_IF_ERROR(ModuleConfig::validate());
-  RETURN_IF_ERROR(openssl::validate_capture_fields(model, pcap_filter, pcapfile, keylogfile));
+  RETURN_IF_ERROR(validate_capture());
   return {};
 }
 
 nlohmann::json GnutlsConfig::to_json() const {
   nlohmann::json j = ModuleConfig::to_json();
   j["gnutlspath"] = gnutls;
-  j["capturemode"] = model;
-  j["keylogfile"] = keylogfile;
-  j["pcapfile"] = pcapfile;
-  j["ifname"] = ifname;
+  capture_to_json(kJsonNames, j);
   j["sslversion"] = ssl_version;
-  j["pcapfilter"] = pcap_filter;
   return j;
 }
 
@@ -35,19 +36,10 @@ Result<std::unique_ptr<ModuleConfig>> gnutls_config_from_json(const nlohmann::js
   auto cfg = std::make_unique<GnutlsConfig>();
   RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
   RETURN_IF_ERROR(f.get("gnutlspath", cfg->gnutls));
-  RETURN_IF_ERROR(f.get("capturemode", cfg->model));
-  RETURN_IF_ERROR(f.get("keylogfile", cfg->keylogfile));
-  RETURN_IF_ERROR(f.get("pcapfile", cfg->pcapfile));
-  RETURN_IF_ERROR(f.get("ifname", cfg->ifname));
-  RETURN_IF_ERROR(f.get("pcapfilter", cfg->pcap_filter));
+  RETURN_IF_ERROR(cfg->capture_from_json(f, kJsonNames));
   RETURN_IF_ERROR(f.get("sslversion", cfg->ssl_version));
   RETURN_IF_ERROR(f.finish());
-  if (auto mode = openssl::parse_capture_mode(cfg->model); !mode) {
-    return make_error(
-        "field 'capturemode': invalid value '{}': allowed values are text, keylog "
-        "(key), pcap (pcapng)",
-        cfg->model);
-  }
+  RETURN_IF_ERROR(cfg->check_capture_json(kJsonNames));
   RETURN_IF_ERROR(check_file_field("gnutlspath", cfg->gnutls));
   return std::unique_ptr<ModuleConfig>(std::move(cfg));
 }

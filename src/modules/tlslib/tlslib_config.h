@@ -8,14 +8,10 @@
 
 namespace ecapture::tlslib {
 
-struct GnutlsConfig : ModuleConfig {
-  std::string gnutls;          // --gnutls: libgnutls.so file; empty = auto-detect
-  std::string model = "text";  // -m/--model as given
-  std::string keylogfile = "ecapture_gnutls_key.log";
-  std::string pcapfile = "save.pcapng";
-  std::string ifname;
+struct GnutlsConfig : ModuleConfig, openssl::CaptureFields {
+  GnutlsConfig() : CaptureFields("ecapture_gnutls_key.log", "save.pcapng") {}
+  std::string gnutls;       // --gnutls: libgnutls.so file; empty = auto-detect
   std::string ssl_version;  // --ssl_version override
-  std::string pcap_filter;  // trailing arguments joined with spaces
 
   Result<void> validate() const override;
   std::unique_ptr<ModuleConfig> clone() const override {

@@ -232,17 +232,14 @@ void TlsLibModule::handle_keys(std::span<const uint8_t> record) {
     log().warn("gnutls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
     return;
   }
-  std::string comm(k.comm, strnlen(k.comm, sizeof(k.comm)));
-  auto wanted = tls_.keys->add(*lines, &k.tuple, PacketOwner{k.pid, k.uid, comm});
+  auto wanted = tls_.add_keys(*lines,
+                              lines->size() == 1 ? "TLS 1.2 master secret" : "TLS 1.3 secrets",
+                              k.pid, k.uid, k.comm, k.tuple);
   if (!wanted) {
     report_error(wanted.error());
     return;
   }
-  if (!*wanted) return;
-  counters_mut().events.fetch_add(1);
-  log().info("keys: {} pid={} comm={} client_random={} ({} lines)",
-             lines->size() == 1 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid, comm,
-             lines->front().client_random, lines->size());
+  if (*wanted) counters_mut().events.fetch_add(1);
 }
 
 bool TlsLibModule::handle_own_record(std::span<const uint8_t> record) {
