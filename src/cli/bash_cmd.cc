@@ -17,16 +17,9 @@ Command add_bash_command(CLI::App& root) {
   CLI::Option* e = app->add_option(
       "-e,--errnumber", *errnumber,
       "show only commands whose exit status is N (0-255; default: every command)");
-  Command c;
-  c.app = app;
-  c.module = "bash";
-  c.make_config = [cfg, errnumber, e](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
-    auto out = std::make_unique<shell::BashConfig>(*cfg);
-    out->global = g;
-    if (e->count() > 0) out->errnumber = *errnumber;
-    return out;
-  };
-  return c;
+  return make_command(app, "bash", cfg, [errnumber, e](shell::BashConfig& out) {
+    if (e->count() > 0) out.errnumber = *errnumber;
+  });
 }
 
 }  // namespace ecapture::cli

@@ -20,6 +20,27 @@ struct Command {
   std::function<std::unique_ptr<ModuleConfig>(const GlobalConfig&)> make_config;
 };
 
+// The Command of a subcommand whose flags are bound to `*cfg`: its config is a copy of `*cfg`
+// with the global flags, completed by `finish(Config&)` for flags that need work after parsing.
+template <typename Config, typename Finish>
+Command make_command(CLI::App* app, std::string module, std::shared_ptr<Config> cfg,
+                     Finish finish) {
+  Command c;
+  c.app = app;
+  c.module = std::move(module);
+  c.make_config = [cfg, finish](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
+    auto out = std::make_unique<Config>(*cfg);
+    out->global = g;
+    finish(*out);
+    return out;
+  };
+  return c;
+}
+template <typename Config>
+Command make_command(CLI::App* app, std::string module, std::shared_ptr<Config> cfg) {
+  return make_command(app, std::move(module), std::move(cfg), [](Config&) {});
+}
+
 // The capture-mode flags of the TLS commands (tls, gotls, gnutls): -m/--model, -k/--keylogfile,
 // -w/--pcapfile, -i/--ifname and the trailing pcap filter expression, whose words are returned
 // (join them with join_words after parsing).

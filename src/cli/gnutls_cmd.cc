@@ -15,16 +15,9 @@ Command add_gnutls_command(CLI::App& root) {
   app->add_option("--ssl_version", cfg->ssl_version,
                   "GnuTLS version whose session layout to use (3.6.4-3.8.13), e.g. \"3.7.9\" "
                   "(keys only; default: read from the library)");
-  Command c;
-  c.app = app;
-  c.module = "gnutls";
-  c.make_config = [cfg, filter](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
-    auto out = std::make_unique<tlslib::GnutlsConfig>(*cfg);
-    out->global = g;
-    out->pcap_filter = join_words(*filter);
-    return out;
-  };
-  return c;
+  return make_command(app, "gnutls", cfg, [filter](tlslib::GnutlsConfig& out) {
+    out.pcap_filter = join_words(*filter);
+  });
 }
 
 }  // namespace ecapture::cli

@@ -11,16 +11,9 @@ Command add_gotls_command(CLI::App& root) {
   app->alias("tlsgo");
   app->add_option("-e,--elfpath", cfg->elfpath, "the Go program to hook (default with --pid: that process's executable)");
   auto filter = add_tls_mode_flags(app, *cfg);
-  Command c;
-  c.app = app;
-  c.module = "gotls";
-  c.make_config = [cfg, filter](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
-    auto out = std::make_unique<gotls::GoTlsConfig>(*cfg);
-    out->global = g;
-    out->pcap_filter = join_words(*filter);
-    return out;
-  };
-  return c;
+  return make_command(app, "gotls", cfg, [filter](gotls::GoTlsConfig& out) {
+    out.pcap_filter = join_words(*filter);
+  });
 }
 
 }  // namespace ecapture::cli

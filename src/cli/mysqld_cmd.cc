@@ -17,15 +17,7 @@ Command add_mysqld_command(CLI::App& root) {
   app->add_option("--offset", cfg->offset,
                   "address of dispatch_command as nm shows it, for binaries without the symbol")
       ->default_str("0");
-  Command c;
-  c.app = app;
-  c.module = "mysqld";
-  c.make_config = [cfg](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
-    auto out = std::make_unique<mysqld::MysqldConfig>(*cfg);
-    out->global = g;
-    return out;
-  };
-  return c;
+  return make_command(app, "mysqld", cfg);
 }
 
 }  // namespace ecapture::cli

@@ -11,15 +11,7 @@ Command add_nss_command(CLI::App& root) {
   app->alias("nspr");
   app->add_option("--nspr", cfg->nspr,
                   "libnspr4.so file (default: found through /etc/ld.so.conf and the ld cache)");
-  Command c;
-  c.app = app;
-  c.module = "nss";
-  c.make_config = [cfg](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
-    auto out = std::make_unique<tlslib::NssConfig>(*cfg);
-    out->global = g;
-    return out;
-  };
-  return c;
+  return make_command(app, "nss", cfg);
 }
 
 }  // namespace ecapture::cli

@@ -15,15 +15,7 @@ Command add_postgres_command(CLI::App& root) {
   app->add_option("-f,--funcname", cfg->funcname,
                   "function to hook (default: pgstat_report_activity; another function must "
                   "take the statement text as its first argument, e.g. pg_parse_query)");
-  Command c;
-  c.app = app;
-  c.module = "postgres";
-  c.make_config = [cfg](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
-    auto out = std::make_unique<postgres::PostgresConfig>(*cfg);
-    out->global = g;
-    return out;
-  };
-  return c;
+  return make_command(app, "postgres", cfg);
 }
 
 }  // namespace ecapture::cli

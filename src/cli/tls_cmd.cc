@@ -16,16 +16,9 @@ Command add_tls_command(CLI::App& root) {
   app->add_option("--ssl_version", cfg->ssl_version,
                   "struct layout to use for keys, e.g. \"openssl 3.0.19\" or \"boringssl\" "
                   "(default: from the version found in the library)");
-  Command c;
-  c.app = app;
-  c.module = "tls";
-  c.make_config = [cfg, filter](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
-    auto out = std::make_unique<openssl::OpenSslConfig>(*cfg);
-    out->global = g;
-    out->pcap_filter = join_words(*filter);
-    return out;
-  };
-  return c;
+  return make_command(app, "tls", cfg, [filter](openssl::OpenSslConfig& out) {
+    out.pcap_filter = join_words(*filter);
+  });
 }
 
 }  // namespace ecapture::cli

@@ -14,16 +14,9 @@ Command add_zsh_command(CLI::App& root) {
   CLI::Option* e = app->add_option(
       "-e,--errnumber", *errnumber,
       "show only commands whose exit status is N (0-255; default: every command)");
-  Command c;
-  c.app = app;
-  c.module = "zsh";
-  c.make_config = [cfg, errnumber, e](const GlobalConfig& g) -> std::unique_ptr<ModuleConfig> {
-    auto out = std::make_unique<shell::ZshConfig>(*cfg);
-    out->global = g;
-    if (e->count() > 0) out->errnumber = *errnumber;
-    return out;
-  };
-  return c;
+  return make_command(app, "zsh", cfg, [errnumber, e](shell::ZshConfig& out) {
+    if (e->count() > 0) out.errnumber = *errnumber;
+  });
 }
 
 }  // namespace ecapture::cli
