@@ -218,7 +218,7 @@ int probe_gotls_keylog(struct pt_regs *ctx)
 		ecap_count(ECAP_CNT_READ_FAILED);
 		return 0;
 	}
-	e->kind = OPENSSL_RECORD_KEYS;
+	e->kind = GOTLS_RECORD_KEYS;
 	e->label_len = ll;
 	e->random_len = rl;
 	e->secret_len = sl;

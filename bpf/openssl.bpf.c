@@ -322,7 +322,7 @@ static __always_inline int enter_call(void *ctx, void *ssl, const void *buf, voi
 
 	if (ecap_filtered_out(id))
 		return 0;
-	if (!capture_data && api != OPENSSL_API_HANDSHAKE) {
+	if (!capture_data && api != TLS_API_HANDSHAKE) {
 		/* keylog/pcap: SSL_read/SSL_write entries only look for finished handshakes. */
 		check_keys(ctx, id, (__u64)ssl, -1);
 		return 0;
@@ -338,7 +338,7 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 
 	if (!tls_take_call(ctx, id, &st))
 		return 0;
-	if (st.api == OPENSSL_API_HANDSHAKE) {
+	if (st.api == TLS_API_HANDSHAKE) {
 		struct tls_conn_key key = {.tgid = id >> 32, .conn = st.conn};
 
 		if (st.fd >= 0)
@@ -373,8 +373,8 @@ SEC("uprobe")
 int probe_openssl_rw_enter(struct pt_regs *ctx)
 {
 	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
-	bool ex = api == OPENSSL_API_READ_EX || api == OPENSSL_API_WRITE_EX;
-	__u8 dir = (api == OPENSSL_API_WRITE || api == OPENSSL_API_WRITE_EX) ? ECAP_DIR_WRITE
+	bool ex = api == TLS_API_READ_EX || api == TLS_API_WRITE_EX;
+	__u8 dir = (api == TLS_API_WRITE || api == TLS_API_WRITE_EX) ? ECAP_DIR_WRITE
 									       : ECAP_DIR_READ;
 
 	return enter_call(ctx, (void *)PT_REGS_PARM1(ctx), (void *)PT_REGS_PARM2(ctx),
@@ -386,7 +386,7 @@ int probe_openssl_rw_exit(struct pt_regs *ctx)
 {
 	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
 
-	return exit_call(ctx, api == OPENSSL_API_READ_EX || api == OPENSSL_API_WRITE_EX);
+	return exit_call(ctx, api == TLS_API_READ_EX || api == TLS_API_WRITE_EX);
 }
 
 /* A syscall on an fd while this thread is inside a hooked SSL call: that fd is the call's socket.

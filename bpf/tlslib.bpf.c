@@ -5,7 +5,6 @@
  * when the descriptor is a layered one (NSS's SSL layer sets PR_DESC_LAYERED in its methods):
  * stdout, files, pipes and plain sockets carry other descriptor types. */
 #include "common.bpf.h"
-#include "modules/openssl/openssl_abi.h"
 #include "modules/tlslib/tlslib_abi.h"
 #include "tls_data.bpf.h"
 
@@ -13,10 +12,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define NSPR_PR_DESC_LAYERED 4 /* PRDescType of a layered descriptor (NSS SSL layer) */
 
-/* The attach cookie of every probe: OPENSSL_API_READ or OPENSSL_API_WRITE. */
+/* The attach cookie of every probe: TLS_API_READ or TLS_API_WRITE. */
 static __always_inline __u8 cookie_direction(__u8 api)
 {
-	return api == OPENSSL_API_WRITE ? ECAP_DIR_WRITE : ECAP_DIR_READ;
+	return api == TLS_API_WRITE ? ECAP_DIR_WRITE : ECAP_DIR_READ;
 }
 
 SEC("uprobe")
@@ -79,7 +78,7 @@ int probe_gnutls_hs_enter(struct pt_regs *ctx)
 
 	if (ecap_filtered_out(id))
 		return 0;
-	return tls_enter(id, PT_REGS_PARM1(ctx), 0, ECAP_DIR_READ, OPENSSL_API_HANDSHAKE);
+	return tls_enter(id, PT_REGS_PARM1(ctx), 0, ECAP_DIR_READ, TLS_API_HANDSHAKE);
 }
 
 SEC("uretprobe")

@@ -1,14 +1,14 @@
-// libFuzzer target: the OpenSSL module's kernel-record decoder and chunk reassembly.
+// libFuzzer target: the TLS data-record decoder and chunk reassembly.
 // The input is a sequence of records, each prefixed by a 2-byte little-endian length.
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
-#include "modules/openssl/openssl_events.h"
+#include "tls/chunk_assembler.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t events = 0;
-  ecapture::openssl::ChunkAssembler a(0, [&](ecapture::DataEvent&&) { ++events; });
+  ecapture::tls::ChunkAssembler a(0, [&](ecapture::DataEvent&&) { ++events; });
   while (size >= 2) {
     size_t n = data[0] | (size_t{data[1]} << 8);
     data += 2;

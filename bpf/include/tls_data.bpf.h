@@ -1,11 +1,11 @@
 /* The library-agnostic TLS plaintext data path: an entry uprobe saves (connection object, buffer)
  * per thread, a syscall made during the call on a socket gives the call's fd, and the return
- * probe emits exactly the bytes the call moved, in chunks (struct openssl_data_event records),
+ * probe emits exactly the bytes the call moved, in chunks (struct tls_data_event records),
  * with the process and the connection's 4-tuple. Calls that touch no socket take the fd last
  * seen for their connection object; when there is none, the thread's next socket syscall
- * resolves it late (an OPENSSL_RECORD_CONN record).
+ * resolves it late (a TLS_RECORD_CONN record).
  *
- * Include after common.bpf.h and modules/openssl/openssl_abi.h; the includer defines its probes
+ * Include after common.bpf.h; the includer defines its probes
  * with tls_enter()/tls_exit() and a raw_tracepoint/sys_enter program calling tls_sys_enter(). */
 #ifndef ECAP_TLS_DATA_BPF_H
 #define ECAP_TLS_DATA_BPF_H
@@ -93,7 +93,7 @@ static __always_inline void tls_resolve_late_fd(void *ctx, __u64 id, __u64 conn,
 	s->hdr.tid = (__u32)id;
 	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
 	s->hdr.fd = fd;
-	s->hdr.kind = OPENSSL_RECORD_CONN;
+	s->hdr.kind = TLS_RECORD_CONN;
 	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
 	ecap_fill_tuple(fd, &s->hdr.tuple);
 	ecap_output(ctx, &s->hdr, sizeof(s->hdr));

@@ -1,13 +1,14 @@
-/* Emission of captured plaintext: one call's bytes as struct openssl_data_event records of at
- * most OPENSSL_CHUNK bytes each (bpf_loop, so any size fits), with the process and the
- * connection's 4-tuple. Shared by every TLS module (include after common.bpf.h and
- * modules/openssl/openssl_abi.h). */
+/* Emission of captured plaintext: one call's bytes as struct tls_data_event records of at
+ * most TLS_CHUNK bytes each (bpf_loop, so any size fits), with the process and the
+ * connection's 4-tuple. Shared by every TLS module (include after common.bpf.h). */
 #ifndef ECAP_TLS_EMIT_BPF_H
 #define ECAP_TLS_EMIT_BPF_H
 
+#include "tls_abi.h"
+
 struct tls_scratch_rec {
-	struct openssl_data_event hdr;
-	__u8 data[OPENSSL_CHUNK];
+	struct tls_data_event hdr;
+	__u8 data[TLS_CHUNK];
 };
 
 struct {
@@ -17,7 +18,7 @@ struct {
 	__type(value, struct tls_scratch_rec);
 } tls_scratch SEC(".maps");
 
-ECAP_DEFINE_CHUNK_COPY(tls_emit_chunk, tls_scratch, OPENSSL_CHUNK)
+ECAP_DEFINE_CHUNK_COPY(tls_emit_chunk, tls_scratch, TLS_CHUNK)
 
 /* Emits the `len` bytes at user address `buf` that a call on connection object `conn` (socket
  * `fd`, -1 when unknown) moved in `direction`. */
@@ -32,7 +33,7 @@ static __always_inline void tls_emit_record(void *ctx, __u64 id, __u64 conn, __s
 	if (!s)
 		return;
 	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
-	s->hdr.kind = OPENSSL_RECORD_DATA;
+	s->hdr.kind = TLS_RECORD_DATA;
 	s->hdr.direction = direction;
 	s->hdr.api = api;
 	s->hdr.fd = fd;
@@ -47,7 +48,7 @@ static __always_inline void tls_emit_record(void *ctx, __u64 id, __u64 conn, __s
 	ec.regs = ctx;
 	ec.src = buf;
 	ec.len = len;
-	bpf_loop((len + OPENSSL_CHUNK - 1) / OPENSSL_CHUNK, tls_emit_chunk, &ec, 0);
+	bpf_loop((len + TLS_CHUNK - 1) / TLS_CHUNK, tls_emit_chunk, &ec, 0);
 }
 
 #endif /* ECAP_TLS_EMIT_BPF_H */

@@ -8,25 +8,6 @@
 namespace ecapture::api {
 namespace {
 
-constexpr std::array kEndpoints = {
-    Endpoint{"/tls", "tls", "openssl"},        Endpoint{"/openssl", "tls", "openssl"},
-    Endpoint{"/boringssl", "tls", "openssl"},  Endpoint{"/gotls", "gotls", "gotls"},
-    Endpoint{"/gnutls", "gnutls", "gnutls"},   Endpoint{"/nss", "nss", "nspr"},
-    Endpoint{"/nspr", "nss", "nspr"},          Endpoint{"/bash", "bash", "bash"},
-    Endpoint{"/zsh", "zsh", "zsh"},            Endpoint{"/mysqld", "mysqld", "mysql"},
-    Endpoint{"/postgres", "postgres", "postgres"},
-    Endpoint{"/postgress", "postgres", "postgres"},
-};
-
-std::string endpoint_list() {
-  std::string out;
-  for (const auto& e : kEndpoints) {
-    if (!out.empty()) out += ", ";
-    out += e.path;
-  }
-  return out;
-}
-
 nlohmann::json status_json(const RunnerStatus& s, bool reloading) {
   return nlohmann::json{
       {"module", s.module},
@@ -35,7 +16,14 @@ nlohmann::json status_json(const RunnerStatus& s, bool reloading) {
       {"uptime_seconds", std::round(s.uptime_seconds * 1000) / 1000},
       {"reloads", s.reloads},
       {"reload_in_progress", reloading},
-      {"counters", {{"events", s.events}, {"bytes", s.bytes}, {"lost", s.lost}}},
+      {"counters",
+       {{"events", s.events},
+        {"bytes", s.bytes},
+        {"lost", s.lost},
+        {"decode_errors", s.decode_errors},
+        {"map_update_failures", s.map_update_failures},
+        {"targets", s.targets}}},
+      {"error", s.error},
   };
 }
 
@@ -49,20 +37,18 @@ ApiResponse make_response(int http_status, RespCode code, std::string_view modul
                                                  {"data", std::move(data)}}};
 }
 
-std::span<const Endpoint> endpoints() { return kEndpoints; }
-
-const Endpoint* find_endpoint(std::string_view path) {
-  for (const auto& e : kEndpoints) {
-    if (e.path == path) return &e;
+std::string endpoint_list(const ModuleRegistry& registry) {
+  std::string out;
+  for (const auto& m : registry.modules()) {
+    for (const auto& p : m.api_paths) out += (out.empty() ? "" : ", ") + p;
   }
-  return nullptr;
+  return out;
 }
 
-std::string_view module_type_of(std::string_view module) {
-  for (const auto& e : kEndpoints) {
-    if (e.module == module) return e.module_type;
-  }
-  return module;
+std::string module_type_of(const ModuleRegistry& registry, std::string_view module) {
+  const ModuleInfo* m = registry.find(module);
+  if (m == nullptr || m->module_type.empty()) return std::string(module);
+  return m->module_type;
 }
 
 ApiHandler::ApiHandler(Runner& runner, const ModuleRegistry& registry, GlobalConfig defaults,
@@ -72,24 +58,13 @@ ApiHandler::ApiHandler(Runner& runner, const ModuleRegistry& registry, GlobalCon
 ApiResponse ApiHandler::not_found(std::string_view method, std::string_view path) const {
   return make_response(404, RespCode::kNotFound, "",
                        fmt::format("no endpoint {} {}: POST one of {} with a JSON configuration, "
-                                   "or GET /status, /healthz", method, path, endpoint_list()));
+                                   "or GET /status, /healthz", method, path, endpoint_list(registry_)));
 }
 
 ApiResponse ApiHandler::post_config(std::string_view path, std::string_view body) {
-  const Endpoint* ep = find_endpoint(path);
-  if (ep == nullptr) return not_found("POST", path);
-  const std::string_view type = ep->module_type;
-  const ModuleInfo* info = registry_.find(ep->module);
-  if (info == nullptr) info = registry_.find(path.substr(1));
-  if (info == nullptr) {
-    return make_response(400, RespCode::kNotFound, type,
-                         fmt::format("module {} is not available in this build", ep->module));
-  }
-  if (!info->config_from_json) {
-    return make_response(400, RespCode::kNotFound, type,
-                         fmt::format("module {} cannot be configured over the API yet",
-                                     info->name));
-  }
+  const ModuleInfo* info = registry_.find_by_path(path);
+  if (info == nullptr) return not_found("POST", path);
+  const std::string type = module_type_of(registry_, info->name);
   if (shutting_down_.load()) {
     return make_response(503, RespCode::kBusy, type, "ecapture is shutting down");
   }
@@ -157,7 +132,7 @@ ApiResponse ApiHandler::status() const {
   const RunnerStatus s = runner_.status();
   nlohmann::json data = status_json(s, runner_.reload_in_progress());
   if (output_counters_) data["output"] = output_counters_();
-  return make_response(200, RespCode::kOk, module_type_of(s.module), "ok", std::move(data));
+  return make_response(200, RespCode::kOk, module_type_of(registry_, s.module), "ok", std::move(data));
 }
 
 ApiResponse ApiHandler::healthz() const {
@@ -166,9 +141,9 @@ ApiResponse ApiHandler::healthz() const {
   nlohmann::json data{{"module", s.module}, {"state", std::string(to_string(s.state))},
                       {"reload_in_progress", reloading}};
   if (s.state == ModuleState::kRunning || reloading) {
-    return make_response(200, RespCode::kOk, module_type_of(s.module), "ok", std::move(data));
+    return make_response(200, RespCode::kOk, module_type_of(registry_, s.module), "ok", std::move(data));
   }
-  return make_response(503, RespCode::kInternalServer, module_type_of(s.module),
+  return make_response(503, RespCode::kInternalServer, module_type_of(registry_, s.module),
                        fmt::format("no module is running (module '{}' is {})", s.module,
                                    to_string(s.state)),
                        std::move(data));

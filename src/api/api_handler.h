@@ -38,16 +38,10 @@ struct ApiResponse {
 ApiResponse make_response(int http_status, RespCode code, std::string_view module_type,
                           std::string msg, nlohmann::json data = nullptr);
 
-// One POST endpoint: the registry module it configures and eCapture's module_type string.
-struct Endpoint {
-  std::string_view path;
-  std::string_view module;
-  std::string_view module_type;
-};
-std::span<const Endpoint> endpoints();
-const Endpoint* find_endpoint(std::string_view path);
-// eCapture's module_type for a registry module name ("tls" → "openssl"); the name otherwise.
-std::string_view module_type_of(std::string_view module);
+// eCapture's module_type of a registry module ("tls" → "openssl"); the name when unknown.
+std::string module_type_of(const ModuleRegistry& registry, std::string_view module);
+// Every POST path of the registry's modules, for messages.
+std::string endpoint_list(const ModuleRegistry& registry);
 
 class ApiHandler {
  public:

@@ -76,6 +76,14 @@ Result<std::unique_ptr<EventReader>> EventReader::create(bpf_map* map, bool ring
   return r;
 }
 
+std::unique_ptr<EventReader> EventReader::over(PollSource source, Handler handler, Tick tick) {
+  std::unique_ptr<EventReader> r(new EventReader());
+  r->source_ = std::move(source);
+  r->handler_ = std::move(handler);
+  r->tick_ = std::move(tick);
+  return r;
+}
+
 EventReader::~EventReader() {
   stop();
   if (ring_ != nullptr) ring_buffer__free(ring_);
@@ -93,36 +101,71 @@ void EventReader::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+int EventReader::poll_once() {
+  if (source_) return source_(kPollTimeoutMs, &EventReader::on_ring_record, this);
+  if (ring_ != nullptr) {
+    // Records sent without a wakeup do not make epoll return: consume them on every timeout.
+    int n = ring_buffer__poll(ring_, kPollTimeoutMs);
+    return n == 0 ? ring_buffer__consume(ring_) : n;
+  }
+  return perf_buffer__poll(perf_, kPollTimeoutMs);
+}
+
 void EventReader::loop() {
   while (!stop_.load()) {
-    int n;
-    if (ring_ != nullptr) {
-      // Records sent without a wakeup do not make epoll return: consume them on every timeout.
-      n = ring_buffer__poll(ring_, kPollTimeoutMs);
-      if (n == 0) n = ring_buffer__consume(ring_);
-    } else {
-      n = perf_buffer__poll(perf_, kPollTimeoutMs);
+    const int n = poll_once();
+    if (n < 0 && n != -EINTR) {
+      if (on_poll_error_) {
+        on_poll_error_(make_errno_error(n, "reading the event buffer failed; capture stopped"));
+      }
+      return;
     }
-    if (n < 0 && n != -EINTR) break;
-    if (tick_) tick_();
+    if (tick_) {
+      try {
+        tick_();
+      } catch (const std::exception& e) {
+        handle_failure(make_error("{}", e.what()));
+      }
+    }
   }
   // Whatever the kernel produced before the probes went away is still delivered.
-  if (ring_ != nullptr) {
+  if (source_) {
+    source_(0, &EventReader::on_ring_record, this);
+  } else if (ring_ != nullptr) {
     ring_buffer__consume(ring_);
   } else {
     perf_buffer__consume(perf_);
   }
 }
 
+void EventReader::handle_failure(const Error& e) noexcept {
+  const uint64_t n = decode_errors_.fetch_add(1) + 1;
+  if (!on_record_error_) return;
+  try {
+    on_record_error_(e, n);
+  } catch (...) {  // a logger that throws must not take the reader down
+  }
+}
+
+void EventReader::handle(std::span<const uint8_t> record) noexcept {
+  try {
+    if (auto r = handler_(record); !r) handle_failure(r.error());
+  } catch (const std::exception& e) {
+    handle_failure(make_error("{}", e.what()));
+  } catch (...) {
+    handle_failure(make_error("unknown exception in a record handler"));
+  }
+}
+
 int EventReader::on_ring_record(void* ctx, void* data, size_t size) {
-  auto* self = static_cast<EventReader*>(ctx);
-  self->handler_(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
+  static_cast<EventReader*>(ctx)->handle(
+      std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
   return 0;
 }
 
 void EventReader::on_perf_record(void* ctx, int /*cpu*/, void* data, uint32_t size) {
-  auto* self = static_cast<EventReader*>(ctx);
-  self->handler_(std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
+  static_cast<EventReader*>(ctx)->handle(
+      std::span<const uint8_t>(static_cast<const uint8_t*>(data), size));
 }
 
 void EventReader::on_perf_lost(void* ctx, int /*cpu*/, __u64 count) {

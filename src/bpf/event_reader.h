@@ -1,5 +1,7 @@
 // Reads a module's `events` map (ring buffer, or perf buffer on kernels without one) on its own
-// thread and hands each record to a handler.
+// thread and hands each record to a handler. The libbpf callbacks are thin trampolines: a
+// handler's error or exception is counted as a decode error and never crosses into C, and a
+// failing poll ends the thread and is reported once.
 #pragma once
 
 #include <bpf/libbpf.h>
@@ -33,13 +35,27 @@ uint64_t lost_records(const bpf_map* counters, const EventReader* reader);
 
 class EventReader {
  public:
-  using Handler = std::function<void(std::span<const uint8_t>)>;
+  using Handler = std::function<Result<void>(std::span<const uint8_t>)>;
   using Tick = std::function<void()>;
+  // A record the handler refused (or threw on), with the number refused so far.
+  using RecordError = std::function<void(const Error&, uint64_t count)>;
+  // The poll itself failed: the reader thread has ended.
+  using PollError = std::function<void(const Error&)>;
+  // What the reader polls: libbpf's ring buffer, or a test's source, which hands records to
+  // `deliver(ctx, data, size)` (the real ring-buffer trampoline) and returns a libbpf-style count
+  // or -errno.
+  using RingCallback = int (*)(void* ctx, void* data, size_t size);
+  using PollSource = std::function<int(int timeout_ms, RingCallback deliver, void* ctx)>;
 
   // `tick`, when given, runs on the reader thread after every poll (at least every 10 ms).
   static Result<std::unique_ptr<EventReader>> create(bpf_map* map, bool ringbuf,
                                                      uint64_t mapsize_pages, Handler handler,
                                                      Tick tick = {});
+  // A reader over `source` instead of a kernel map (unit tests of the seam).
+  static std::unique_ptr<EventReader> over(PollSource source, Handler handler, Tick tick = {});
+  // Set before start().
+  void on_record_error(RecordError f) { on_record_error_ = std::move(f); }
+  void on_poll_error(PollError f) { on_poll_error_ = std::move(f); }
   ~EventReader();
   EventReader(const EventReader&) = delete;
   EventReader& operator=(const EventReader&) = delete;
@@ -49,6 +65,8 @@ class EventReader {
   void stop();
   // Records the kernel reported lost (perf buffer only; ring buffer losses are counted in BPF).
   uint64_t lost() const { return lost_.load(); }
+  // Records the handler refused or threw on.
+  uint64_t decode_errors() const { return decode_errors_.load(); }
 
  private:
   EventReader() = default;
@@ -56,13 +74,20 @@ class EventReader {
   static void on_perf_record(void* ctx, int cpu, void* data, uint32_t size);
   static void on_perf_lost(void* ctx, int cpu, __u64 count);
   void loop();
+  int poll_once();
+  void handle(std::span<const uint8_t> record) noexcept;
+  void handle_failure(const Error& e) noexcept;
 
   ring_buffer* ring_ = nullptr;
   perf_buffer* perf_ = nullptr;
+  PollSource source_;
   Handler handler_;
   Tick tick_;
+  RecordError on_record_error_;
+  PollError on_poll_error_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> lost_{0};
+  std::atomic<uint64_t> decode_errors_{0};
   std::thread thread_;
 };
 

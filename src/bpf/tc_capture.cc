@@ -9,6 +9,8 @@
 
 #include <cstring>
 
+#include "bpf/record.h"
+
 #include "bpf/libbpf_env.h"
 #include "tc.skel.h"
 #include "tc_abi.h"
@@ -71,13 +73,13 @@ Result<std::unique_ptr<TcCapture>> TcCapture::start(const std::string& ifname,
   ASSIGN_OR_RETURN(c->reader_,
                    EventReader::create(
                        c->skel_->maps.events, ringbuf, mapsize_pages,
-                       [self](std::span<const uint8_t> r) {
-                         if (r.size() < sizeof(tc_packet_event)) return;
-                         tc_packet_event h;
-                         std::memcpy(&h, r.data(), sizeof(h));
-                         if (sizeof(h) + h.caplen > r.size()) return;
-                         self->handler_(Packet{h.timestamp_ns, h.ifindex, h.len, h.egress != 0,
-                                               r.subspan(sizeof(h), h.caplen)});
+                       [self](std::span<const uint8_t> r) -> Result<void> {
+                         ASSIGN_OR_RETURN(auto h, read_struct<tc_packet_event>(r, "packet"));
+                         ASSIGN_OR_RETURN(auto data, payload_after<tc_packet_event>(
+                                                         r, h.caplen, r.size(), "packet"));
+                         self->handler_(
+                             Packet{h.timestamp_ns, h.ifindex, h.len, h.egress != 0, data});
+                         return {};
                        },
                        std::move(tick)));
   c->reader_->start();

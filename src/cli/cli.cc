@@ -27,6 +27,8 @@ int fail(const std::string& message, int code = 1) {
   return code;
 }
 
+constexpr const char* kGlobalGroup = "Global Flags";
+
 void add_global_flags(CLI::App& app, GlobalConfig& g) {
   app.add_option("-p,--pid", g.pid, "capture only this process id (0: all)")->default_str("0");
   app.add_option("-u,--uid", g.uid, "capture only this user id (0: all)")->default_str("0");
@@ -77,6 +79,26 @@ bool has_bpf_privileges() {
   return false;
 }
 
+// Everything the global flags are parsed into.
+struct Globals {
+  GlobalConfig global;
+  OutputConfig output;
+  std::string listen, listen_token;
+};
+
+void add_all_global_flags(CLI::App& app, Globals& g) {
+  CLI::App& group = *app.add_option_group(kGlobalGroup);
+  add_global_flags(static_cast<CLI::App&>(group), g.global);
+  add_output_flags(static_cast<CLI::App&>(group), g.output);
+  group.add_option("--listen", g.listen,
+                   "serve the HTTP configuration API on this address, e.g. 127.0.0.1:28256 (off "
+                   "by default)");
+  group.add_option("--listen-token", g.listen_token,
+                   "bearer token the configuration API requires (needed for a non-loopback "
+                   "--listen)")
+      ->envname("ECAPTURE_LISTEN_TOKEN");
+}
+
 std::string known_commands(const CLI::App& app) {
   std::string out;
   for (const CLI::App* sub : app.get_subcommands({})) {
@@ -89,6 +111,29 @@ std::string known_commands(const CLI::App& app) {
 
 }  // namespace
 
+std::unique_ptr<ModuleConfig> Command::make_config(const GlobalConfig& g) const {
+  std::unique_ptr<ModuleConfig> out = bound->clone();
+  out->global = g;
+  if (finish) finish(*out);
+  return out;
+}
+
+std::vector<Command> add_module_commands(CLI::App& root, const ModuleRegistry& registry,
+                                         const std::function<void(CLI::App&)>& add_globals) {
+  std::vector<Command> commands;
+  for (const ModuleInfo& m : registry.modules()) {
+    Command c;
+    c.module = &m;
+    c.app = root.add_subcommand(m.name, m.help);
+    for (const auto& alias : m.aliases) c.app->alias(alias);
+    c.bound = m.make_config();
+    c.finish = c.bound->fields().add_cli(*c.app, *c.bound);
+    if (add_globals) add_globals(*c.app);
+    commands.push_back(std::move(c));
+  }
+  return commands;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"ecapture: capture TLS plaintext, TLS keys, shell commands and SQL queries with "
                "eBPF, without CA certificates",
@@ -96,27 +141,14 @@ int run(int argc, char** argv) {
   app.fallthrough();
   app.set_version_flag("--version", fmt::format("ecapture version: {} ({})", kVersion,
                                                 kGitDescribe));
-  GlobalConfig global;
-  add_global_flags(app, global);
-  OutputConfig output_config;
-  add_output_flags(app, output_config);
-  std::string listen, listen_token;
-  app.add_option("--listen", listen,
-                 "serve the HTTP configuration API on this address, e.g. 127.0.0.1:28256 (off by "
-                 "default)");
-  app.add_option("--listen-token", listen_token,
-                 "bearer token the configuration API requires (needed for a non-loopback "
-                 "--listen)")
-      ->envname("ECAPTURE_LISTEN_TOKEN");
-  std::vector<Command> commands;
-  commands.push_back(add_tls_command(app));
-  commands.push_back(add_gotls_command(app));
-  commands.push_back(add_gnutls_command(app));
-  commands.push_back(add_nss_command(app));
-  commands.push_back(add_bash_command(app));
-  commands.push_back(add_zsh_command(app));
-  commands.push_back(add_mysqld_command(app));
-  commands.push_back(add_postgres_command(app));
+  Globals globals;
+  add_all_global_flags(app, globals);
+  GlobalConfig& global = globals.global;
+  OutputConfig& output_config = globals.output;
+  const std::string& listen = globals.listen;
+  const std::string& listen_token = globals.listen_token;
+  const std::vector<Command> commands = add_module_commands(
+      app, builtin_registry(), [&globals](CLI::App& sub) { add_all_global_flags(sub, globals); });
 
   // An unknown word in the subcommand position is named as such, not as a stray argument.
   if (argc > 1 && argv[1][0] != '-') {
@@ -151,6 +183,7 @@ int run(int argc, char** argv) {
     return 0;
   }
   std::unique_ptr<ModuleConfig> config = chosen->make_config(global);
+
   if (auto r = config->validate(); !r) return fail(r.error().to_string());
   std::optional<api::ListenAddress> listen_addr;
   if (!listen.empty()) {
@@ -218,7 +251,7 @@ int run(int argc, char** argv) {
   }
   if (listen_addr) api_server.serve(api_handler);
   int code = 1;
-  if (auto started = runner.start(chosen->module, std::move(config)); started) {
+  if (auto started = runner.start(chosen->module->name, std::move(config)); started) {
     out.mark_started();
     code = runner.wait();
   } else {

@@ -6,6 +6,13 @@
 
 namespace ecapture {
 
+// CLOCK_MONOTONIC now, in ns (the kernel side's bpf_ktime_get_ns clock).
+inline uint64_t monotonic_now_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
 // CLOCK_REALTIME - CLOCK_MONOTONIC now, in ns: add it to a BPF timestamp to get wall time.
 inline int64_t monotonic_to_wall_ns() {
   timespec rt{}, mono{};

@@ -35,6 +35,18 @@ Result<void> GlobalConfig::validate() const {
   return {};
 }
 
+Result<void> ModuleConfig::validate() const {
+  RETURN_IF_ERROR(global.validate());
+  if (const auto& check = fields().check) RETURN_IF_ERROR(check(*this));
+  return {};
+}
+
+nlohmann::json ModuleConfig::to_json() const {
+  nlohmann::json j = global.to_json();
+  fields().to_json(*this, j);
+  return j;
+}
+
 nlohmann::json GlobalConfig::to_json() const {
   return nlohmann::json{{"pid", pid},         {"uid", uid},         {"debug", debug},
                         {"is_hex", hex},      {"btf_mode", btf},    {"btf_file", btf_file},

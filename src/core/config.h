@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/fields.h"
 #include "core/result.h"
 
 namespace ecapture {
@@ -29,16 +30,43 @@ struct GlobalConfig {
   nlohmann::json to_json() const;
 };
 
-// Base of every module's configuration. Concrete modules add their own fields.
+// Base of every module's configuration. Concrete modules add their own fields and describe them
+// in their FieldTable; derive through ConfigOf<Self> for clone().
 class ModuleConfig {
  public:
   virtual ~ModuleConfig() = default;
   GlobalConfig global;
+  // eCapture's --perf-reorder/--perf-reorder-lag-ms (tls, gotls, mysqld, postgres): accepted for
+  // drop-in use; the ring buffer already delivers in order, so they change nothing.
+  bool perf_reorder = false;
+  uint64_t perf_reorder_lag_ms = 0;
 
-  // Validates the global part; modules extend it and call the base.
-  virtual Result<void> validate() const { return global.validate(); }
+  virtual const FieldTable& fields() const = 0;
   virtual std::unique_ptr<ModuleConfig> clone() const = 0;
-  virtual nlohmann::json to_json() const { return global.to_json(); }
+  // The global part, then the module's cross-field checks.
+  Result<void> validate() const;
+  // eCapture's JSON names: the global fields and the table's rows (for /status).
+  nlohmann::json to_json() const;
 };
+
+template <typename Self, typename Base = ModuleConfig>
+struct ConfigOf : Base {
+  std::unique_ptr<ModuleConfig> clone() const override {
+    return std::make_unique<Self>(static_cast<const Self&>(*this));
+  }
+};
+
+// Rows for eCapture's --perf-reorder flags, for the modules that have them.
+template <typename Config>
+FieldTableBuilder<Config>& add_perf_reorder_rows(FieldTableBuilder<Config>& b) {
+  return b
+      .flag(&ModuleConfig::perf_reorder,
+            {.flag = "--perf-reorder",
+             .help = "accepted for eCapture compatibility: events already arrive in order"})
+      .number(&ModuleConfig::perf_reorder_lag_ms,
+              {.flag = "--perf-reorder-lag-ms",
+               .help = "accepted for eCapture compatibility (see --perf-reorder)",
+               .default_text = "0"});
+}
 
 }  // namespace ecapture

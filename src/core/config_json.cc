@@ -115,6 +115,10 @@ Result<void> JsonFields::get_uint(std::string_view name, uint64_t& out, uint64_t
 }
 
 Result<void> JsonFields::accept_unused(std::initializer_list<std::string_view> names) {
+  return accept_unused(std::vector<std::string>(names.begin(), names.end()));
+}
+
+Result<void> JsonFields::accept_unused(const std::vector<std::string>& names) {
   for (std::string_view name : names) {
     const nlohmann::json* v = find(name);
     if (v != nullptr && !is_zero_value(*v)) {
@@ -126,6 +130,10 @@ Result<void> JsonFields::accept_unused(std::initializer_list<std::string_view> n
 }
 
 void JsonFields::ignore(std::initializer_list<std::string_view> names) {
+  for (std::string_view name : names) known_.insert(lower(name));
+}
+
+void JsonFields::ignore(const std::vector<std::string>& names) {
   for (std::string_view name : names) known_.insert(lower(name));
 }
 

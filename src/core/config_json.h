@@ -43,8 +43,10 @@ class JsonFields {
   // eCapture fields this build has no use for: accepted when absent, null or the zero value of
   // their type (false, 0, "", [], {}) — what eCapture clients send by default — refused otherwise.
   Result<void> accept_unused(std::initializer_list<std::string_view> names);
+  Result<void> accept_unused(const std::vector<std::string>& names);
   // Fields accepted with any value and ignored (documented per field where they are accepted).
   void ignore(std::initializer_list<std::string_view> names);
+  void ignore(const std::vector<std::string>& names);
   // Refuses the first member not read, ignored or accepted.
   Result<void> finish() const;
 

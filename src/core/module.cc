@@ -58,6 +58,10 @@ Result<void> Module::init(ModuleContext ctx, std::unique_ptr<ModuleConfig> confi
     return e;
   };
   if (auto r = config_->validate(); !r) return fail(std::move(r).error());
+  if (config_->perf_reorder || config_->perf_reorder_lag_ms != 0) {
+    ctx_.log->info("--perf-reorder: events already arrive in order (one ring buffer), nothing "
+                   "to reorder");
+  }
   auto btf = resolve_btf(config_->global);
   if (!btf) return fail(std::move(btf).error());
   btf_ = std::move(btf).value();
@@ -113,8 +117,9 @@ void Module::release_locked() {
   on_close();
   if (ctx_.sink) ctx_.sink->flush();
   if (!started_) return;
-  ctx_.log->info("summary: events={} bytes={} lost={}", counters_.events.load(),
-                 counters_.bytes.load(), counters_.lost.load());
+  ctx_.log->info("summary: events={} bytes={} lost={} decode_errors={} map_update_failures={}",
+                 counters_.events.load(), counters_.bytes.load(), counters_.lost.load(),
+                 counters_.decode_errors.load(), counters_.map_update_failures.load());
 }
 
 void Module::report_error(const Error& e) {

@@ -15,7 +15,7 @@
 
 #include "core/config.h"
 #include "core/result.h"
-#include "output/sink.h"
+#include "core/sink.h"
 
 namespace ecapture {
 
@@ -42,7 +42,10 @@ struct ModuleContext {
 struct ModuleCounters {
   std::atomic<uint64_t> events{0};
   std::atomic<uint64_t> bytes{0};
-  std::atomic<uint64_t> lost{0};  // records the kernel could not deliver
+  std::atomic<uint64_t> lost{0};           // records the kernel could not deliver
+  std::atomic<uint64_t> decode_errors{0};  // records user space could not decode
+  std::atomic<uint64_t> map_update_failures{0};  // BPF map updates the kernel refused
+  std::atomic<uint64_t> targets{0};        // distinct files probed
 };
 
 // BTF source chosen at init: the running kernel's or a file given with --btf-file.

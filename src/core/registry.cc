@@ -1,11 +1,25 @@
 // ModuleRegistry lookups and validation.
 #include "core/registry.h"
 
+#include "core/config_json.h"
+
 namespace ecapture {
 
 Result<void> ModuleRegistry::add(ModuleInfo info) {
   if (info.name.empty()) return make_error("module registry: empty module name");
-  if (!info.create) return make_error("module registry: module {} has no factory", info.name);
+  if (!info.create || !info.make_config) {
+    return make_error("module registry: module {} has no factory", info.name);
+  }
+  for (const auto& path : info.api_paths) {
+    if (path.empty() || path[0] != '/') {
+      return make_error("module registry: module {}: API path '{}' must start with /", info.name,
+                        path);
+    }
+    if (const ModuleInfo* other = find_by_path(path)) {
+      return make_error("module registry: API path {} of module {} is already taken by module {}",
+                        path, info.name, other->name);
+    }
+  }
   std::vector<std::string> names = info.aliases;
   names.push_back(info.name);
   for (const auto& n : names) {
@@ -38,6 +52,27 @@ const ModuleInfo* ModuleRegistry::find(std::string_view name) const {
     }
   }
   return nullptr;
+}
+
+const ModuleInfo* ModuleRegistry::find_by_path(std::string_view path) const {
+  for (const auto& m : modules_) {
+    for (const auto& p : m.api_paths) {
+      if (p == path) return &m;
+    }
+  }
+  return nullptr;
+}
+
+Result<std::unique_ptr<ModuleConfig>> ModuleInfo::config_from_json(
+    const nlohmann::json& j, const GlobalConfig& defaults) const {
+  JsonFields f(j);
+  std::unique_ptr<ModuleConfig> cfg = make_config();
+  RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
+  const FieldTable& table = cfg->fields();
+  RETURN_IF_ERROR(table.from_json(f, *cfg));
+  RETURN_IF_ERROR(f.finish());
+  if (table.check_json) RETURN_IF_ERROR(table.check_json(*cfg));
+  return cfg;
 }
 
 Result<ModulePtr> ModuleRegistry::create(std::string_view name) const {

@@ -147,6 +147,10 @@ int Runner::wait() {
           if (req.generation != generation_) break;  // from a module already replaced
         }
         log_->error("module failed: {}", req.error.to_string());
+        {
+          std::lock_guard lock(module_mu_);
+          error_ = req.error.to_string();
+        }
         close_module();
         return 1;
       }
@@ -180,11 +184,15 @@ RunnerStatus Runner::status() const {
     s.events = c.events.load();
     s.bytes = c.bytes.load();
     s.lost = c.lost.load();
+    s.decode_errors = c.decode_errors.load();
+    s.map_update_failures = c.map_update_failures.load();
+    s.targets = c.targets.load();
     s.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
   } else {
-    s.state = ModuleState::kClosed;
+    s.state = error_.empty() ? ModuleState::kClosed : ModuleState::kError;
   }
+  s.error = error_;
   if (config_) s.config = config_->to_json();
   return s;
 }

@@ -25,6 +25,8 @@ struct RunnerStatus {
   uint64_t reloads = 0;
   double uptime_seconds = 0;
   uint64_t events = 0, bytes = 0, lost = 0;
+  uint64_t decode_errors = 0, map_update_failures = 0, targets = 0;
+  std::string error;  // why the module failed (state kError), else empty
 };
 
 class Runner {
@@ -77,6 +79,7 @@ class Runner {
   mutable std::mutex module_mu_;  // guards the fields below for status()
   ModulePtr module_;
   std::string module_name_;
+  std::string error_;  // the failure that ended the run, for /status
   std::unique_ptr<ModuleConfig> config_;  // what the running module was started with
   std::stop_source stop_source_;
   uint64_t generation_ = 0;

@@ -28,4 +28,10 @@ struct AuditEvent {
   std::string source;        // module that produced it
 };
 
+struct ModuleCounters;
+class EventSink;
+
+// The end of every audit module's path: counts `e` in `c` and hands it to `sink` (may be null).
+void deliver_audit(ModuleCounters& c, EventSink* sink, const AuditEvent& e);
+
 }  // namespace ecapture

@@ -1,6 +1,10 @@
 // Formatting of event fields.
 #include "events/event.h"
 
+#include "core/module.h"
+#include "core/sink.h"
+#include "events/audit_event.h"
+
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -19,6 +23,12 @@ std::string Endpoint::to_string() const {
     return fmt::format("[{}]:{}", buf, port);
   }
   return "?";
+}
+
+void deliver_audit(ModuleCounters& c, EventSink* sink, const AuditEvent& e) {
+  c.events.fetch_add(1);
+  c.bytes.fetch_add(e.text.size());
+  if (sink != nullptr) sink->emit_audit(e);
 }
 
 }  // namespace ecapture

@@ -18,7 +18,9 @@
 #include "events/audit_event.h"
 #include "events/message.h"
 #include "events/parsers/parser.h"
-#include "output/sink.h"
+#include "core/sink.h"
+#include "events/audit_event.h"
+#include "events/event.h"
 
 namespace ecapture {
 

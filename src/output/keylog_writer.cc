@@ -9,6 +9,18 @@
 
 namespace ecapture {
 
+std::string to_hex(std::span<const uint8_t> bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0xf];
+  }
+  return out;
+}
+
+
 Result<std::unique_ptr<KeylogWriter>> KeylogWriter::open(const std::string& path) {
   bool created = false;
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);

@@ -4,6 +4,7 @@
 
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 
 #include "core/result.h"
@@ -17,6 +18,9 @@ struct KeylogLine {
   std::string secret;         // hex
   std::string to_string() const { return label + " " + client_random + " " + secret; }
 };
+
+// Lower-case hex of `bytes`, as key log lines spell randoms and secrets.
+std::string to_hex(std::span<const uint8_t> bytes);
 
 class KeylogWriter {
  public:

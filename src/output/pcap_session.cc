@@ -18,12 +18,6 @@ namespace {
 constexpr uint64_t kHoldNs = 500'000'000;
 constexpr uint64_t kFlushNs = 1'000'000'000;
 
-uint64_t now_mono_ns() {
-  timespec t{};
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
-
 }  // namespace
 
 std::string endpoint_key(uint16_t family, const uint8_t* addr, uint16_t port) {
@@ -53,39 +47,38 @@ FrameEndpoints frame_endpoints(std::span<const uint8_t> f) {
   return {};
 }
 
-Result<std::unique_ptr<PcapSession>> PcapSession::start(const PcapSessionConfig& cfg,
-                                                        spdlog::logger& log) {
+Result<std::unique_ptr<PcapSession>> PcapSession::open(const PcapSessionConfig& cfg,
+                                                       spdlog::logger& log) {
   std::unique_ptr<PcapSession> s(new PcapSession(cfg, log));
   ASSIGN_OR_RETURN(s->filter_, PcapFilter::compile(cfg.filter));
   s->mono_to_wall_ns_ = monotonic_to_wall_ns();
   PcapngInterface iface{cfg.ifname, 1, cfg.filter, 262144};
   ASSIGN_OR_RETURN(s->writer_,
                    PcapngWriter::create(cfg.path, {iface}, fmt::format("ecapture {}", kVersion)));
-  PcapSession* self = s.get();
-  auto capture = bpf::TcCapture::start(
-      cfg.ifname, cfg.mapsize_pages, [self](const bpf::Packet& p) { self->on_packet(p); },
-      [self] { self->write_due(now_mono_ns(), false); });
-  if (!capture) {
-    s->writer_.reset();
-    ::unlink(cfg.path.c_str());  // we created it a moment ago; it holds no packet
-    return std::move(capture).error();
-  }
-  s->capture_ = std::move(capture).value();
-  log.info("pcap: capturing packets on {} into {} (filter: {}, applied in user space)",
-           cfg.ifname, cfg.path, cfg.filter.empty() ? "none" : cfg.filter);
   return s;
+}
+
+void PcapSession::tick() { write_due(monotonic_now_ns(), false); }
+
+void PcapSession::discard() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  if (!writer_) return;
+  writer_.reset();
+  ::unlink(cfg_.path.c_str());
 }
 
 PcapSession::~PcapSession() { close(); }
 
-void PcapSession::on_packet(const bpf::Packet& p) {
-  if (!filter_->matches(p.data, p.len)) {
+void PcapSession::add_packet(uint64_t mono_ns, std::span<const uint8_t> frame,
+                             uint32_t original_len) {
+  if (!filter_->matches(frame, original_len)) {
     std::lock_guard lock(mu_);
     ++filtered_out_;
     return;
   }
-  Held h{p.mono_ns, std::vector<uint8_t>(p.data.begin(), p.data.end()), p.len,
-         frame_endpoints(p.data)};
+  Held h{mono_ns, std::vector<uint8_t>(frame.begin(), frame.end()), original_len,
+         frame_endpoints(frame)};
   std::lock_guard lock(mu_);
   held_.push_back(std::move(h));
 }
@@ -153,8 +146,7 @@ void PcapSession::write_due(uint64_t now, bool all) {
 }
 
 void PcapSession::close() {
-  if (capture_) capture_->stop();
-  write_due(now_mono_ns(), true);
+  write_due(monotonic_now_ns(), true);
   std::lock_guard lock(mu_);
   if (closed_) return;
   closed_ = true;
@@ -164,7 +156,5 @@ void PcapSession::close() {
     writer_.reset();
   }
 }
-
-uint64_t PcapSession::lost() const { return capture_ ? capture_->lost() : 0; }
 
 }  // namespace ecapture

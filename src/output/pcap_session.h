@@ -1,5 +1,5 @@
-// pcap mode: packets from a TcCapture, filtered by a libpcap expression (in user space), tied to
-// processes through the 4-tuples the TLS probes learn, written to pcapng after the TLS secrets
+// pcap mode's file: packets (from whatever captures them), filtered by a libpcap expression, tied
+// to processes through the 4-tuples the TLS probes learn, written to pcapng after the TLS secrets
 // that decrypt them (Decryption Secrets Blocks).
 #pragma once
 
@@ -13,7 +13,6 @@
 
 #include <spdlog/logger.h>
 
-#include "bpf/tc_capture.h"
 #include "core/result.h"
 #include "ecap_abi.h"
 #include "output/pcap_filter.h"
@@ -33,7 +32,6 @@ struct PcapSessionConfig {
   std::string path;
   uint64_t pid = 0;  // --pid/--uid: drop packets whose owner is known and differs
   uint64_t uid = 0;
-  uint64_t mapsize_pages = 1024;
 };
 
 // Key of one endpoint (address + host-order port) of a TCP/UDP connection.
@@ -46,17 +44,22 @@ FrameEndpoints frame_endpoints(std::span<const uint8_t> frame);
 
 class PcapSession {
  public:
-  // Validates everything (interface, filter, output file) before capturing anything.
-  static Result<std::unique_ptr<PcapSession>> start(const PcapSessionConfig& cfg,
-                                                    spdlog::logger& log);
+  // Compiles the filter and creates the file.
+  static Result<std::unique_ptr<PcapSession>> open(const PcapSessionConfig& cfg,
+                                                   spdlog::logger& log);
   ~PcapSession();
 
   // Secrets of the connection `tuple` (may be null) owned by `owner`, as key log lines.
   void add_keys(const std::string& keylog_lines, const ecap_sock_tuple* tuple,
                 const PacketOwner& owner);
-  // Stops capturing and writes everything still held. Idempotent.
+  // One captured frame (CLOCK_MONOTONIC time, the bytes captured, its length on the wire).
+  void add_packet(uint64_t mono_ns, std::span<const uint8_t> frame, uint32_t original_len);
+  // Writes what is due (packets wait briefly for their connection's secrets) and flushes.
+  void tick();
+  // Writes everything still held. Idempotent.
   void close();
-  uint64_t lost() const;
+  // Closes and removes the file, for a capture that never started (it holds no packet).
+  void discard();
 
  private:
   struct Held {
@@ -66,7 +69,6 @@ class PcapSession {
     FrameEndpoints ends;
   };
   PcapSession(PcapSessionConfig cfg, spdlog::logger& log) : cfg_(std::move(cfg)), log_(log) {}
-  void on_packet(const bpf::Packet& p);
   void write_due(uint64_t now_mono_ns, bool all);
 
   PcapSessionConfig cfg_;
@@ -74,7 +76,6 @@ class PcapSession {
   int64_t mono_to_wall_ns_ = 0;
   std::unique_ptr<PcapFilter> filter_;
   std::unique_ptr<PcapngWriter> writer_;
-  std::unique_ptr<bpf::TcCapture> capture_;
   std::mutex mu_;
   std::string pending_secrets_;
   std::deque<Held> held_;

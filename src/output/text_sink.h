@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <mutex>
 
-#include "output/sink.h"
+#include "core/sink.h"
+#include "events/audit_event.h"
+#include "events/event.h"
 #include "output/audit_text.h"
 #include "output/text_encoder.h"
 

@@ -21,6 +21,7 @@
 #include "core/runner.h"
 #include "modules/mysqld/mysqld_config.h"
 #include "modules/openssl/openssl_config.h"
+#include "registry_json.h"
 #include "modules/postgres/postgres_config.h"
 #include "modules/shell/shell_config.h"
 
@@ -49,7 +50,7 @@ class TlsJsonTest : public ::testing::Test {
   void TearDown() override { std::remove(lib.c_str()); }
 
   Result<std::unique_ptr<ModuleConfig>> parse(const json& j, const GlobalConfig& d = {}) {
-    return openssl::config_from_json(j, d);
+    return builtin_registry().find("tls")->config_from_json(j, d);
   }
   std::string error_of(const json& j, const GlobalConfig& d = {}) {
     auto r = parse(j, d);
@@ -185,7 +186,7 @@ TEST_F(TlsJsonTest, NamesAreCaseInsensitiveLikeGo) {
 
 TEST(ModuleJsonTest, BashAndZsh) {
   GlobalConfig d;
-  auto b = shell::bash_config_from_json(
+  auto b = json_config("bash", 
       {{"bashpath", "/bin/sh"}, {"readline", ""}, {"ErrNo", 1}, {"ElfType", 0}, {"uid", 3}}, d);
   ASSERT_TRUE(b) << b.error().to_string();
   const auto& bc = static_cast<const shell::BashConfig&>(**b);
@@ -193,24 +194,24 @@ TEST(ModuleJsonTest, BashAndZsh) {
   EXPECT_EQ(bc.errnumber, std::optional<int>(1));
   EXPECT_EQ(bc.global.uid, 3u);
   // eCapture's default 128 means every command; ours is errnumber (null: every command).
-  auto all = shell::bash_config_from_json({{"errno", 128}}, d);
+  auto all = json_config("bash", {{"errno", 128}}, d);
   ASSERT_TRUE(all);
   EXPECT_EQ(static_cast<const shell::BashConfig&>(**all).errnumber, std::nullopt);
-  auto exact = shell::bash_config_from_json({{"errnumber", 128}}, d);
+  auto exact = json_config("bash", {{"errnumber", 128}}, d);
   ASSERT_TRUE(exact);
   EXPECT_EQ(static_cast<const shell::BashConfig&>(**exact).errnumber, std::optional<int>(128));
   // What /status shows for bash can be posted back.
-  auto back = shell::bash_config_from_json(bc.to_json(), d);
+  auto back = json_config("bash", bc.to_json(), d);
   ASSERT_TRUE(back) << back.error().to_string();
   EXPECT_EQ((*back)->to_json(), bc.to_json());
-  EXPECT_EQ(shell::bash_config_from_json({{"errno", 256}}, d).error().to_string(),
+  EXPECT_EQ(json_config("bash", {{"errno", 256}}, d).error().to_string(),
             "field 'errno': 256 is out of range (at most 255)");
-  EXPECT_EQ(shell::bash_config_from_json({{"bashpath", "/nonexistent/bash"}}, d)
+  EXPECT_EQ(json_config("bash", {{"bashpath", "/nonexistent/bash"}}, d)
                 .error().to_string(),
             "field 'bashpath': cannot use /nonexistent/bash: No such file or directory");
-  EXPECT_EQ(shell::bash_config_from_json({{"zshpath", "/bin/sh"}}, d).error().to_string(),
+  EXPECT_EQ(json_config("bash", {{"zshpath", "/bin/sh"}}, d).error().to_string(),
             "unknown field 'zshpath': not a configuration field of this module");
-  auto z = shell::zsh_config_from_json({{"zshpath", "/bin/sh"}, {"errnumber", 0}}, d);
+  auto z = json_config("zsh", {{"zshpath", "/bin/sh"}, {"errnumber", 0}}, d);
   ASSERT_TRUE(z) << z.error().to_string();
   EXPECT_EQ(static_cast<const shell::ZshConfig&>(**z).zsh, "/bin/sh");
   EXPECT_EQ(static_cast<const shell::ZshConfig&>(**z).errnumber, std::optional<int>(0));
@@ -218,31 +219,32 @@ TEST(ModuleJsonTest, BashAndZsh) {
 
 TEST(ModuleJsonTest, MysqldAndPostgres) {
   GlobalConfig d;
-  auto m = mysqld::config_from_json({{"mysqldPath", "/bin/sh"}, {"offset", 4096}}, d);
+  auto m = json_config("mysqld", {{"mysqldPath", "/bin/sh"}, {"offset", 4096}}, d);
   ASSERT_TRUE(m) << m.error().to_string();
   const auto& mc = static_cast<const mysqld::MysqldConfig&>(**m);
   EXPECT_EQ(mc.mysqld, "/bin/sh");
   EXPECT_EQ(mc.offset, 4096u);
-  auto legacy = mysqld::config_from_json({{"MysqlPath", "/bin/sh"}, {"FuncName", "f"}}, d);
+  auto legacy = json_config("mysqld", {{"MysqlPath", "/bin/sh"}, {"FuncName", "f"}}, d);
   ASSERT_TRUE(legacy) << legacy.error().to_string();
   EXPECT_EQ(static_cast<const mysqld::MysqldConfig&>(**legacy).funcname, "f");
-  EXPECT_EQ(mysqld::config_from_json({{"offset", 1}, {"funcName", "f"}}, d).error().to_string(),
+  EXPECT_EQ(json_config("mysqld", {{"offset", 1}, {"funcName", "f"}}, d).error().to_string(),
             "fields 'offset' and 'funcname' both name the function to hook: give one");
-  EXPECT_EQ(mysqld::config_from_json({{"offset", "0x10"}}, d).error().to_string(),
+  EXPECT_EQ(json_config("mysqld", {{"offset", "0x10"}}, d).error().to_string(),
             "field 'offset': expected a non-negative integer, got a string (\"0x10\")");
-  auto back = mysqld::config_from_json(mc.to_json(), d);
+  auto back = json_config("mysqld", mc.to_json(), d);
   ASSERT_TRUE(back) << back.error().to_string();
-  auto p = postgres::config_from_json({{"PostgresPath", "/bin/sh"}, {"funcName", "g"}}, d);
+  auto p = json_config("postgres", {{"PostgresPath", "/bin/sh"}, {"funcName", "g"}}, d);
   ASSERT_TRUE(p) << p.error().to_string();
   EXPECT_EQ(static_cast<const postgres::PostgresConfig&>(**p).postgres, "/bin/sh");
   EXPECT_EQ(static_cast<const postgres::PostgresConfig&>(**p).funcname, "g");
-  EXPECT_EQ(postgres::config_from_json({{"postgrespath", "/nope"}}, d).error().to_string(),
+  EXPECT_EQ(json_config("postgres", {{"postgrespath", "/nope"}}, d).error().to_string(),
             "field 'postgrespath': cannot use /nope: No such file or directory");
 }
 
 TEST(ModuleJsonTest, EveryBuiltinModuleIsConfigurable) {
   for (const auto& m : builtin_registry().modules()) {
-    EXPECT_TRUE(m.config_from_json) << m.name;
+    EXPECT_FALSE(m.api_paths.empty()) << m.name;
+    EXPECT_TRUE(m.make_config) << m.name;
   }
 }
 
@@ -256,17 +258,20 @@ TEST(ApiEndpointTest, EveryEcaptureEndpointMapsToItsModule) {
       {"/nspr", "nss", "nspr"},         {"/bash", "bash", "bash"},
       {"/zsh", "zsh", "zsh"},           {"/mysqld", "mysqld", "mysql"},
       {"/postgres", "postgres", "postgres"}, {"/postgress", "postgres", "postgres"}};
-  ASSERT_EQ(api::endpoints().size(), want.size());
+  const ModuleRegistry& r = builtin_registry();
+  size_t paths = 0;
+  for (const auto& m : r.modules()) paths += m.api_paths.size();
+  ASSERT_EQ(paths, want.size());
   for (const auto& [path, module, type] : want) {
-    const api::Endpoint* e = api::find_endpoint(path);
+    const ModuleInfo* e = r.find_by_path(path);
     ASSERT_NE(e, nullptr) << path;
-    EXPECT_EQ(e->module, module) << path;
+    EXPECT_EQ(e->name, module) << path;
     EXPECT_EQ(e->module_type, type) << path;
   }
-  EXPECT_EQ(api::find_endpoint("/status"), nullptr);
-  EXPECT_EQ(api::find_endpoint("/TLS"), nullptr);
-  EXPECT_EQ(api::module_type_of("tls"), "openssl");
-  EXPECT_EQ(api::module_type_of("mysqld"), "mysql");
+  EXPECT_EQ(r.find_by_path("/status"), nullptr);
+  EXPECT_EQ(r.find_by_path("/TLS"), nullptr);
+  EXPECT_EQ(api::module_type_of(r, "tls"), "openssl");
+  EXPECT_EQ(api::module_type_of(r, "mysqld"), "mysql");
 }
 
 TEST(ListenAddressTest, ParsesAndClassifies) {
@@ -337,30 +342,19 @@ struct Gate {
   }
 };
 
-struct FakeApiConfig : ModuleConfig {
+struct FakeApiConfig : ConfigOf<FakeApiConfig> {
   uint64_t tag = 0;
   bool fail_start = false;
   bool block = false;
-  std::unique_ptr<ModuleConfig> clone() const override {
-    return std::make_unique<FakeApiConfig>(*this);
-  }
-  nlohmann::json to_json() const override {
-    auto j = ModuleConfig::to_json();
-    j["tag"] = tag;
-    return j;
+  const FieldTable& fields() const override {
+    static const FieldTable t = FieldTableBuilder<FakeApiConfig>()
+                                    .number(&FakeApiConfig::tag, {.json = {"tag"}})
+                                    .flag(&FakeApiConfig::fail_start, {.json = {"fail_start"}})
+                                    .flag(&FakeApiConfig::block, {.json = {"block"}})
+                                    .build();
+    return t;
   }
 };
-
-Result<std::unique_ptr<ModuleConfig>> fake_from_json(const json& j, const GlobalConfig& d) {
-  JsonFields f(j);
-  auto c = std::make_unique<FakeApiConfig>();
-  RETURN_IF_ERROR(global_from_json(f, d, c->global));
-  RETURN_IF_ERROR(f.get("tag", c->tag));
-  RETURN_IF_ERROR(f.get("fail_start", c->fail_start));
-  RETURN_IF_ERROR(f.get("block", c->block));
-  RETURN_IF_ERROR(f.finish());
-  return std::unique_ptr<ModuleConfig>(std::move(c));
-}
 
 struct Ledger {
   std::mutex mu;
@@ -416,9 +410,10 @@ class ApiHandlerTest : public ::testing::Test {
     auto make = [this](const char* name) {
       return [this, name] { return ModulePtr(new FakeApiModule(name, &ledger)); };
     };
-    ASSERT_TRUE(registry.add({"tls", {"openssl"}, "", make("tls"), fake_from_json}));
-    ASSERT_TRUE(registry.add({"bash", {}, "", make("bash"), fake_from_json}));
-    ASSERT_TRUE(registry.add({"zsh", {}, "", make("zsh")}));  // no config_from_json
+    ASSERT_TRUE(registry.add(make_entry<FakeApiConfig>(
+        "tls", {"openssl"}, "", {"/tls", "/openssl", "/boringssl"}, "openssl", make("tls"))));
+    ASSERT_TRUE(
+        registry.add(make_entry<FakeApiConfig>("bash", {}, "", {"/bash"}, "bash", make("bash"))));
     defaults.pid = 11;
     runner = std::make_unique<Runner>(registry, nullptr, quiet_logger());
     handler = std::make_unique<api::ApiHandler>(*runner, registry, defaults, quiet_logger());
@@ -458,15 +453,12 @@ class ApiHandlerTest : public ::testing::Test {
 TEST_F(ApiHandlerTest, BadRequestsChangeNothing) {
   start(1);
   expect_body(handler->post_config("/nosuch", "{}"), 404, 3, "",
-              "no endpoint POST /nosuch: POST one of /tls, /openssl, /boringssl, /gotls, "
-              "/gnutls, /nss, /nspr, /bash, /zsh, /mysqld, /postgres, /postgress with a JSON "
-              "configuration, or GET /status, /healthz");
-  expect_body(handler->post_config("/gotls", "{}"), 400, 3, "gotls",
-              "module gotls is not available in this build");
-  expect_body(handler->post_config("/postgress", "{}"), 400, 3, "postgres",
-              "module postgres is not available in this build");
-  expect_body(handler->post_config("/zsh", "{}"), 400, 3, "zsh",
-              "module zsh cannot be configured over the API yet");
+              "no endpoint POST /nosuch: POST one of /tls, /openssl, /boringssl, /bash with a "
+              "JSON configuration, or GET /status, /healthz");
+  // A path of a module this registry does not have is no endpoint either.
+  expect_body(handler->post_config("/gotls", "{}"), 404, 3, "",
+              "no endpoint POST /gotls: POST one of /tls, /openssl, /boringssl, /bash with a "
+              "JSON configuration, or GET /status, /healthz");
   auto bad_json = handler->post_config("/tls", "{\"pid\": ");
   EXPECT_EQ(bad_json.http_status, 400);
   EXPECT_EQ(bad_json.body["code"], 4);
@@ -513,7 +505,13 @@ TEST_F(ApiHandlerTest, ReloadSwitchesModuleAndStatusShowsIt) {
   EXPECT_EQ(d["reload_in_progress"], false);
   EXPECT_EQ(d["config"]["pid"], 4242);
   EXPECT_EQ(d["config"]["tag"], 2);
-  EXPECT_EQ(d["counters"], (json{{"events", 0}, {"bytes", 0}, {"lost", 0}}));
+  EXPECT_EQ(d["counters"], (json{{"events", 0},
+                                 {"bytes", 0},
+                                 {"lost", 0},
+                                 {"decode_errors", 0},
+                                 {"map_update_failures", 0},
+                                 {"targets", 0}}));
+  EXPECT_EQ(d["error"], "");
   EXPECT_GE(d["uptime_seconds"].get<double>(), 0.0);
   // Alias endpoint of the first module; a left-out pid takes the command line's (11).
   expect_body(handler->post_config("/boringssl", R"({"tag": 3})"), 200, 0, "openssl",

@@ -14,15 +14,22 @@
 namespace ecapture {
 namespace {
 
-struct FakeConfig : ModuleConfig {
+struct FakeConfig : ConfigOf<FakeConfig> {
   int tag = 0;
   bool fail_init = false;
   bool fail_start = false;
   bool fail_run = false;
-  std::unique_ptr<ModuleConfig> clone() const override {
-    return std::make_unique<FakeConfig>(*this);
+  const FieldTable& fields() const override {
+    static const FieldTable t;
+    return t;
   }
 };
+
+// A registry entry for a fake module (no flags, no API path).
+ModuleInfo fake_entry(std::string name, std::vector<std::string> aliases,
+                      std::function<ModulePtr()> make) {
+  return make_entry<FakeConfig>(name, std::move(aliases), "", {}, name, std::move(make));
+}
 
 // Records every hook call and how many "resources" it holds, so tests can see leaks.
 struct FakeLedger {
@@ -90,7 +97,7 @@ std::unique_ptr<FakeConfig> cfg(int tag = 0) {
 TEST(RegistryTest, FindsByNameAndAlias) {
   FakeLedger l;
   ModuleRegistry r;
-  ASSERT_TRUE(r.add({"tls", {"openssl"}, "", [&] { return ModulePtr(new FakeModule("tls", &l)); }}));
+  ASSERT_TRUE(r.add(fake_entry("tls", {"openssl"}, [&] { return ModulePtr(new FakeModule("tls", &l)); })));
   ASSERT_NE(r.find("tls"), nullptr);
   EXPECT_EQ(r.find("openssl"), r.find("tls"));
   EXPECT_EQ(r.find("gotls"), nullptr);
@@ -103,25 +110,25 @@ TEST(RegistryTest, RejectsDuplicatesAndEmptyNames) {
   FakeLedger l;
   auto make = [&] { return ModulePtr(new FakeModule("x", &l)); };
   ModuleRegistry r;
-  ASSERT_TRUE(r.add({"tls", {"openssl"}, "", make}));
-  auto dup_name = r.add({"tls", {}, "", make});
+  ASSERT_TRUE(r.add(fake_entry("tls", {"openssl"}, make)));
+  auto dup_name = r.add(fake_entry("tls", {}, make));
   ASSERT_FALSE(dup_name);
   EXPECT_NE(dup_name.error().message.find("already taken by module tls"), std::string::npos);
-  auto dup_alias = r.add({"other", {"openssl"}, "", make});
+  auto dup_alias = r.add(fake_entry("other", {"openssl"}, make));
   ASSERT_FALSE(dup_alias);
   EXPECT_NE(dup_alias.error().message.find("openssl"), std::string::npos);
-  EXPECT_FALSE(r.add({"", {}, "", make}));
-  EXPECT_FALSE(r.add({"y", {""}, "", make}));
-  EXPECT_FALSE(r.add({"z", {}, "", nullptr}));
-  EXPECT_FALSE(r.add({"w", {"a", "a"}, "", make}));
+  EXPECT_FALSE(r.add(fake_entry("", {}, make)));
+  EXPECT_FALSE(r.add(fake_entry("y", {""}, make)));
+  EXPECT_FALSE(r.add(fake_entry("z", {}, nullptr)));
+  EXPECT_FALSE(r.add(fake_entry("w", {"a", "a"}, make)));
   EXPECT_EQ(r.modules().size(), 1u);
 }
 
 TEST(RegistryTest, UnknownNameListsAvailableModules) {
   FakeLedger l;
   ModuleRegistry r;
-  ASSERT_TRUE(r.add({"tls", {}, "", [&] { return ModulePtr(new FakeModule("tls", &l)); }}));
-  ASSERT_TRUE(r.add({"bash", {}, "", [&] { return ModulePtr(new FakeModule("bash", &l)); }}));
+  ASSERT_TRUE(r.add(fake_entry("tls", {}, [&] { return ModulePtr(new FakeModule("tls", &l)); })));
+  ASSERT_TRUE(r.add(fake_entry("bash", {}, [&] { return ModulePtr(new FakeModule("bash", &l)); })));
   auto m = r.create("nosuch");
   ASSERT_FALSE(m);
   EXPECT_EQ(m.error().message, "unknown module nosuch: available modules are tls, bash");
@@ -250,8 +257,8 @@ class RunnerTest : public ::testing::Test {
         return ModulePtr(m);
       };
     };
-    ASSERT_TRUE(registry.add({"alpha", {"a"}, "", make("alpha")}));
-    ASSERT_TRUE(registry.add({"beta", {}, "", make("beta")}));
+    ASSERT_TRUE(registry.add(fake_entry("alpha", {"a"}, make("alpha"))));
+    ASSERT_TRUE(registry.add(fake_entry("beta", {}, make("beta"))));
   }
   FakeLedger ledger;
   ModuleRegistry registry;

@@ -5,6 +5,7 @@
 
 #include "modules/tlslib/gnutls_keys.h"
 #include "modules/tlslib/tlslib_config.h"
+#include "registry_json.h"
 
 namespace ecapture::tlslib {
 namespace {
@@ -188,7 +189,7 @@ TEST(GnutlsKeylogTest, Tls13UsesTheHashLength) {
 
 TEST(GnutlsNssConfigTest, JsonFieldNames) {
   GlobalConfig defaults;
-  auto g = gnutls_config_from_json(nlohmann::json{{"capturemode", "keylog"},
+  auto g = json_config("gnutls", nlohmann::json{{"capturemode", "keylog"},
                                                   {"keylogfile", "/tmp/k.log"},
                                                   {"pcapfilter", "tcp port 1"},
                                                   {"ifname", "lo"},
@@ -201,14 +202,14 @@ TEST(GnutlsNssConfigTest, JsonFieldNames) {
   EXPECT_EQ(gc.pcap_filter, "tcp port 1");
   EXPECT_EQ(gc.ssl_version, "3.7.9");
   EXPECT_EQ(gc.to_json()["keylogfile"], "/tmp/k.log");
-  EXPECT_FALSE(gnutls_config_from_json(nlohmann::json{{"capturemode", "bogus"}}, defaults));
-  EXPECT_FALSE(gnutls_config_from_json(nlohmann::json{{"gnutlspath", "/nonexistent"}}, defaults));
-  EXPECT_FALSE(gnutls_config_from_json(nlohmann::json{{"nspr_path", "/x"}}, defaults));
+  EXPECT_FALSE(json_config("gnutls", nlohmann::json{{"capturemode", "bogus"}}, defaults));
+  EXPECT_FALSE(json_config("gnutls", nlohmann::json{{"gnutlspath", "/nonexistent"}}, defaults));
+  EXPECT_FALSE(json_config("gnutls", nlohmann::json{{"nspr_path", "/x"}}, defaults));
   auto n =
-      nss_config_from_json(nlohmann::json{{"nspr_path", "/nonexistent/libnspr4.so"}}, defaults);
+      json_config("nss", nlohmann::json{{"nspr_path", "/nonexistent/libnspr4.so"}}, defaults);
   ASSERT_FALSE(n);
   EXPECT_NE(n.error().to_string().find("nspr_path"), std::string::npos);
-  auto ok = nss_config_from_json(nlohmann::json::object(), defaults);
+  auto ok = json_config("nss", nlohmann::json::object(), defaults);
   ASSERT_TRUE(ok);
   EXPECT_EQ(static_cast<const NssConfig&>(**ok).nspr, "");
 }

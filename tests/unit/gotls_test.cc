@@ -18,6 +18,7 @@
 #include "elf/go_binary.h"
 #include "modules/gotls/gotls_config.h"
 #include "modules/gotls/gotls_module.h"
+#include "registry_json.h"
 
 namespace ecapture::gotls {
 namespace {
@@ -333,15 +334,15 @@ TEST(GoTlsKeys, KeylogLine) {
 }
 
 TEST(GoTlsConfig, ModesAndJson) {
-  EXPECT_EQ(*parse_capture_mode("pcapng"), CaptureMode::kPcap);
+  EXPECT_EQ(*tls::parse_capture_mode("pcapng"), CaptureMode::kPcap);
   // One parser for every TLS module: a superset of eCapture's gotls (which refuses these two).
-  EXPECT_EQ(*parse_capture_mode("key"), CaptureMode::kKeylog);
-  EXPECT_EQ(*parse_capture_mode("TEXT"), CaptureMode::kText);
-  EXPECT_FALSE(parse_capture_mode("keys"));
+  EXPECT_EQ(*tls::parse_capture_mode("key"), CaptureMode::kKeylog);
+  EXPECT_EQ(*tls::parse_capture_mode("TEXT"), CaptureMode::kText);
+  EXPECT_FALSE(tls::parse_capture_mode("keys"));
   GoTlsConfig c;
   EXPECT_THAT(c.validate().error().to_string(), HasSubstr("-e/--elfpath is required"));
   GlobalConfig g;
-  auto ok = config_from_json(nlohmann::json{{"elf_path", "/bin/true"}, {"capture_mode", "keylog"},
+  auto ok = json_config("gotls", nlohmann::json{{"elf_path", "/bin/true"}, {"capture_mode", "keylog"},
                                             {"keylog_file", "/tmp/k.log"}}, g);
   ASSERT_TRUE(ok) << ok.error().to_string();
   auto* gc = dynamic_cast<GoTlsConfig*>(ok->get());
@@ -349,9 +350,9 @@ TEST(GoTlsConfig, ModesAndJson) {
   EXPECT_EQ(gc->elfpath, "/bin/true");
   EXPECT_EQ(gc->model, "keylog");
   EXPECT_EQ(gc->to_json()["keylog_file"], "/tmp/k.log");
-  EXPECT_FALSE(config_from_json(nlohmann::json{{"elf_path", "/no/such"}}, g));
-  EXPECT_FALSE(config_from_json(nlohmann::json{{"elf_path", "/bin/true"}, {"capture_mode", "x"}}, g));
-  EXPECT_FALSE(config_from_json(nlohmann::json{{"capture_mode", "text"}}, g));
+  EXPECT_FALSE(json_config("gotls", nlohmann::json{{"elf_path", "/no/such"}}, g));
+  EXPECT_FALSE(json_config("gotls", nlohmann::json{{"elf_path", "/bin/true"}, {"capture_mode", "x"}}, g));
+  EXPECT_FALSE(json_config("gotls", nlohmann::json{{"capture_mode", "text"}}, g));
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
-/* Events of the Go crypto/tls module (bpf/gotls.bpf.c), shared with C++. Plaintext records use
- * the OpenSSL module's openssl_data_event layout (so its chunk reassembly serves both); conn_id
- * is the *tls.Conn. */
+/* Events of the Go crypto/tls module (bpf/gotls.bpf.c), shared with C++. Plaintext records are
+ * tls_abi.h's (conn_id is the *tls.Conn). */
 #ifndef ECAP_GOTLS_ABI_H
 #define ECAP_GOTLS_ABI_H
 
-#include "ecap_abi.h"
-#include "modules/openssl/openssl_abi.h"
+#include "tls_abi.h"
+
+#define GOTLS_RECORD_KEYS TLS_RECORD_MODULE /* first byte of a gotls_keys_event */
 
 enum gotls_api {
 	GOTLS_API_WRITE = 16, /* (*Conn).writeRecordLocked, application data records */
@@ -23,7 +23,7 @@ enum gotls_hook {
 
 /* One (*Config).writeKeyLog call: label, client random and secret as Go passed them. */
 struct gotls_keys_event {
-	__u8 kind; /* OPENSSL_RECORD_KEYS */
+	__u8 kind; /* GOTLS_RECORD_KEYS */
 	__u8 label_len;
 	__u8 random_len;
 	__u8 secret_len;

@@ -6,9 +6,10 @@
 
 #include <cstring>
 
+#include "bpf/record.h"
 #include "bpf/skeleton.h"
 #include "elf/lib_discovery.h"
-#include "modules/openssl/openssl_keys.h"
+#include "output/keylog_writer.h"
 
 namespace ecapture::gotls {
 namespace {
@@ -21,7 +22,6 @@ constexpr const char* kHint = "is this a Go program using crypto/tls? pass it wi
 
 }  // namespace
 
-void GoTlsModule::SkelDeleter::operator()(gotls_bpf* s) const { gotls_bpf__destroy(s); }
 
 Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode) {
   ASSIGN_OR_RETURN(auto bin, elf::GoBinary::open(path));
@@ -77,8 +77,8 @@ Result<KeylogLine> keylog_line(const gotls_keys_event& k) {
       return make_error("unreadable key log label");
     }
   }
-  return KeylogLine{label, openssl::to_hex({k.client_random, GOTLS_RANDOM_MAX}),
-                    openssl::to_hex({k.secret, k.secret_len})};
+  return KeylogLine{label, to_hex({k.client_random, GOTLS_RANDOM_MAX}),
+                    to_hex({k.secret, k.secret_len})};
 }
 
 std::vector<bpf::ProbeSpec> GoTlsModule::probes(const std::string& binary, const GoTlsTargets& t,
@@ -101,7 +101,7 @@ std::vector<bpf::ProbeSpec> GoTlsModule::probes(const std::string& binary, const
 
 Result<void> GoTlsModule::on_init() {
   const auto& cfg = config_as<GoTlsConfig>();
-  ASSIGN_OR_RETURN(mode_, parse_capture_mode(cfg.model));
+  ASSIGN_OR_RETURN(mode_, tls::parse_capture_mode(cfg.model));
   // Without -e, the executable of --pid (through /proc/<pid>/root for a container).
   elf_path_ = cfg.elfpath;
   if (elf_path_.empty()) {
@@ -119,103 +119,60 @@ Result<void> GoTlsModule::on_init() {
                       "old Go programs is not available yet (Go 1.17+ on amd64, 1.18+ on arm64)",
                       elf_path_, targets_.version.text);
   }
-  if (mode_ == CaptureMode::kText) return {};
-  ASSIGN_OR_RETURN(tls_.keys, TlsKeyOutput::open({mode_ == CaptureMode::kPcap, cfg.keylogfile,
-                                               cfg.pcapfile, cfg.ifname, cfg.pcap_filter,
-                                               cfg.global.pid, cfg.global.uid,
-                                               cfg.global.mapsize}));
-  return {};
+  return open_keys(cfg, mode_);
 }
 
 Result<void> GoTlsModule::on_start() {
-  const auto& cfg = config_as<GoTlsConfig>();
   log().info("go program: {} ({}, {}, functions from {})", elf_path_,
              targets_.version.text.empty() ? "Go version unknown" : targets_.version.text,
              targets_.register_abi ? "register ABI" : "stack ABI",
              targets_.stripped ? ".gopclntab" : ".symtab");
   // pcap mode learns every connection's owner, so its probes see all processes of the binary.
   const bool all_processes = mode_ == CaptureMode::kPcap;
-  bpf::SkeletonSettings settings{"gotls", btf().custom_path,
-                                 all_processes ? 0 : static_cast<uint32_t>(cfg.global.pid),
-                                 all_processes ? 0 : static_cast<uint32_t>(cfg.global.uid),
-                                 cfg.global.mapsize};
-  bpf::LoadedSkeleton loaded;
-  ASSIGN_OR_RETURN(auto* skel, bpf::open_and_load<gotls_bpf>(
-                                   settings, log(), gotls_bpf__open_opts, gotls_bpf__load,
-                                   gotls_bpf__destroy, &loaded, [&](gotls_bpf* sk) -> Result<void> {
-                                     sk->rodata->stack_abi = !targets_.register_abi;
-                                     return {};
-                                   }));
-  skel_.reset(skel);
-  ringbuf_ = loaded.ringbuf;
-  const bool multi = loaded.uprobe_multi;
-  int pid = cfg.global.pid != 0 && !all_processes ? static_cast<int>(cfg.global.pid) : -1;
-  ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj,
-                                                      probes(elf_path_, targets_, mode_), pid,
-                                                      kHint, multi));
-  for (auto& l : attached.links) tls_.links.push_back(std::move(l));
+  bpf::SkeletonSettings settings = skeleton_settings();
+  if (all_processes) settings.pid = settings.uid = 0;
+  RETURN_IF_ERROR(session().load<gotls_bpf>(settings, gotls_bpf__open_opts, gotls_bpf__load,
+                                            gotls_bpf__destroy, [&](gotls_bpf* sk) -> Result<void> {
+                                              sk->rodata->stack_abi = !targets_.register_abi;
+                                              return {};
+                                            }));
+  const bool multi = session().loaded().uprobe_multi;
+  RETURN_IF_ERROR(session().attach(probes(elf_path_, targets_, mode_),
+                                   all_processes ? -1 : attach_pid(), kHint));
   if (mode_ == CaptureMode::kText) {
     log().info("hooks: writeRecordLocked entry, (*Conn).Read entry and its {} RETs ({})",
                targets_.read_rets.size(), multi ? "uprobe_multi links" : "perf-event uprobes");
   } else {
     log().info("hooks: (*Config).writeKeyLog entry, {} handshake entries; key log {}",
-               targets_.handshakes.size(), tls_.keys->keylog_path());
+               targets_.handshakes.size(), keys()->keylog_path());
   }
   return {};
 }
 
 Result<void> GoTlsModule::on_run() {
   const auto& cfg = config_as<GoTlsConfig>();
-  RETURN_IF_ERROR(tls_.start(
-      skel_->maps.events, ringbuf_, cfg.global.mapsize, log(), "gotls",
-      [this](std::span<const uint8_t> r) { return handle_own_record(r); },
-      [this](DataEvent&& e) { deliver(std::move(e)); }));
-  log().info("gotls: capture started ({}, {} buffer{}{})", elf_path_, ringbuf_ ? "ring" : "perf",
-             cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
-             cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
+  RETURN_IF_ERROR(
+      start_tls_reading([this](std::span<const uint8_t> r) { return handle_own_record(r); }));
+  log_started(fmt::format("{}, {} buffer{}{}", elf_path_,
+                          session().loaded().ringbuf ? "ring" : "perf",
+                          cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
+                          cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : ""));
   return {};
 }
 
-void GoTlsModule::handle_keys(std::span<const uint8_t> record) {
-  if (record.size() < sizeof(gotls_keys_event)) {
-    if (decode_errors_++ == 0) log().warn("gotls: short key record ({} bytes)", record.size());
-    return;
-  }
-  gotls_keys_event k;
-  std::memcpy(&k, record.data(), sizeof(k));
-  auto line = keylog_line(k);
-  if (!line) {
-    if (decode_errors_++ == 0) log().warn("gotls: pid {}: {}", k.pid, line.error().to_string());
-    return;
-  }
-  auto wanted = tls_.add_keys(std::span(&*line, 1), line->label, k.pid, k.uid, k.comm, k.tuple);
-  if (!wanted) {
-    report_error(wanted.error());
-    return;
-  }
-  if (*wanted) counters_mut().events.fetch_add(1);
-}
-
-bool GoTlsModule::handle_own_record(std::span<const uint8_t> record) {
-  if (record.empty() || record[0] != OPENSSL_RECORD_KEYS) return false;
-  handle_keys(record);
+Result<bool> GoTlsModule::handle_own_record(std::span<const uint8_t> record) {
+  if (record.empty() || record[0] != GOTLS_RECORD_KEYS) return false;
+  ASSIGN_OR_RETURN(auto k, bpf::read_struct<gotls_keys_event>(record, "gotls key"));
+  ASSIGN_OR_RETURN(KeylogLine line, keylog_line(k));
+  add_keys(std::span(&line, 1), line.label, k.pid, k.uid, k.comm, k.tuple);
   return true;
 }
 
-void GoTlsModule::deliver(DataEvent&& e) {
-  e.source = "gotls";
-  counters_mut().events.fetch_add(1);
-  counters_mut().bytes.fetch_add(e.payload.size());
-  if (ctx().sink != nullptr) ctx().sink->emit(e);
-}
-
-void GoTlsModule::on_stop() {
-  counters_mut().lost.store(tls_.stop(skel_ ? skel_->maps.ecap_counters : nullptr));
-}
-
-void GoTlsModule::on_close() {
-  tls_.close();
-  skel_.reset();
+ModuleInfo module_entry() {
+  return make_entry<GoTlsConfig>(
+      "gotls", {"tlsgo"},
+      "capture TLS plaintext and keys of Go programs (crypto/tls), stripped or not", {"/gotls"},
+      "gotls", [] { return ModulePtr(new GoTlsModule()); });
 }
 
 }  // namespace ecapture::gotls

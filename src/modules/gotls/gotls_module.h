@@ -6,16 +6,12 @@
 #include <string>
 #include <vector>
 
-#include "bpf/event_reader.h"
-#include "bpf/handles.h"
 #include "bpf/probe_spec.h"
-#include "core/module.h"
+#include "core/registry.h"
 #include "elf/go_binary.h"
 #include "modules/gotls/gotls_abi.h"
 #include "modules/gotls/gotls_config.h"
-#include "modules/openssl/openssl_events.h"
-#include "modules/openssl/tls_capture.h"
-#include "output/tls_key_output.h"
+#include "tls/tls_module.h"
 #include "gotls.skel.h"
 
 namespace ecapture::gotls {
@@ -25,6 +21,11 @@ inline constexpr const char* kConnRead = "crypto/tls.(*Conn).Read";
 inline constexpr const char* kWriteKeyLog = "crypto/tls.(*Config).writeKeyLog";
 inline constexpr const char* kClientHandshake = "crypto/tls.(*Conn).clientHandshake";
 inline constexpr const char* kServerHandshake = "crypto/tls.(*Conn).serverHandshake";
+
+using tls::CaptureMode;
+
+// The registry entry of the gotls module.
+ModuleInfo module_entry();
 
 // Where the hooks of one Go binary go.
 struct GoTlsTargets {
@@ -44,9 +45,9 @@ Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode);
 // One key log line from a writeKeyLog record ("LABEL <random hex> <secret hex>").
 Result<KeylogLine> keylog_line(const gotls_keys_event& k);
 
-class GoTlsModule final : public Module {
+class GoTlsModule final : public tls::TlsModule {
  public:
-  GoTlsModule() : Module("gotls") {}
+  GoTlsModule() : TlsModule("gotls", "gotls") {}
 
   static std::vector<bpf::ProbeSpec> probes(const std::string& binary, const GoTlsTargets& t,
                                             CaptureMode mode);
@@ -55,24 +56,13 @@ class GoTlsModule final : public Module {
   Result<void> on_init() override;
   Result<void> on_start() override;
   Result<void> on_run() override;
-  void on_stop() override;
-  void on_close() override;
 
  private:
-  bool handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
-  void handle_keys(std::span<const uint8_t> record);
-  void deliver(DataEvent&& e);
+  Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
 
   CaptureMode mode_ = CaptureMode::kText;
   std::string elf_path_;  // -e, else the executable of --pid
   GoTlsTargets targets_;
-  bool ringbuf_ = true;
-  struct SkelDeleter {
-    void operator()(gotls_bpf* s) const;
-  };
-  std::unique_ptr<gotls_bpf, SkelDeleter> skel_;
-  openssl::TlsCapture tls_;  // links, reader, assembler, key output
-  uint64_t decode_errors_ = 0;
 };
 
 }  // namespace ecapture::gotls

@@ -1,46 +1,46 @@
-// Validation of the mysqld module's flags.
+// The mysqld module's settings.
 #include "modules/mysqld/mysqld_config.h"
-
-#include "core/config_json.h"
 
 namespace ecapture::mysqld {
 
-Result<void> MysqldConfig::validate() const {
-  RETURN_IF_ERROR(ModuleConfig::validate());
-  if (offset != 0 && !funcname.empty()) {
-    return make_error("--offset {:#x} and --funcname {} both name the function to hook: give "
-                      "only one", offset, funcname);
-  }
-  return {};
-}
-
-nlohmann::json MysqldConfig::to_json() const {
-  nlohmann::json j = ModuleConfig::to_json();
-  j["mysqldpath"] = mysqld;
-  j["funcname"] = funcname;
-  j["offset"] = offset;
-  return j;
-}
-
-Result<std::unique_ptr<ModuleConfig>> config_from_json(const nlohmann::json& j,
-                                                       const GlobalConfig& defaults) {
-  JsonFields f(j);
-  auto cfg = std::make_unique<MysqldConfig>();
-  RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
-  if (f.has("mysqldpath") && f.has("mysqlpath")) {
-    return make_error("fields 'mysqldpath' and 'mysqlpath' both given: give one");
-  }
-  RETURN_IF_ERROR(f.get("mysqldpath", cfg->mysqld));
-  RETURN_IF_ERROR(f.get("mysqlpath", cfg->mysqld));
-  RETURN_IF_ERROR(f.get("funcname", cfg->funcname));
-  RETURN_IF_ERROR(f.get_uint("offset", cfg->offset));
-  RETURN_IF_ERROR(f.accept_unused({"elftype", "version", "versioninfo"}));
-  RETURN_IF_ERROR(f.finish());
-  RETURN_IF_ERROR(check_file_field("mysqldpath", cfg->mysqld));
-  if (cfg->offset != 0 && !cfg->funcname.empty()) {
-    return make_error("fields 'offset' and 'funcname' both name the function to hook: give one");
-  }
-  return std::unique_ptr<ModuleConfig>(std::move(cfg));
+const FieldTable& MysqldConfig::fields() const {
+  static const FieldTable table = [] {
+    FieldTableBuilder<MysqldConfig> b;
+    b.text(&MysqldConfig::mysqld,
+           {.flag = "-m,--mysqld",
+            .json = {"mysqldpath", "mysqlpath"},
+            .help = "mysqld/mariadbd binary (default: the running server's, /proc/<pid>/exe "
+                    "with --pid, else /usr/sbin/mariadbd)",
+            .existing_file = true})
+        .text(&MysqldConfig::funcname,
+              {.flag = "-f,--funcname",
+               .json = {"funcname"},
+               .help = "function to hook (default: the exported dispatch_command)"})
+        .number(&MysqldConfig::offset,
+                {.flag = "--offset",
+                 .json = {"offset"},
+                 .help = "address of dispatch_command as nm shows it, for binaries without the "
+                         "symbol",
+                 .default_text = "0"});
+    add_perf_reorder_rows(b);
+    b.check([](const MysqldConfig& c) -> Result<void> {
+      if (c.offset != 0 && !c.funcname.empty()) {
+        return make_error("--offset {:#x} and --funcname {} both name the function to hook: give "
+                          "only one", c.offset, c.funcname);
+      }
+      return {};
+    });
+    b.check_json([](const MysqldConfig& c) -> Result<void> {
+      if (c.offset != 0 && !c.funcname.empty()) {
+        return make_error("fields 'offset' and 'funcname' both name the function to hook: give "
+                          "one");
+      }
+      return {};
+    });
+    b.json_unused({"elftype", "version", "versioninfo"});
+    return b.build();
+  }();
+  return table;
 }
 
 }  // namespace ecapture::mysqld

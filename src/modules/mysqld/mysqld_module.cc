@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "bpf/skeleton.h"
+#include "events/audit_event.h"
 #include "core/clock.h"
 #include "elf/elf_file.h"
 #include "elf/process_discovery.h"
@@ -39,8 +40,6 @@ std::optional<ServerVersion> server_version(const elf::ElfFile& elf) {
 }
 
 }  // namespace
-
-void MysqldModule::SkelDeleter::operator()(mysqld_bpf* s) const { mysqld_bpf__destroy(s); }
 
 std::string MysqldModule::locate_server(const MysqldConfig& cfg) {
   if (!cfg.mysqld.empty()) return cfg.mysqld;
@@ -135,7 +134,6 @@ Result<void> MysqldModule::on_init() {
 }
 
 Result<void> MysqldModule::on_start() {
-  const auto& cfg = config_as<MysqldConfig>();
   log().info("server: {} ({}); hooking {} as {}", target_.path,
              target_.version ? target_.version->display() : "version unknown",
              target_.symbol.empty() ? fmt::format("offset {:#x}", target_.offset) : target_.symbol,
@@ -146,20 +144,9 @@ Result<void> MysqldModule::on_start() {
         "shows 0)",
         target_.path);
   }
-  bpf::SkeletonSettings settings{"mysqld", btf().custom_path, static_cast<uint32_t>(cfg.global.pid),
-                                 static_cast<uint32_t>(cfg.global.uid), cfg.global.mapsize};
-  bpf::LoadedSkeleton loaded;
-  ASSIGN_OR_RETURN(auto* skel,
-                   bpf::open_and_load<mysqld_bpf>(settings, log(), mysqld_bpf__open_opts,
-                                                  mysqld_bpf__load, mysqld_bpf__destroy, &loaded));
-  skel_.reset(skel);
-  ringbuf_ = loaded.ringbuf;
-  const bool multi = loaded.uprobe_multi;
-  ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
-  int pid = cfg.global.pid != 0 ? static_cast<int>(cfg.global.pid) : -1;
-  ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj, probes(target_), pid, kHint,
-                                                      multi));
-  for (auto& l : attached.links) links_.push_back(std::move(l));
+  RETURN_IF_ERROR(session().load<mysqld_bpf>(skeleton_settings(), mysqld_bpf__open_opts,
+                                                     mysqld_bpf__load, mysqld_bpf__destroy));
+  RETURN_IF_ERROR(session().attach(probes(target_), attach_pid(), kHint));
   return {};
 }
 
@@ -168,37 +155,21 @@ Result<void> MysqldModule::on_run() {
   Flavor flavor = target_.version ? target_.version->flavor : Flavor::kMySql;
   assembler_ =
       std::make_unique<CommandAssembler>(flavor, monotonic_to_wall_ns(), [this](AuditEvent&& e) {
-        counters_mut().events.fetch_add(1);
-        counters_mut().bytes.fetch_add(e.text.size());
-        if (ctx().sink != nullptr) ctx().sink->emit_audit(e);
+        deliver_audit(counters_mut(), ctx().sink, e);
       });
-  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
-                                skel_->maps.events, ringbuf_, cfg.global.mapsize,
-                                [this](std::span<const uint8_t> r) { handle_record(r); }));
-  reader_->start();
-  log().info("mysqld: capture started ({}{})", target_.path,
-             cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "");
+  RETURN_IF_ERROR(start_reading(
+      [this](std::span<const uint8_t> r) { return assembler_->add(r); }));
+  log_started(fmt::format("{}{}", target_.path,
+                          cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : ""));
   return {};
 }
 
-void MysqldModule::handle_record(std::span<const uint8_t> record) {
-  if (auto r = assembler_->add(record); !r) {
-    if (decode_errors_++ == 0) log().warn("mysqld: {}", r.error().to_string());
-  }
-}
-
-void MysqldModule::on_stop() {
-  bpf::destroy_links(links_);
-  if (reader_) reader_->stop();
-  counters_mut().lost.store(
-      bpf::lost_records(skel_ ? skel_->maps.ecap_counters : nullptr, reader_.get()));
-}
-
-void MysqldModule::on_close() {
-  bpf::destroy_links(links_);
-  reader_.reset();
-  assembler_.reset();
-  skel_.reset();
+ModuleInfo module_entry() {
+  return make_entry<MysqldConfig>(
+      "mysqld", {},
+      "audit MySQL/MariaDB: every command (COM_QUERY, COM_STMT_PREPARE, COM_STMT_EXECUTE, ...) "
+      "with its full text, error status and duration",
+      {"/mysqld"}, "mysql", [] { return ModulePtr(new MysqldModule()); });
 }
 
 }  // namespace ecapture::mysqld

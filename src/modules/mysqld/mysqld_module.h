@@ -7,10 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "bpf/event_reader.h"
-#include "bpf/handles.h"
+#include "bpf/capture_module.h"
 #include "bpf/probe_spec.h"
-#include "core/module.h"
+#include "core/registry.h"
 #include "modules/mysqld/mysqld_config.h"
 #include "modules/mysqld/mysqld_events.h"
 #include "mysqld.skel.h"
@@ -28,9 +27,12 @@ struct ServerTarget {
   uint64_t error_errno_arg = 0;  // position of its sql_errno argument
 };
 
-class MysqldModule final : public Module {
+// The registry entry of the mysqld module.
+ModuleInfo module_entry();
+
+class MysqldModule final : public bpf::CaptureModule {
  public:
-  MysqldModule() : Module("mysqld") {}
+  MysqldModule() : CaptureModule("mysqld") {}
 
   // --mysqld, else /proc/<--pid>/exe, else a running mariadbd/mysqld, else /usr/sbin/mariadbd.
   static std::string locate_server(const MysqldConfig& cfg);
@@ -42,22 +44,11 @@ class MysqldModule final : public Module {
   Result<void> on_init() override;
   Result<void> on_start() override;
   Result<void> on_run() override;
-  void on_stop() override;
-  void on_close() override;
+  void on_release() override { assembler_.reset(); }
 
  private:
-  void handle_record(std::span<const uint8_t> record);
-
   ServerTarget target_;
-  bool ringbuf_ = true;
-  struct SkelDeleter {
-    void operator()(mysqld_bpf* s) const;
-  };
-  std::unique_ptr<mysqld_bpf, SkelDeleter> skel_;
-  std::vector<bpf::Link> links_;
-  std::unique_ptr<bpf::EventReader> reader_;
   std::unique_ptr<CommandAssembler> assembler_;
-  uint64_t decode_errors_ = 0;
 };
 
 }  // namespace ecapture::mysqld

@@ -1,45 +1,14 @@
-/* Events of the OpenSSL/BoringSSL module (bpf/openssl.bpf.c), shared with C++. */
+/* Key records of the OpenSSL/BoringSSL module (bpf/openssl.bpf.c), shared with C++; its plaintext
+ * records are tls_abi.h's. */
 #ifndef ECAP_OPENSSL_ABI_H
 #define ECAP_OPENSSL_ABI_H
 
-#include "ecap_abi.h"
+#include "tls_abi.h"
 
-enum openssl_api {
-	OPENSSL_API_READ = 0,
-	OPENSSL_API_WRITE = 1,
-	OPENSSL_API_READ_EX = 2,
-	OPENSSL_API_WRITE_EX = 3,
-	OPENSSL_API_HANDSHAKE = 4, /* SSL_do_handshake: keys only */
-};
-
-/* Every record in the module's ring buffer starts with this byte. */
+/* Records of this module besides tls_abi.h's data records. */
 enum openssl_record_kind {
-	OPENSSL_RECORD_DATA = 0,
-	/* The fd of conn_id became known after its data was emitted with fd -1 (libraries writing to
-	 * memory BIOs, like node's, touch the socket only after the SSL call): fd and tuple are set,
-	 * data_len is 0. Same layout as a data record. */
-	OPENSSL_RECORD_CONN = 1,
-	OPENSSL_RECORD_KEYS = 2, /* struct openssl_keys_event */
-	OPENSSL_RECORD_SECRET = 3, /* struct openssl_secret_event (BoringSSL) */
-};
-
-struct openssl_data_event {
-	__u8 kind;      /* enum openssl_record_kind */
-	__u8 direction; /* enum ecap_direction */
-	__u8 api;       /* enum openssl_api */
-	__u8 pad;
-	__s32 fd; /* -1 when unknown */
-	__u64 timestamp_ns; /* CLOCK_MONOTONIC at the return of the call */
-	__u64 conn_id;      /* the SSL* of the call */
-	__u64 total_len;    /* bytes the call moved */
-	__u64 offset;       /* where data[] starts within those bytes */
-	__u32 pid;
-	__u32 tid;
-	__u32 uid;
-	__u32 data_len;
-	char comm[ECAP_TASK_COMM_LEN];
-	struct ecap_sock_tuple tuple;
-	/* followed by data_len bytes of plaintext */
+	OPENSSL_RECORD_KEYS = TLS_RECORD_MODULE, /* struct openssl_keys_event */
+	OPENSSL_RECORD_SECRET, /* struct openssl_secret_event (BoringSSL) */
 };
 
 #define OPENSSL_SECRET_MAX 64 /* EVP_MAX_MD_SIZE */
@@ -107,11 +76,5 @@ struct openssl_layout {
 	__u32 boringssl;         /* 1: secrets come as openssl_secret_event, only ssl_s3 and
 				  * s3_client_random are used */
 };
-
-/* Plaintext is emitted in chunks of at most OPENSSL_CHUNK bytes; one call of any size produces
- * ceil(len / OPENSSL_CHUNK) records with increasing `offset`. Header + chunk fill exactly 32 KiB,
- * the largest per-CPU map value the kernel allows (and below the 64 KiB perf record limit). */
-#define OPENSSL_RECORD_MAX 32768
-#define OPENSSL_CHUNK (OPENSSL_RECORD_MAX - sizeof(struct openssl_data_event))
 
 #endif /* ECAP_OPENSSL_ABI_H */

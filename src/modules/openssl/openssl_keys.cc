@@ -9,16 +9,11 @@
 
 namespace ecapture::openssl {
 
-std::string to_hex(std::span<const uint8_t> bytes) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (uint8_t b : bytes) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
-}
+static_assert(sizeof(openssl_keys_event) == 496, "ABI: openssl_keys_event size");
+static_assert(offsetof(openssl_keys_event, client_random) == 96, "ABI: client_random offset");
+static_assert(sizeof(openssl_secret_event) == 208, "ABI: openssl_secret_event size");
+static_assert(offsetof(openssl_secret_event, tuple) == 56, "ABI: secret tuple offset");
+static_assert(offsetof(openssl_secret_event, label) == 128, "ABI: secret label offset");
 
 size_t tls13_hash_len(std::span<const uint8_t, OPENSSL_SECRET_MAX> secret) {
   bool tail = std::any_of(secret.begin() + 32, secret.begin() + 48, [](uint8_t b) { return b; });

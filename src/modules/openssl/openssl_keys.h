@@ -15,6 +15,7 @@
 namespace ecapture::openssl {
 
 using ecapture::KeylogLine;
+using ecapture::to_hex;
 
 // Lines in a fixed order: TLS 1.2 CLIENT_RANDOM; TLS 1.3 CLIENT_HANDSHAKE_TRAFFIC_SECRET,
 // SERVER_HANDSHAKE_TRAFFIC_SECRET, CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0,
@@ -34,6 +35,5 @@ Result<std::vector<uint8_t>> hkdf_expand_label(std::span<const uint8_t> secret,
 // rest zero, the struct being zero-allocated).
 size_t tls13_hash_len(std::span<const uint8_t, OPENSSL_SECRET_MAX> secret);
 
-std::string to_hex(std::span<const uint8_t> bytes);
 
 }  // namespace ecapture::openssl

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include "bpf/record.h"
 #include "bpf/skeleton.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
@@ -21,7 +22,6 @@ namespace {
 constexpr const char* kHint = "is this OpenSSL or BoringSSL? pass the right file with --libssl";
 }
 
-void OpenSslModule::SkelDeleter::operator()(openssl_bpf* s) const { openssl_bpf__destroy(s); }
 
 Result<std::string> OpenSslModule::locate_library(const OpenSslConfig& cfg) {
   if (!cfg.libssl.empty()) return cfg.libssl;
@@ -56,13 +56,13 @@ std::vector<bpf::ProbeSpec> OpenSslModule::key_probes(const std::string& binary)
   // run through it); the entries of SSL_read/SSL_write catch implicit ones. One trap per call.
   std::vector<bpf::ProbeSpec> specs = {
       {binary, "SSL_do_handshake", 0, "probe_openssl_rw_enter", ProbeType::kUprobe, false,
-       OPENSSL_API_HANDSHAKE},
+       TLS_API_HANDSHAKE},
       {binary, "SSL_do_handshake", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false,
-       OPENSSL_API_HANDSHAKE},
+       TLS_API_HANDSHAKE},
   };
   for (auto [name, api, optional] :
-       {std::tuple{"SSL_write", OPENSSL_API_WRITE, false}, {"SSL_read", OPENSSL_API_READ, false},
-        {"SSL_write_ex", OPENSSL_API_WRITE_EX, true}, {"SSL_read_ex", OPENSSL_API_READ_EX, true}}) {
+       {std::tuple{"SSL_write", TLS_API_WRITE, false}, {"SSL_read", TLS_API_READ, false},
+        {"SSL_write_ex", TLS_API_WRITE_EX, true}, {"SSL_read_ex", TLS_API_READ_EX, true}}) {
     specs.push_back({binary, name, 0, "probe_openssl_rw_enter", ProbeType::kUprobe, optional,
                      static_cast<uint64_t>(api)});
   }
@@ -76,9 +76,9 @@ std::vector<bpf::ProbeSpec> OpenSslModule::boringssl_key_probes(const std::strin
   // implicit handshakes through it too); the secrets come from libcrypto's derivations.
   return {
       {ssl, "SSL_do_handshake", 0, "probe_openssl_rw_enter", ProbeType::kUprobe, false,
-       OPENSSL_API_HANDSHAKE},
+       TLS_API_HANDSHAKE},
       {ssl, "SSL_do_handshake", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false,
-       OPENSSL_API_HANDSHAKE},
+       TLS_API_HANDSHAKE},
       {crypto, "HKDF_expand", 0, "probe_bssl_hkdf_enter", ProbeType::kUprobe, false, 0},
       {crypto, "HKDF_expand", 0, "probe_bssl_hkdf_exit", ProbeType::kUretprobe, false, 0},
       {crypto, "CRYPTO_tls1_prf", 0, "probe_bssl_tls1_prf", ProbeType::kUprobe, false, 0},
@@ -90,12 +90,12 @@ std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary
   std::vector<bpf::ProbeSpec> specs;
   struct Fn {
     const char* name;
-    openssl_api api;
+    tls_api api;
     bool optional;  // BoringSSL and OpenSSL < 1.1.1 have no _ex functions
   };
-  for (Fn fn : {Fn{"SSL_write", OPENSSL_API_WRITE, false}, Fn{"SSL_read", OPENSSL_API_READ, false},
-                Fn{"SSL_write_ex", OPENSSL_API_WRITE_EX, true},
-                Fn{"SSL_read_ex", OPENSSL_API_READ_EX, true}}) {
+  for (Fn fn : {Fn{"SSL_write", TLS_API_WRITE, false}, Fn{"SSL_read", TLS_API_READ, false},
+                Fn{"SSL_write_ex", TLS_API_WRITE_EX, true},
+                Fn{"SSL_read_ex", TLS_API_READ_EX, true}}) {
     specs.push_back({binary, fn.name, 0, "probe_openssl_rw_enter", ProbeType::kUprobe,
                      fn.optional, static_cast<uint64_t>(fn.api)});
     specs.push_back({binary, fn.name, 0, "probe_openssl_rw_exit", ProbeType::kUretprobe,
@@ -125,7 +125,7 @@ Result<void> OpenSslModule::on_init() {
   } else {
     version_error_ = version.error().to_string();
   }
-  ASSIGN_OR_RETURN(mode_, parse_capture_mode(cfg.model));
+  ASSIGN_OR_RETURN(mode_, tls::parse_capture_mode(cfg.model));
   if (mode_ == CaptureMode::kText) return {};
 
   // Keys need the library's struct layout: chosen from --ssl_version or the detected version,
@@ -149,11 +149,7 @@ Result<void> OpenSslModule::on_init() {
     ASSIGN_OR_RETURN(crypto_path_, find_boringssl_crypto(*elf));
   }
   RETURN_IF_ERROR(check_layout(*elf, !cfg.ssl_version.empty()));
-  ASSIGN_OR_RETURN(tls_.keys, TlsKeyOutput::open({mode_ == CaptureMode::kPcap, cfg.keylogfile,
-                                               cfg.pcapfile, cfg.ifname, cfg.pcap_filter,
-                                               cfg.global.pid, cfg.global.uid,
-                                               cfg.global.mapsize}));
-  return {};
+  return open_keys(cfg, mode_);
 }
 
 Result<void> OpenSslModule::check_layout(const elf::ElfFile& elf, bool forced) {
@@ -184,7 +180,6 @@ Result<void> OpenSslModule::check_layout(const elf::ElfFile& elf, bool forced) {
 }
 
 Result<void> OpenSslModule::on_start() {
-  const auto& cfg = config_as<OpenSslConfig>();
   if (version_) {
     log().info("library: {} ({}, version string found in {})", lib_path_, version_->display(),
                version_->source_path);
@@ -195,15 +190,11 @@ Result<void> OpenSslModule::on_start() {
   // pcap mode learns the owners of every TLS connection (to drop other processes' packets), so
   // its key probes see all processes; --pid/--uid are applied in user space there.
   const bool all_processes = mode_ == CaptureMode::kPcap;
-  bpf::SkeletonSettings settings{"openssl", btf().custom_path,
-                                 all_processes ? 0 : static_cast<uint32_t>(cfg.global.pid),
-                                 all_processes ? 0 : static_cast<uint32_t>(cfg.global.uid),
-                                 cfg.global.mapsize};
-  bpf::LoadedSkeleton loaded;
-  ASSIGN_OR_RETURN(auto* skel,
-                   bpf::open_and_load<openssl_bpf>(
-                       settings, log(), openssl_bpf__open_opts, openssl_bpf__load,
-                       openssl_bpf__destroy, &loaded, [&](openssl_bpf* sk) -> Result<void> {
+  bpf::SkeletonSettings settings = skeleton_settings();
+  if (all_processes) settings.pid = settings.uid = 0;
+  RETURN_IF_ERROR(session().load<openssl_bpf>(
+                       settings, openssl_bpf__open_opts, openssl_bpf__load,
+                       openssl_bpf__destroy, [&](openssl_bpf* sk) -> Result<void> {
                          if (mode_ == CaptureMode::kText) return {};
                          sk->rodata->capture_data = false;
                          sk->rodata->capture_keys = true;
@@ -211,24 +202,18 @@ Result<void> OpenSslModule::on_start() {
                                      &layout_.layout, sizeof(openssl_layout));
                          return {};
                        }));
-  skel_.reset(skel);
-  ringbuf_ = loaded.ringbuf;
-  const bool multi = loaded.uprobe_multi;
+  const bool multi = session().loaded().uprobe_multi;
   if (mode_ != CaptureMode::kText) {
     auto level = offsets_note_.rfind("forced", 0) == 0 ? spdlog::level::warn : spdlog::level::info;
     log().log(level, "keys: {} layout '{}' ({}), key log {}", lib_path_, layout_.name,
-              offsets_note_, tls_.keys->keylog_path());
+              offsets_note_, keys()->keylog_path());
   }
-  ASSIGN_OR_RETURN(tls_.links, bpf::attach_tracepoints(skel_->obj));
-  int pid = cfg.global.pid != 0 && !all_processes ? static_cast<int>(cfg.global.pid) : -1;
   ASSIGN_OR_RETURN(auto attached,
-                   bpf::attach_uprobes(skel_->obj,
-                                       mode_ == CaptureMode::kText ? data_probes(lib_path_)
-                                       : layout_.layout.boringssl
-                                           ? boringssl_key_probes(lib_path_, crypto_path_)
-                                           : key_probes(lib_path_),
-                                       pid, kHint, multi));
-  for (auto& l : attached.links) tls_.links.push_back(std::move(l));
+                   session().attach(mode_ == CaptureMode::kText ? data_probes(lib_path_)
+                                    : layout_.layout.boringssl
+                                        ? boringssl_key_probes(lib_path_, crypto_path_)
+                                        : key_probes(lib_path_),
+                                    all_processes ? -1 : attach_pid(), kHint));
   std::string hooks;
   for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
   log().info("hooks attached to {}{} ({}): {}", lib_path_,
@@ -245,86 +230,60 @@ Result<void> OpenSslModule::on_start() {
 
 Result<void> OpenSslModule::on_run() {
   const auto& cfg = config_as<OpenSslConfig>();
-  RETURN_IF_ERROR(tls_.start(
-      skel_->maps.events, ringbuf_, cfg.global.mapsize, log(), "tls",
-      [this](std::span<const uint8_t> r) { return handle_own_record(r); },
-      [this](DataEvent&& e) { deliver(std::move(e)); }));
-  log().info("tls: capture started ({}, {} buffer{}{})", lib_path_, ringbuf_ ? "ring" : "perf",
-             cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
-             cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : "");
+  RETURN_IF_ERROR(
+      start_tls_reading([this](std::span<const uint8_t> r) { return handle_own_record(r); }));
+  log_started(fmt::format("{}, {} buffer{}{}", lib_path_,
+                          session().loaded().ringbuf ? "ring" : "perf",
+                          cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
+                          cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : ""));
   return {};
 }
 
-void OpenSslModule::handle_keys(std::span<const uint8_t> record) {
-  if (record.size() < sizeof(openssl_keys_event)) {
-    if (decode_errors_++ == 0) log().warn("tls: short keys record ({} bytes)", record.size());
-    return;
-  }
-  openssl_keys_event k;
-  std::memcpy(&k, record.data(), sizeof(k));
+Result<void> OpenSslModule::handle_keys(std::span<const uint8_t> record) {
+  ASSIGN_OR_RETURN(auto k, bpf::read_struct<openssl_keys_event>(record, "tls keys"));
   auto lines = keylog_lines(k);
   if (!lines) {
     log().warn("tls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
-    return;
+    return {};
   }
   const bool tls12 = lines->front().label == "CLIENT_RANDOM";
-  auto wanted = tls_.add_keys(*lines, tls12 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid,
-                              k.uid, k.comm, k.tuple);
-  if (!wanted) {
-    report_error(wanted.error());
-    return;
-  }
-  if (*wanted) counters_mut().events.fetch_add(1);
+  add_keys(*lines, tls12 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid, k.uid, k.comm,
+           k.tuple);
+  return {};
 }
 
-void OpenSslModule::handle_secret(std::span<const uint8_t> record) {
-  if (record.size() < sizeof(openssl_secret_event)) {
-    if (decode_errors_++ == 0) log().warn("tls: short secret record ({} bytes)", record.size());
-    return;
-  }
-  openssl_secret_event e;
-  std::memcpy(&e, record.data(), sizeof(e));
+Result<void> OpenSslModule::handle_secret(std::span<const uint8_t> record) {
+  ASSIGN_OR_RETURN(auto e, bpf::read_struct<openssl_secret_event>(record, "tls secret"));
   auto line = secret_keylog_line(e);
-  if (!line) return;  // a derivation that is not logged
+  if (!line) return {};  // a derivation that is not logged
   // One log line and one event per session: TLS 1.2's only line, TLS 1.3's last traffic secret.
   const bool last = line->label == "CLIENT_RANDOM" || line->label == "SERVER_TRAFFIC_SECRET_0";
-  auto wanted = tls_.add_keys(std::span(&*line, 1),
-                              !last                           ? ""
-                              : line->label == "CLIENT_RANDOM" ? "TLS 1.2 master secret"
-                                                               : "TLS 1.3 secrets",
-                              e.pid, e.uid, e.comm, e.tuple);
-  if (!wanted) {
-    report_error(wanted.error());
-    return;
-  }
-  if (*wanted && last) counters_mut().events.fetch_add(1);
+  add_keys(std::span(&*line, 1),
+           !last                           ? ""
+           : line->label == "CLIENT_RANDOM" ? "TLS 1.2 master secret"
+                                            : "TLS 1.3 secrets",
+           e.pid, e.uid, e.comm, e.tuple);
+  return {};
 }
 
-bool OpenSslModule::handle_own_record(std::span<const uint8_t> record) {
+Result<bool> OpenSslModule::handle_own_record(std::span<const uint8_t> record) {
   if (!record.empty() && record[0] == OPENSSL_RECORD_KEYS) {
-    handle_keys(record);
+    RETURN_IF_ERROR(handle_keys(record));
     return true;
   }
   if (!record.empty() && record[0] == OPENSSL_RECORD_SECRET) {
-    handle_secret(record);
+    RETURN_IF_ERROR(handle_secret(record));
     return true;
   }
   return false;
 }
 
-void OpenSslModule::deliver(DataEvent&& e) {
-  counters_mut().events.fetch_add(1);
-  counters_mut().bytes.fetch_add(e.payload.size());
-  if (ctx().sink != nullptr) ctx().sink->emit(e);
-}
-
-void OpenSslModule::on_stop() {
-  counters_mut().lost.store(tls_.stop(skel_ ? skel_->maps.ecap_counters : nullptr));
-}
-
-void OpenSslModule::on_close() {
-  tls_.close();
-  skel_.reset();
+ModuleInfo module_entry() {
+  return make_entry<OpenSslConfig>(
+      "tls", {"openssl"},
+      "capture TLS plaintext from OpenSSL/BoringSSL (libssl or a static executable)",
+      {"/tls", "/openssl", "/boringssl"}, "openssl",
+      [] { return ModulePtr(new OpenSslModule()); });
 }
 
 }  // namespace ecapture::openssl

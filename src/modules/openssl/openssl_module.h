@@ -6,24 +6,25 @@
 #include <string>
 #include <vector>
 
-#include "bpf/event_reader.h"
-#include "bpf/handles.h"
 #include "bpf/probe_spec.h"
-#include "core/module.h"
+#include "core/registry.h"
 #include "elf/elf_file.h"
 #include "elf/version_sniff.h"
 #include "modules/openssl/openssl_config.h"
-#include "modules/openssl/openssl_events.h"
 #include "modules/openssl/openssl_layouts.h"
-#include "modules/openssl/tls_capture.h"
-#include "output/tls_key_output.h"
+#include "tls/tls_module.h"
 #include "openssl.skel.h"
 
 namespace ecapture::openssl {
 
-class OpenSslModule final : public Module {
+// The registry entry of the tls (openssl) module.
+ModuleInfo module_entry();
+
+using tls::CaptureMode;
+
+class OpenSslModule final : public tls::TlsModule {
  public:
-  OpenSslModule() : Module("tls") {}
+  OpenSslModule() : TlsModule("tls", "openssl") {}
 
   // Resolves the library to hook: --libssl, else the loader's search path.
   static Result<std::string> locate_library(const OpenSslConfig& cfg);
@@ -39,17 +40,14 @@ class OpenSslModule final : public Module {
   Result<void> on_init() override;
   Result<void> on_start() override;
   Result<void> on_run() override;
-  void on_stop() override;
-  void on_close() override;
 
  private:
   // Compares the chosen layout with the library's accessors (code_offsets.h); a mismatch is an
   // error unless the layout was forced with --ssl_version.
   Result<void> check_layout(const elf::ElfFile& elf, bool forced);
-  bool handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
-  void handle_keys(std::span<const uint8_t> record);
-  void handle_secret(std::span<const uint8_t> record);
-  void deliver(DataEvent&& e);
+  Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
+  Result<void> handle_keys(std::span<const uint8_t> record);
+  Result<void> handle_secret(std::span<const uint8_t> record);
 
   std::string lib_path_;
   std::optional<elf::SslVersion> version_;
@@ -58,13 +56,6 @@ class OpenSslModule final : public Module {
   NamedLayout layout_;
   std::string crypto_path_;   // BoringSSL keys: the file defining HKDF_expand/CRYPTO_tls1_prf
   std::string offsets_note_;  // BoringSSL keys: where the client-random offsets came from
-  bool ringbuf_ = true;
-  struct SkelDeleter {
-    void operator()(openssl_bpf* s) const;
-  };
-  std::unique_ptr<openssl_bpf, SkelDeleter> skel_;
-  TlsCapture tls_;  // links, reader, assembler, key output
-  uint64_t decode_errors_ = 0;
 };
 
 }  // namespace ecapture::openssl

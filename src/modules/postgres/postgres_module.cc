@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "bpf/skeleton.h"
+#include "events/audit_event.h"
 #include "core/clock.h"
 #include "elf/elf_file.h"
 #include "elf/process_discovery.h"
@@ -26,8 +27,6 @@ std::string sniff_version(const elf::ElfFile& elf) {
 }
 
 }  // namespace
-
-void PostgresModule::SkelDeleter::operator()(postgres_bpf* s) const { postgres_bpf__destroy(s); }
 
 std::string PostgresModule::locate_server(const PostgresConfig& cfg) {
   if (!cfg.postgres.empty()) return cfg.postgres;
@@ -81,57 +80,33 @@ Result<void> PostgresModule::on_init() {
 }
 
 Result<void> PostgresModule::on_start() {
-  const auto& cfg = config_as<PostgresConfig>();
   log().info("server: {} ({}); hooking {}", path_,
              version_.empty() ? "version unknown" : "PostgreSQL " + version_, function_);
-  bpf::SkeletonSettings settings{"postgres", btf().custom_path,
-                                 static_cast<uint32_t>(cfg.global.pid),
-                                 static_cast<uint32_t>(cfg.global.uid), cfg.global.mapsize};
-  bpf::LoadedSkeleton loaded;
-  ASSIGN_OR_RETURN(auto* skel, bpf::open_and_load<postgres_bpf>(
-                                   settings, log(), postgres_bpf__open_opts, postgres_bpf__load,
-                                   postgres_bpf__destroy, &loaded));
-  skel_.reset(skel);
-  ringbuf_ = loaded.ringbuf;
-  const bool multi = loaded.uprobe_multi;
+  RETURN_IF_ERROR(session().load<postgres_bpf>(skeleton_settings(),
+                                                       postgres_bpf__open_opts, postgres_bpf__load,
+                                                       postgres_bpf__destroy));
   const uint64_t hook = function_ == kDefaultFunction ? POSTGRES_HOOK_ACTIVITY
                                                       : POSTGRES_HOOK_TEXT_ARG0;
   std::vector<bpf::ProbeSpec> specs = {
       {path_, function_, 0, "probe_postgres_enter", bpf::ProbeType::kUprobe, false, hook}};
-  int pid = cfg.global.pid != 0 ? static_cast<int>(cfg.global.pid) : -1;
-  ASSIGN_OR_RETURN(auto attached,
-                   bpf::attach_uprobes(skel_->obj, specs, pid,
-                                       "is this a PostgreSQL server? pass it with --postgres",
-                                       multi));
-  for (auto& l : attached.links) links_.push_back(std::move(l));
+  RETURN_IF_ERROR(session().attach(specs, attach_pid(),
+                                   "is this a PostgreSQL server? pass it with --postgres"));
   return {};
 }
 
 Result<void> PostgresModule::on_run() {
   const auto& cfg = config_as<PostgresConfig>();
   assembler_ = std::make_unique<StatementAssembler>(monotonic_to_wall_ns(), [this](AuditEvent&& e) {
-    counters_mut().events.fetch_add(1);
-    counters_mut().bytes.fetch_add(e.text.size());
-    if (ctx().sink != nullptr) ctx().sink->emit_audit(e);
+    deliver_audit(counters_mut(), ctx().sink, e);
   });
-  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
-                                skel_->maps.events, ringbuf_, cfg.global.mapsize,
-                                [this](std::span<const uint8_t> r) { handle_record(r); }));
-  reader_->start();
-  log().info("postgres: capture started ({}{})", path_,
-             cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "");
+  RETURN_IF_ERROR(start_reading(
+      [this](std::span<const uint8_t> r) { return assembler_->add(r); }));
+  log_started(fmt::format("{}{}", path_,
+                          cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : ""));
   return {};
 }
 
-void PostgresModule::handle_record(std::span<const uint8_t> record) {
-  if (auto r = assembler_->add(record); !r) {
-    if (decode_errors_++ == 0) log().warn("postgres: {}", r.error().to_string());
-  }
-}
-
-void PostgresModule::on_stop() {
-  bpf::destroy_links(links_);
-  if (reader_) reader_->stop();
+void PostgresModule::on_drained() {
   if (assembler_) {
     assembler_->flush();
     if (uint64_t n = assembler_->ignored_parallel_workers(); n > 0) {
@@ -139,15 +114,14 @@ void PostgresModule::on_stop() {
                   "statement) ignored", n);
     }
   }
-  counters_mut().lost.store(
-      bpf::lost_records(skel_ ? skel_->maps.ecap_counters : nullptr, reader_.get()));
 }
 
-void PostgresModule::on_close() {
-  bpf::destroy_links(links_);
-  reader_.reset();
-  assembler_.reset();
-  skel_.reset();
+ModuleInfo module_entry() {
+  return make_entry<PostgresConfig>(
+      "postgres", {},
+      "audit PostgreSQL: every statement (simple and extended protocol) with its full text and "
+      "duration",
+      {"/postgres", "/postgress"}, "postgres", [] { return ModulePtr(new PostgresModule()); });
 }
 
 }  // namespace ecapture::postgres

@@ -6,19 +6,21 @@
 #include <string>
 #include <vector>
 
-#include "bpf/event_reader.h"
-#include "bpf/handles.h"
+#include "bpf/capture_module.h"
 #include "bpf/probe_spec.h"
-#include "core/module.h"
+#include "core/registry.h"
 #include "modules/postgres/postgres_config.h"
 #include "modules/postgres/postgres_events.h"
 #include "postgres.skel.h"
 
 namespace ecapture::postgres {
 
-class PostgresModule final : public Module {
+// The registry entry of the postgres module.
+ModuleInfo module_entry();
+
+class PostgresModule final : public bpf::CaptureModule {
  public:
-  PostgresModule() : Module("postgres") {}
+  PostgresModule() : CaptureModule("postgres") {}
 
   // --postgres, else /proc/<--pid>/exe, else a running postgres, else the newest
   // /usr/lib/postgresql/*/bin/postgres. Empty when none is found.
@@ -29,24 +31,14 @@ class PostgresModule final : public Module {
   Result<void> on_init() override;
   Result<void> on_start() override;
   Result<void> on_run() override;
-  void on_stop() override;
-  void on_close() override;
+  void on_drained() override;
+  void on_release() override { assembler_.reset(); }
 
  private:
-  void handle_record(std::span<const uint8_t> record);
-
   std::string path_;
   std::string function_;
   std::string version_;
-  bool ringbuf_ = true;
-  struct SkelDeleter {
-    void operator()(postgres_bpf* s) const;
-  };
-  std::unique_ptr<postgres_bpf, SkelDeleter> skel_;
-  std::vector<bpf::Link> links_;
-  std::unique_ptr<bpf::EventReader> reader_;
   std::unique_ptr<StatementAssembler> assembler_;
-  uint64_t decode_errors_ = 0;
 };
 
 }  // namespace ecapture::postgres

@@ -12,6 +12,8 @@
 #include <ctime>
 
 #include "bpf/skeleton.h"
+#include "core/sink.h"
+#include "events/audit_event.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
 
@@ -171,8 +173,6 @@ Result<ShellTarget> locate_zsh(const ZshConfig& cfg, const char* shell_env) {
   return t;
 }
 
-void ShellModule::SkelDeleter::operator()(shell_bpf* s) const { shell_bpf__destroy(s); }
-
 Result<void> ShellModule::on_init() {
   const char* shell_env = std::getenv("SHELL");
   if (kind_ == ShellKind::kBash) {
@@ -180,12 +180,12 @@ Result<void> ShellModule::on_init() {
   } else {
     ASSIGN_OR_RETURN(target_, locate_zsh(config_as<ZshConfig>(), shell_env));
   }
-  errnumber_ = config_as<ShellConfig>().errnumber;
+  errnumber_ = kind_ == ShellKind::kBash ? config_as<BashConfig>().errnumber
+                                         : config_as<ZshConfig>().errnumber;
   return {};
 }
 
 Result<void> ShellModule::on_start() {
-  const auto& g = config()->global;
   if (target_.editor != target_.shell) {
     log().info("{}: {} (readline: {})", name(), target_.shell, target_.editor);
   } else {
@@ -197,13 +197,11 @@ Result<void> ShellModule::on_start() {
   }
   const bool bash = kind_ == ShellKind::kBash;
   // Commands are rare and small: the reader is woken for every one.
-  bpf::SkeletonSettings settings{"shell", btf().custom_path, static_cast<uint32_t>(g.pid),
-                                 static_cast<uint32_t>(g.uid), g.mapsize, true};
-  bpf::LoadedSkeleton loaded;
-  ASSIGN_OR_RETURN(auto* skel,
-                   bpf::open_and_load<shell_bpf>(
-                       settings, log(), shell_bpf__open_opts, shell_bpf__load, shell_bpf__destroy,
-                       &loaded, [&](shell_bpf* sk) -> Result<void> {
+  bpf::SkeletonSettings settings = skeleton_settings();
+  settings.wake_every_record = true;
+  RETURN_IF_ERROR(session().load<shell_bpf>(
+                       settings, shell_bpf__open_opts, shell_bpf__load, shell_bpf__destroy,
+                       [&](shell_bpf* sk) -> Result<void> {
                          sk->rodata->shell_ino = target_.ino;
                          sk->rodata->shell_dev = target_.kdev;
                          sk->rodata->off_status = target_.off_status;
@@ -216,15 +214,8 @@ Result<void> ShellModule::on_start() {
                          bpf_program__set_autoload(sk->progs.probe_zsh_zleentry_exit, !bash);
                          return {};
                        }));
-  skel_.reset(skel);
-  ringbuf_ = loaded.ringbuf;
-  const bool multi = loaded.uprobe_multi;
-  ASSIGN_OR_RETURN(links_, bpf::attach_tracepoints(skel_->obj));
-  int pid = g.pid != 0 ? static_cast<int>(g.pid) : -1;
   ASSIGN_OR_RETURN(auto attached,
-                   bpf::attach_uprobes(skel_->obj, target_.probes, pid,
-                                       bash ? kBashHint : kZshHint, multi));
-  for (auto& l : attached.links) links_.push_back(std::move(l));
+                   session().attach(target_.probes, attach_pid(), bash ? kBashHint : kZshHint));
   std::string hooks;
   for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
   log().info("hooks attached to {}: {}", target_.editor, hooks);
@@ -235,21 +226,12 @@ Result<void> ShellModule::on_run() {
   const auto& g = config()->global;
   joiner_ = std::make_unique<ShellJoiner>(kind_, monotonic_to_wall_ns(),
                                           [this](ShellCommand&& c) { deliver(std::move(c)); });
-  ASSIGN_OR_RETURN(reader_, bpf::EventReader::create(
-                                skel_->maps.events, ringbuf_, g.mapsize,
-                                [this](std::span<const uint8_t> r) { handle_record(r); }));
-  reader_->start();
-  log().info("{}: capture started ({}{}{}{})", name(), target_.shell,
-             g.pid ? fmt::format(", pid {}", g.pid) : "",
-             g.uid ? fmt::format(", uid {}", g.uid) : "",
-             errnumber_ ? fmt::format(", only exit status {}", *errnumber_) : "");
+  RETURN_IF_ERROR(
+      start_reading([this](std::span<const uint8_t> r) { return joiner_->add(r); }));
+  log_started(fmt::format("{}{}{}{}", target_.shell, g.pid ? fmt::format(", pid {}", g.pid) : "",
+                          g.uid ? fmt::format(", uid {}", g.uid) : "",
+                          errnumber_ ? fmt::format(", only exit status {}", *errnumber_) : ""));
   return {};
-}
-
-void ShellModule::handle_record(std::span<const uint8_t> record) {
-  if (auto r = joiner_->add(record); !r) {
-    if (decode_errors_++ == 0) log().warn("{}: {}", name(), r.error().to_string());
-  }
 }
 
 void ShellModule::deliver(ShellCommand&& c) {
@@ -274,22 +256,16 @@ void ShellModule::deliver(ShellCommand&& c) {
   ctx().sink->emit_audit(e);
 }
 
-void ShellModule::on_stop() {
-  bpf::destroy_links(links_);   // no new records from here on
-  if (reader_) reader_->stop();  // drains what the kernel already produced
-  if (joiner_) joiner_->flush();
-  if (skel_) {
-    uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST);
-    if (reader_) lost += reader_->lost();
-    counters_mut().lost.store(lost);
-  }
+ModuleInfo bash_entry() {
+  return make_entry<BashConfig>(
+      "bash", {}, "capture the commands typed into interactive bash shells, with their exit status",
+      {"/bash"}, "bash", [] { return ModulePtr(new ShellModule(ShellKind::kBash)); });
 }
 
-void ShellModule::on_close() {
-  bpf::destroy_links(links_);
-  reader_.reset();
-  joiner_.reset();
-  skel_.reset();
+ModuleInfo zsh_entry() {
+  return make_entry<ZshConfig>(
+      "zsh", {}, "capture the commands typed into interactive zsh shells, with their exit status",
+      {"/zsh"}, "zsh", [] { return ModulePtr(new ShellModule(ShellKind::kZsh)); });
 }
 
 }  // namespace ecapture::shell

@@ -6,10 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "bpf/event_reader.h"
-#include "bpf/handles.h"
+#include "bpf/capture_module.h"
 #include "bpf/probe_spec.h"
-#include "core/module.h"
+#include "core/registry.h"
 #include "modules/shell/shell_config.h"
 #include "modules/shell/shell_events.h"
 #include "shell.skel.h"
@@ -40,34 +39,31 @@ Result<ShellTarget> locate_zsh(const ZshConfig& cfg, const char* shell_env);
 // The upper-case record tag ("BASH", "ZSH").
 const char* record_kind(ShellKind kind);
 
-class ShellModule final : public Module {
+// The registry entries of the bash and zsh modules.
+ModuleInfo bash_entry();
+ModuleInfo zsh_entry();
+
+class ShellModule final : public bpf::CaptureModule {
  public:
-  explicit ShellModule(ShellKind kind) : Module(kind == ShellKind::kBash ? "bash" : "zsh"),
-                                         kind_(kind) {}
+  explicit ShellModule(ShellKind kind)
+      : CaptureModule(kind == ShellKind::kBash ? "bash" : "zsh"), kind_(kind) {}
 
  protected:
   Result<void> on_init() override;
   Result<void> on_start() override;
   Result<void> on_run() override;
-  void on_stop() override;
-  void on_close() override;
+  void on_drained() override {
+    if (joiner_) joiner_->flush();
+  }
+  void on_release() override { joiner_.reset(); }
 
  private:
-  void handle_record(std::span<const uint8_t> record);
   void deliver(ShellCommand&& c);
 
   ShellKind kind_;
   ShellTarget target_;
   std::optional<int> errnumber_;
-  bool ringbuf_ = true;
-  struct SkelDeleter {
-    void operator()(shell_bpf* s) const;
-  };
-  std::unique_ptr<shell_bpf, SkelDeleter> skel_;
-  std::vector<bpf::Link> links_;
-  std::unique_ptr<bpf::EventReader> reader_;
   std::unique_ptr<ShellJoiner> joiner_;
-  uint64_t decode_errors_ = 0;
 };
 
 }  // namespace ecapture::shell

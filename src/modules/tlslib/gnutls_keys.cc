@@ -35,9 +35,8 @@ Result<std::optional<std::string>> sniff_gnutls_version(const std::string& path)
       std::string_view(reinterpret_cast<const char*>(rodata.data()), rodata.size()));
 }
 
-Result<std::vector<openssl::KeylogLine>> gnutls_keylog_lines(const gnutls_keys_event& k) {
-  using openssl::to_hex;
-  std::vector<openssl::KeylogLine> lines;
+Result<std::vector<KeylogLine>> gnutls_keylog_lines(const gnutls_keys_event& k) {
+  std::vector<KeylogLine> lines;
   if (all_zero(k.client_random)) return make_error("client random is zero");
   const std::string cr = to_hex(k.client_random);
   if (k.cs_id[0] == 0x13) {  // TLS 1.3 suites are 0x13xx

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/result.h"
-#include "modules/openssl/openssl_keys.h"
+#include "output/keylog_writer.h"
 #include "modules/tlslib/tlslib_abi.h"
 
 namespace ecapture::tlslib {
@@ -31,6 +31,6 @@ Result<GnutlsNamedLayout> gnutls_layout_for_version(std::string_view version);
 // TLS 1.2: CLIENT_RANDOM; TLS 1.3 (cipher suite 0x13xx): CLIENT_HANDSHAKE_TRAFFIC_SECRET,
 // SERVER_HANDSHAKE_TRAFFIC_SECRET, CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0,
 // EXPORTER_SECRET. Errors when the record holds no usable secret.
-Result<std::vector<openssl::KeylogLine>> gnutls_keylog_lines(const gnutls_keys_event& k);
+Result<std::vector<KeylogLine>> gnutls_keylog_lines(const gnutls_keys_event& k);
 
 }  // namespace ecapture::tlslib

@@ -1,58 +1,40 @@
-// Validation and JSON of the gnutls and nss modules' flags.
+// The gnutls and nss modules' settings.
 #include "modules/tlslib/tlslib_config.h"
-
-#include "core/config_json.h"
 
 namespace ecapture::tlslib {
 
-namespace {
-constexpr openssl::CaptureFieldNames kJsonNames{"capturemode", "keylogfile", "pcapfile", "ifname",
-                                                "pcapfilter"};
-}  // namespace
-
-Result<void> GnutlsConfig::validate() const {
-  RETURN_IF_ERROR(ModuleConfig::validate());
-  RETURN_IF_ERROR(validate_capture());
-  return {};
+const FieldTable& GnutlsConfig::fields() const {
+  static const FieldTable table = [] {
+    FieldTableBuilder<GnutlsConfig> b;
+    b.text(&GnutlsConfig::gnutls,
+           {.flag = "--gnutls",
+            .json = {"gnutlspath"},
+            .help = "libgnutls.so file (default: libgnutls.so.30 found through /etc/ld.so.conf "
+                    "and the ld cache)",
+            .existing_file = true});
+    tls::add_capture_rows(b, {"capturemode", "keylogfile", "pcapfile", "ifname", "pcapfilter"},
+                          GnutlsConfig{});
+    b.text(&GnutlsConfig::ssl_version,
+           {.flag = "--ssl_version",
+            .json = {"sslversion"},
+            .help = "GnuTLS version whose session layout to use (3.6.4-3.8.13), e.g. \"3.7.9\" "
+                    "(keys only; default: read from the library)"});
+    return b.build();
+  }();
+  return table;
 }
 
-nlohmann::json GnutlsConfig::to_json() const {
-  nlohmann::json j = ModuleConfig::to_json();
-  j["gnutlspath"] = gnutls;
-  capture_to_json(kJsonNames, j);
-  j["sslversion"] = ssl_version;
-  return j;
-}
-
-nlohmann::json NssConfig::to_json() const {
-  nlohmann::json j = ModuleConfig::to_json();
-  j["nspr_path"] = nspr;
-  return j;
-}
-
-Result<std::unique_ptr<ModuleConfig>> gnutls_config_from_json(const nlohmann::json& j,
-                                                              const GlobalConfig& defaults) {
-  JsonFields f(j);
-  auto cfg = std::make_unique<GnutlsConfig>();
-  RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
-  RETURN_IF_ERROR(f.get("gnutlspath", cfg->gnutls));
-  RETURN_IF_ERROR(cfg->capture_from_json(f, kJsonNames));
-  RETURN_IF_ERROR(f.get("sslversion", cfg->ssl_version));
-  RETURN_IF_ERROR(f.finish());
-  RETURN_IF_ERROR(cfg->check_capture_json(kJsonNames));
-  RETURN_IF_ERROR(check_file_field("gnutlspath", cfg->gnutls));
-  return std::unique_ptr<ModuleConfig>(std::move(cfg));
-}
-
-Result<std::unique_ptr<ModuleConfig>> nss_config_from_json(const nlohmann::json& j,
-                                                           const GlobalConfig& defaults) {
-  JsonFields f(j);
-  auto cfg = std::make_unique<NssConfig>();
-  RETURN_IF_ERROR(global_from_json(f, defaults, cfg->global));
-  RETURN_IF_ERROR(f.get("nspr_path", cfg->nspr));
-  RETURN_IF_ERROR(f.finish());
-  RETURN_IF_ERROR(check_file_field("nspr_path", cfg->nspr));
-  return std::unique_ptr<ModuleConfig>(std::move(cfg));
+const FieldTable& NssConfig::fields() const {
+  static const FieldTable table =
+      FieldTableBuilder<NssConfig>()
+          .text(&NssConfig::nspr,
+                {.flag = "--nspr",
+                 .json = {"nspr_path"},
+                 .help = "libnspr4.so file (default: found through /etc/ld.so.conf and the ld "
+                         "cache)",
+                 .existing_file = true})
+          .build();
+  return table;
 }
 
 }  // namespace ecapture::tlslib

@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 #include <ctime>
 
+#include "bpf/record.h"
 #include "bpf/skeleton.h"
 #include "core/clock.h"
 #include "elf/elf_file.h"
@@ -15,22 +16,21 @@
 
 namespace ecapture::tlslib {
 
-void TlsLibModule::SkelDeleter::operator()(tlslib_bpf* s) const { tlslib_bpf__destroy(s); }
 
 namespace {
 
 struct HookedFn {
   const char* name;
-  openssl_api api;  // OPENSSL_API_READ or OPENSSL_API_WRITE: the direction, as attach cookie
+  tls_api api;  // TLS_API_READ or TLS_API_WRITE: the direction, as attach cookie
 };
 
 // gnutls_record_send calls gnutls_record_send2: hooking only the former gives one event per call.
-constexpr HookedFn kGnutlsFns[] = {{"gnutls_record_send", OPENSSL_API_WRITE},
-                                   {"gnutls_record_recv", OPENSSL_API_READ}};
-constexpr HookedFn kNsprFns[] = {{"PR_Write", OPENSSL_API_WRITE},
-                                 {"PR_Send", OPENSSL_API_WRITE},
-                                 {"PR_Read", OPENSSL_API_READ},
-                                 {"PR_Recv", OPENSSL_API_READ}};
+constexpr HookedFn kGnutlsFns[] = {{"gnutls_record_send", TLS_API_WRITE},
+                                   {"gnutls_record_recv", TLS_API_READ}};
+constexpr HookedFn kNsprFns[] = {{"PR_Write", TLS_API_WRITE},
+                                 {"PR_Send", TLS_API_WRITE},
+                                 {"PR_Read", TLS_API_READ},
+                                 {"PR_Recv", TLS_API_READ}};
 
 std::span<const HookedFn> hooked(LibKind kind) {
   if (kind == LibKind::kGnutls) return kGnutlsFns;
@@ -118,9 +118,9 @@ std::vector<bpf::ProbeSpec> TlsLibModule::data_probes(LibKind kind, const std::s
 
 std::vector<bpf::ProbeSpec> TlsLibModule::key_probes(const std::string& binary) {
   return {{binary, "gnutls_handshake", 0, "probe_gnutls_hs_enter", bpf::ProbeType::kUprobe, false,
-           OPENSSL_API_HANDSHAKE},
+           TLS_API_HANDSHAKE},
           {binary, "gnutls_handshake", 0, "probe_gnutls_hs_exit", bpf::ProbeType::kUretprobe, false,
-           OPENSSL_API_HANDSHAKE}};
+           TLS_API_HANDSHAKE}};
 }
 
 Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
@@ -143,11 +143,7 @@ Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
     return make_error("{} (version read from {})", layout.error().message, lib_path_);
   }
   layout_ = std::move(layout).value();
-  const auto& g = global();
-  ASSIGN_OR_RETURN(tls_.keys, TlsKeyOutput::open({mode_ == openssl::CaptureMode::kPcap,
-                                               cfg.keylogfile, cfg.pcapfile, cfg.ifname,
-                                               cfg.pcap_filter, g.pid, g.uid, g.mapsize}));
-  return {};
+  return open_keys(cfg, mode_);
 }
 
 Result<void> TlsLibModule::on_init() {
@@ -155,52 +151,42 @@ Result<void> TlsLibModule::on_init() {
   if (kind_ == LibKind::kGnutls) {
     const auto& cfg = config_as<GnutlsConfig>();
     flag_path = cfg.gnutls;
-    ASSIGN_OR_RETURN(mode_, openssl::parse_capture_mode(cfg.model));
+    ASSIGN_OR_RETURN(mode_, tls::parse_capture_mode(cfg.model));
   } else {
     flag_path = config_as<NssConfig>().nspr;
   }
   ASSIGN_OR_RETURN(lib_path_, locate_library(kind_, flag_path, global().pid));
   RETURN_IF_ERROR(check_library(kind_, lib_path_, !flag_path.empty()));
-  if (mode_ != openssl::CaptureMode::kText) RETURN_IF_ERROR(init_keys(config_as<GnutlsConfig>()));
+  if (mode_ != tls::CaptureMode::kText) RETURN_IF_ERROR(init_keys(config_as<GnutlsConfig>()));
   return {};
 }
 
 Result<void> TlsLibModule::on_start() {
-  const auto& g = global();
   log().info("library: {}", lib_path_);
   // pcap mode learns the owners of every TLS connection (to drop other processes' packets), so
   // its key probes see all processes; --pid/--uid are applied in user space there.
-  const bool all_processes = mode_ == openssl::CaptureMode::kPcap;
-  bpf::SkeletonSettings settings{name().c_str(), btf().custom_path,
-                                 all_processes ? 0 : static_cast<uint32_t>(g.pid),
-                                 all_processes ? 0 : static_cast<uint32_t>(g.uid), g.mapsize};
-  bpf::LoadedSkeleton loaded;
-  ASSIGN_OR_RETURN(auto* skel,
-                   bpf::open_and_load<tlslib_bpf>(
-                       settings, log(), tlslib_bpf__open_opts, tlslib_bpf__load,
-                       tlslib_bpf__destroy, &loaded, [&](tlslib_bpf* sk) -> Result<void> {
-                         if (mode_ != openssl::CaptureMode::kText) {
+  const bool all_processes = mode_ == tls::CaptureMode::kPcap;
+  bpf::SkeletonSettings settings = skeleton_settings();
+  if (all_processes) settings.pid = settings.uid = 0;
+  RETURN_IF_ERROR(session().load<tlslib_bpf>(
+                       settings, tlslib_bpf__open_opts, tlslib_bpf__load,
+                       tlslib_bpf__destroy, [&](tlslib_bpf* sk) -> Result<void> {
+                         if (mode_ != tls::CaptureMode::kText) {
                            std::memcpy(const_cast<gnutls_layout*>(&sk->rodata->glayout),
                                        &layout_.layout, sizeof(gnutls_layout));
                          }
                          return {};
                        }));
-  skel_.reset(skel);
-  ringbuf_ = loaded.ringbuf;
-  const bool multi = loaded.uprobe_multi;
-  if (mode_ != openssl::CaptureMode::kText) {
+  const bool multi = session().loaded().uprobe_multi;
+  if (mode_ != tls::CaptureMode::kText) {
     log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name,
-               tls_.keys->keylog_path());
+               keys()->keylog_path());
   }
-  ASSIGN_OR_RETURN(tls_.links, bpf::attach_tracepoints(skel_->obj));
-  int pid = g.pid != 0 && !all_processes ? static_cast<int>(g.pid) : -1;
   std::string hint = fmt::format("is this the right library? pass it with {}", flag());
-  ASSIGN_OR_RETURN(auto attached, bpf::attach_uprobes(skel_->obj,
-                                                      mode_ == openssl::CaptureMode::kText
-                                                          ? data_probes(kind_, lib_path_)
-                                                          : key_probes(lib_path_),
-                                                      pid, hint, multi));
-  for (auto& l : attached.links) tls_.links.push_back(std::move(l));
+  ASSIGN_OR_RETURN(auto attached,
+                   session().attach(mode_ == tls::CaptureMode::kText ? data_probes(kind_, lib_path_)
+                                                                    : key_probes(lib_path_),
+                                    all_processes ? -1 : attach_pid(), hint));
   std::string hooks;
   for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
   log().info("hooks attached to {} ({}): {}", lib_path_,
@@ -210,58 +196,38 @@ Result<void> TlsLibModule::on_start() {
 
 Result<void> TlsLibModule::on_run() {
   const auto& g = global();
-  RETURN_IF_ERROR(tls_.start(
-      skel_->maps.events, ringbuf_, g.mapsize, log(), name(),
-      [this](std::span<const uint8_t> r) { return handle_own_record(r); },
-      [this](DataEvent&& e) { deliver(std::move(e)); }));
-  log().info("{}: capture started ({}, {} buffer{}{})", name(), lib_path_,
-             ringbuf_ ? "ring" : "perf", g.pid ? fmt::format(", pid {}", g.pid) : "",
-             g.uid ? fmt::format(", uid {}", g.uid) : "");
+  RETURN_IF_ERROR(
+      start_tls_reading([this](std::span<const uint8_t> r) { return handle_own_record(r); }));
+  log_started(fmt::format("{}, {} buffer{}{}", lib_path_,
+                          session().loaded().ringbuf ? "ring" : "perf",
+                          g.pid ? fmt::format(", pid {}", g.pid) : "",
+                          g.uid ? fmt::format(", uid {}", g.uid) : ""));
   return {};
 }
 
-void TlsLibModule::handle_keys(std::span<const uint8_t> record) {
-  if (record.size() < sizeof(gnutls_keys_event)) {
-    if (decode_errors_++ == 0) log().warn("gnutls: short keys record ({} bytes)", record.size());
-    return;
-  }
-  gnutls_keys_event k;
-  std::memcpy(&k, record.data(), sizeof(k));
+Result<bool> TlsLibModule::handle_own_record(std::span<const uint8_t> record) {
+  if (record.empty() || record[0] != GNUTLS_RECORD_KEYS) return false;
+  ASSIGN_OR_RETURN(auto k, bpf::read_struct<gnutls_keys_event>(record, "gnutls keys"));
   auto lines = gnutls_keylog_lines(k);
   if (!lines) {
     log().warn("gnutls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
-    return;
+    return true;
   }
-  auto wanted = tls_.add_keys(*lines,
-                              lines->size() == 1 ? "TLS 1.2 master secret" : "TLS 1.3 secrets",
-                              k.pid, k.uid, k.comm, k.tuple);
-  if (!wanted) {
-    report_error(wanted.error());
-    return;
-  }
-  if (*wanted) counters_mut().events.fetch_add(1);
-}
-
-bool TlsLibModule::handle_own_record(std::span<const uint8_t> record) {
-  if (record.empty() || record[0] != GNUTLS_RECORD_KEYS) return false;
-  handle_keys(record);
+  add_keys(*lines, lines->size() == 1 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid,
+           k.uid, k.comm, k.tuple);
   return true;
 }
 
-void TlsLibModule::deliver(DataEvent&& e) {
-  e.source = kind_ == LibKind::kGnutls ? "gnutls" : "nss";
-  counters_mut().events.fetch_add(1);
-  counters_mut().bytes.fetch_add(e.payload.size());
-  if (ctx().sink != nullptr) ctx().sink->emit(e);
+ModuleInfo gnutls_entry() {
+  return make_entry<GnutlsConfig>("gnutls", {"gnu"}, "capture TLS plaintext from GnuTLS programs",
+                                  {"/gnutls"}, "gnutls",
+                                  [] { return ModulePtr(new TlsLibModule(LibKind::kGnutls)); });
 }
 
-void TlsLibModule::on_stop() {
-  counters_mut().lost.store(tls_.stop(skel_ ? skel_->maps.ecap_counters : nullptr));
-}
-
-void TlsLibModule::on_close() {
-  tls_.close();
-  skel_.reset();
+ModuleInfo nss_entry() {
+  return make_entry<NssConfig>(
+      "nss", {"nspr"}, "capture TLS plaintext from NSS/NSPR programs (Firefox, tstclnt, ...)",
+      {"/nss", "/nspr"}, "nspr", [] { return ModulePtr(new TlsLibModule(LibKind::kNss)); });
 }
 
 }  // namespace ecapture::tlslib

@@ -1,32 +1,32 @@
 // The gnutls and nss modules: plaintext of GnuTLS (gnutls_record_send/recv) and NSS/NSPR
 // (PR_Write/PR_Send/PR_Read/PR_Recv on SSL-layer descriptors) calls, through the shared TLS
-// data path (bpf/include/tls_data.bpf.h) and the OpenSSL module's chunk reassembly.
+// data path (bpf/include/tls_data.bpf.h) and the TLS layer (src/tls).
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "bpf/event_reader.h"
-#include "bpf/handles.h"
 #include "bpf/probe_spec.h"
-#include "core/module.h"
-#include "modules/openssl/openssl_config.h"
-#include "modules/openssl/openssl_events.h"
+#include "core/registry.h"
 #include "modules/tlslib/gnutls_keys.h"
 #include "modules/tlslib/tlslib_config.h"
-#include "modules/openssl/tls_capture.h"
-#include "output/tls_key_output.h"
+#include "tls/tls_module.h"
 #include "tlslib.skel.h"
 
 namespace ecapture::tlslib {
 
 enum class LibKind { kGnutls, kNss };
 
-class TlsLibModule final : public Module {
+// The registry entries of the gnutls and nss modules.
+ModuleInfo gnutls_entry();
+ModuleInfo nss_entry();
+class TlsLibModule final : public tls::TlsModule {
  public:
   explicit TlsLibModule(LibKind kind)
-      : Module(kind == LibKind::kGnutls ? "gnutls" : "nss"), kind_(kind) {}
+      : TlsModule(kind == LibKind::kGnutls ? "gnutls" : "nss",
+                  kind == LibKind::kGnutls ? "gnutls" : "nss"),
+        kind_(kind) {}
 
   // The library to hook: the flag's path, else the loader's search path.
   static Result<std::string> locate_library(LibKind kind, const std::string& flag_path,
@@ -42,28 +42,17 @@ class TlsLibModule final : public Module {
   Result<void> on_init() override;
   Result<void> on_start() override;
   Result<void> on_run() override;
-  void on_stop() override;
-  void on_close() override;
 
  private:
   const GlobalConfig& global() const { return config_as<ModuleConfig>().global; }
   const char* flag() const { return kind_ == LibKind::kGnutls ? "--gnutls" : "--nspr"; }
-  bool handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
-  void deliver(DataEvent&& e);
-  void handle_keys(std::span<const uint8_t> record);
+  Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
   Result<void> init_keys(const GnutlsConfig& cfg);
 
   LibKind kind_;
   std::string lib_path_;
-  openssl::CaptureMode mode_ = openssl::CaptureMode::kText;
+  tls::CaptureMode mode_ = tls::CaptureMode::kText;
   GnutlsNamedLayout layout_;
-  bool ringbuf_ = true;
-  struct SkelDeleter {
-    void operator()(tlslib_bpf* s) const;
-  };
-  std::unique_ptr<tlslib_bpf, SkelDeleter> skel_;
-  openssl::TlsCapture tls_;  // links, reader, assembler, key output
-  uint64_t decode_errors_ = 0;
 };
 
 }  // namespace ecapture::tlslib

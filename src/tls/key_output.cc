@@ -1,5 +1,5 @@
 // Key log + pcapng output of the TLS modules.
-#include "output/tls_key_output.h"
+#include "tls/key_output.h"
 
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -9,10 +9,10 @@
 
 #include "output/pcap_filter.h"
 
-namespace ecapture {
+namespace ecapture::tls {
 
-Result<std::unique_ptr<TlsKeyOutput>> TlsKeyOutput::open(const TlsKeyOutputConfig& cfg) {
-  std::unique_ptr<TlsKeyOutput> out(new TlsKeyOutput(cfg));
+Result<std::unique_ptr<KeyOutput>> KeyOutput::open(const KeyOutputConfig& cfg) {
+  std::unique_ptr<KeyOutput> out(new KeyOutput(cfg));
   if (cfg.pcap) {
     out->cfg_.ifname = cfg.ifname.empty() ? default_capture_interface() : cfg.ifname;
     if (if_nametoindex(out->cfg_.ifname.c_str()) == 0) {
@@ -35,22 +35,34 @@ Result<std::unique_ptr<TlsKeyOutput>> TlsKeyOutput::open(const TlsKeyOutputConfi
   return out;
 }
 
-TlsKeyOutput::~TlsKeyOutput() {
+KeyOutput::~KeyOutput() {
   stop();
   if (keylog_ && !started_) keylog_->discard_if_unused();
 }
 
-Result<void> TlsKeyOutput::start(spdlog::logger& log) {
+Result<void> KeyOutput::start(spdlog::logger& log) {
   if (cfg_.pcap) {
-    PcapSessionConfig pc{cfg_.ifname, cfg_.filter, cfg_.pcapfile, cfg_.pid, cfg_.uid,
-                         cfg_.mapsize_pages};
-    ASSIGN_OR_RETURN(pcap_, PcapSession::start(pc, log));
+    PcapSessionConfig pc{cfg_.ifname, cfg_.filter, cfg_.pcapfile, cfg_.pid, cfg_.uid};
+    ASSIGN_OR_RETURN(pcap_, PcapSession::open(pc, log));
+    PcapSession* file = pcap_.get();
+    auto capture = bpf::TcCapture::start(
+        cfg_.ifname, cfg_.mapsize_pages,
+        [file](const bpf::Packet& p) { file->add_packet(p.mono_ns, p.data, p.len); },
+        [file] { file->tick(); });
+    if (!capture) {
+      pcap_->discard();
+      pcap_.reset();
+      return std::move(capture).error();
+    }
+    capture_ = std::move(capture).value();
+    log.info("pcap: capturing packets on {} into {} (filter: {}, applied in user space)",
+             cfg_.ifname, cfg_.pcapfile, cfg_.filter.empty() ? "none" : cfg_.filter);
   }
   started_ = true;
   return {};
 }
 
-Result<bool> TlsKeyOutput::add(std::span<const KeylogLine> lines, const ecap_sock_tuple* tuple,
+Result<bool> KeyOutput::add(std::span<const KeylogLine> lines, const ecap_sock_tuple* tuple,
                                  const PacketOwner& owner) {
   if (pcap_) {
     // Every process's secrets go to the pcap session, which needs the owners of all connections
@@ -66,11 +78,12 @@ Result<bool> TlsKeyOutput::add(std::span<const KeylogLine> lines, const ecap_soc
   return true;
 }
 
-void TlsKeyOutput::stop() {
+void KeyOutput::stop() {
+  if (capture_) capture_->stop();  // drains: every packet captured reaches the file
   if (pcap_) pcap_->close();
 }
 
-uint64_t TlsKeyOutput::lost() const { return pcap_ ? pcap_->lost() : 0; }
+uint64_t KeyOutput::lost() const { return capture_ ? capture_->lost() : 0; }
 
 std::string default_capture_interface() {
   ifaddrs* list = nullptr;
@@ -90,4 +103,4 @@ std::string default_capture_interface() {
   return first;
 }
 
-}  // namespace ecapture
+}  // namespace ecapture::tls

@@ -1,10 +1,11 @@
-// Where decoded events go. Encoders and writers sit behind this interface.
+// Where decoded events go: the interface between modules and the outputs (encoders and writers
+// sit behind it). The event types are declared only, so that core includes no other folder.
 #pragma once
 
-#include "events/audit_event.h"
-#include "events/event.h"
-
 namespace ecapture {
+
+struct DataEvent;
+struct AuditEvent;
 
 class EventSink {
  public:

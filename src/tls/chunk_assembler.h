@@ -1,4 +1,5 @@
-// Decoding of the OpenSSL module's kernel records and reassembly of chunked calls.
+// Reassembly of the TLS data records every TLS module's kernel side emits (chunked calls, late
+// connections) into one DataEvent per library call.
 #pragma once
 
 #include <cstdint>
@@ -10,9 +11,9 @@
 
 #include "core/result.h"
 #include "events/event.h"
-#include "modules/openssl/openssl_abi.h"
+#include "tls_abi.h"
 
-namespace ecapture::openssl {
+namespace ecapture::tls {
 
 // Turns a kernel tuple into src/dst endpoints for the given direction.
 void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, Endpoint* dst);
@@ -22,7 +23,7 @@ void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, 
 // thread's next call starts or at flush.
 //
 // Calls whose socket was not yet known (fd -1: memory-BIO libraries such as node's) are held
-// until the kernel reports the connection (an OPENSSL_RECORD_CONN record) or kHoldNs passes.
+// until the kernel reports the connection (an TLS_RECORD_CONN record) or kHoldNs passes.
 class ChunkAssembler {
  public:
   using Emit = std::function<void(DataEvent&&)>;
@@ -56,7 +57,7 @@ class ChunkAssembler {
     return conn_id ^ (static_cast<uint64_t>(pid) << 48);
   }
   void complete(Pending&& p);
-  void add_conn(const openssl_data_event& h);
+  void add_conn(const tls_data_event& h);
   // Emits the held calls of connection `key`, in order, with the fd and endpoints of `known`.
   void release_held(uint64_t key, const DataEvent& known);
   void apply(const ConnInfo& info, DataEvent& e) const;
@@ -69,4 +70,4 @@ class ChunkAssembler {
 };
 
 
-}  // namespace ecapture::openssl
+}  // namespace ecapture::tls

@@ -12,12 +12,13 @@
 
 #include "core/result.h"
 #include "ecap_abi.h"
+#include "bpf/tc_capture.h"
 #include "output/keylog_writer.h"
 #include "output/pcap_session.h"
 
-namespace ecapture {
+namespace ecapture::tls {
 
-struct TlsKeyOutputConfig {
+struct KeyOutputConfig {
   bool pcap = false;       // -m pcap; otherwise -m keylog
   std::string keylogfile;  // -k
   std::string pcapfile;    // -w
@@ -28,17 +29,18 @@ struct TlsKeyOutputConfig {
   uint64_t mapsize_pages = 1024;
 };
 
-class TlsKeyOutput {
+class KeyOutput {
  public:
   // Checks everything a user can get wrong (interface, filter, an existing or unwritable pcapng
   // path) before touching any file, then opens the key log (appending, 0600).
-  static Result<std::unique_ptr<TlsKeyOutput>> open(const TlsKeyOutputConfig& cfg);
+  static Result<std::unique_ptr<KeyOutput>> open(const KeyOutputConfig& cfg);
   // Removes a key log file this output created if the capture never started and wrote nothing.
-  ~TlsKeyOutput();
-  TlsKeyOutput(const TlsKeyOutput&) = delete;
-  TlsKeyOutput& operator=(const TlsKeyOutput&) = delete;
+  ~KeyOutput();
+  KeyOutput(const KeyOutput&) = delete;
+  KeyOutput& operator=(const KeyOutput&) = delete;
 
-  // Starts the packet capture (pcap mode); marks the output as in use.
+  // Starts the packet capture (pcap mode: the TC programs feed the pcapng file); marks the output
+  // as in use.
   Result<void> start(spdlog::logger& log);
   // One session's lines, owned by `owner` on `tuple` (may be null). Returns false when --pid/--uid
   // exclude the owner (its lines only serve the pcapng's packet filtering), else true (lines the
@@ -52,10 +54,11 @@ class TlsKeyOutput {
   const std::string& ifname() const { return cfg_.ifname; }
 
  private:
-  explicit TlsKeyOutput(TlsKeyOutputConfig cfg) : cfg_(std::move(cfg)) {}
-  TlsKeyOutputConfig cfg_;
+  explicit KeyOutput(KeyOutputConfig cfg) : cfg_(std::move(cfg)) {}
+  KeyOutputConfig cfg_;
   std::unique_ptr<KeylogWriter> keylog_;
   std::unique_ptr<PcapSession> pcap_;
+  std::unique_ptr<bpf::TcCapture> capture_;  // feeds pcap_
   bool started_ = false;
 };
 
@@ -63,4 +66,4 @@ class TlsKeyOutput {
 // that is up, not loopback and has an address; wlan0 when there is none.
 std::string default_capture_interface();
 
-}  // namespace ecapture
+}  // namespace ecapture::tls

@@ -1,0 +1,68 @@
+// TlsModule: reassembly, delivery and key output shared by the TLS modules.
+#include "tls/tls_module.h"
+
+#include <cstring>
+
+#include "core/clock.h"
+#include "core/sink.h"
+
+namespace ecapture::tls {
+
+Result<void> TlsModule::open_keys(const CaptureFields& f, CaptureMode mode) {
+  if (mode == CaptureMode::kText) return {};
+  const GlobalConfig& g = config()->global;
+  ASSIGN_OR_RETURN(keys_, KeyOutput::open({mode == CaptureMode::kPcap, f.keylogfile, f.pcapfile,
+                                           f.ifname, f.pcap_filter, g.pid, g.uid, g.mapsize}));
+  return {};
+}
+
+Result<void> TlsModule::start_tls_reading(OwnRecords own) {
+  if (keys_) RETURN_IF_ERROR(keys_->start(log()));
+  assembler_ = std::make_unique<ChunkAssembler>(monotonic_to_wall_ns(),
+                                                [this](DataEvent&& e) { deliver(std::move(e)); });
+  return start_reading(
+      [this, own = std::move(own)](std::span<const uint8_t> record) -> Result<void> {
+        ASSIGN_OR_RETURN(bool handled, own(record));
+        if (handled) return {};
+        return assembler_->add(record);
+      },
+      [this] { assembler_->tick(monotonic_now_ns()); });
+}
+
+void TlsModule::add_keys(std::span<const KeylogLine> lines, std::string_view what, uint32_t pid,
+                         uint32_t uid, const char (&comm)[ECAP_TASK_COMM_LEN],
+                         const ecap_sock_tuple& tuple) {
+  if (lines.empty() || !keys_) return;
+  const std::string name(comm, strnlen(comm, ECAP_TASK_COMM_LEN));
+  auto wanted = keys_->add(lines, &tuple, PacketOwner{pid, uid, name});
+  if (!wanted) {
+    report_error(wanted.error());
+    return;
+  }
+  if (!*wanted || what.empty()) return;
+  counters_mut().events.fetch_add(1);
+  log().info("keys: {} pid={} comm={} client_random={} ({} line{})", what, pid, name,
+             lines.front().client_random, lines.size(), lines.size() == 1 ? "" : "s");
+}
+
+void TlsModule::deliver(DataEvent&& e) {
+  e.source = source_;
+  counters_mut().events.fetch_add(1);
+  counters_mut().bytes.fetch_add(e.payload.size());
+  if (ctx().sink != nullptr) ctx().sink->emit(e);
+}
+
+void TlsModule::on_drained() {
+  if (assembler_) assembler_->flush();
+  if (keys_) {
+    keys_->stop();  // after the last secret: every secret precedes its packets
+    counters_mut().lost.fetch_add(keys_->lost());
+  }
+}
+
+void TlsModule::on_release() {
+  assembler_.reset();
+  keys_.reset();  // removes a key log that a capture which never started created
+}
+
+}  // namespace ecapture::tls

@@ -1,0 +1,57 @@
+// The base of every TLS module (tls, gotls, gnutls, nss): a CaptureModule whose plaintext records
+// (tls_abi.h) are reassembled by one ChunkAssembler and delivered as DataEvents, and whose keys
+// (keylog and pcap modes) go to one KeyOutput. Stop order: detach, drain, flush the assembler,
+// then close the pcapng (after the last secret).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "bpf/capture_module.h"
+#include "core/result.h"
+#include "ecap_abi.h"
+#include "events/event.h"
+#include "tls/capture_fields.h"
+#include "tls/chunk_assembler.h"
+#include "tls/key_output.h"
+
+namespace ecapture::tls {
+
+class TlsModule : public bpf::CaptureModule {
+ public:
+  // `source` names the library in each event ("openssl", "gotls", "gnutls", "nss").
+  TlsModule(std::string name, std::string source)
+      : CaptureModule(std::move(name)), source_(std::move(source)) {}
+
+ protected:
+  // A record the module decodes itself (keys): true when it was one, false for plaintext.
+  using OwnRecords = std::function<Result<bool>(std::span<const uint8_t>)>;
+
+  // Keylog and pcap modes: checks the key output's settings and opens the key log (from init).
+  Result<void> open_keys(const CaptureFields& f, CaptureMode mode);
+  KeyOutput* keys() const { return keys_.get(); }
+  // Starts the key output (if any), then reads the session's events: each record goes to `own`
+  // first, the others to the assembler, whose calls are delivered to the sink.
+  Result<void> start_tls_reading(OwnRecords own);
+  // One session's key log lines from the process a kernel record names, to the key output; then,
+  // unless `what` is empty, the log line "keys: <what> pid=… comm=… client_random=… (N lines)" and
+  // one event. A key output that cannot write ends the capture (module error).
+  void add_keys(std::span<const KeylogLine> lines, std::string_view what, uint32_t pid,
+                uint32_t uid, const char (&comm)[ECAP_TASK_COMM_LEN],
+                const ecap_sock_tuple& tuple);
+
+  void on_drained() override;
+  void on_release() override;
+
+ private:
+  void deliver(DataEvent&& e);
+
+  std::string source_;
+  std::unique_ptr<ChunkAssembler> assembler_;
+  std::unique_ptr<KeyOutput> keys_;  // keylog and pcap modes; null in text mode
+};
+
+}  // namespace ecapture::tls
