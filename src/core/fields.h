@@ -121,4 +121,15 @@ class FieldTableBuilder {
   FieldTable table_;
 };
 
+// The table of `Config`, built once, on first use, by `build(builder)`.
+template <typename Config, typename Build>
+const FieldTable& field_table(Build&& build) {
+  static const FieldTable table = [&] {
+    FieldTableBuilder<Config> b;
+    build(b);
+    return b.build();
+  }();
+  return table;
+}
+
 }  // namespace ecapture

@@ -1,6 +1,8 @@
 // Decoding of the TLS data records and reassembly of chunked calls.
 #include "tls/chunk_assembler.h"
 
+#include "bpf/record.h"
+
 #include <sys/socket.h>
 
 #include <cstring>
@@ -37,16 +39,10 @@ void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, 
 }
 
 Result<void> ChunkAssembler::add(std::span<const uint8_t> record) {
-  if (record.size() < sizeof(tls_data_event)) {
-    return make_error("short openssl record: {} bytes", record.size());
-  }
-  tls_data_event h;
-  std::memcpy(&h, record.data(), sizeof(h));
-  if (h.data_len > TLS_CHUNK || sizeof(h) + h.data_len > record.size()) {
-    return make_error("malformed openssl record: data_len {} in a {}-byte record", h.data_len,
-                      record.size());
-  }
-  const char* data = reinterpret_cast<const char*>(record.data() + sizeof(h));
+  ASSIGN_OR_RETURN(const tls_data_event h, bpf::read_struct<tls_data_event>(record, "tls"));
+  ASSIGN_OR_RETURN(const std::span<const uint8_t> payload,
+                   bpf::payload_after<tls_data_event>(record, h.data_len, TLS_CHUNK, "tls"));
+  const char* data = reinterpret_cast<const char*>(payload.data());
   if (h.kind == TLS_RECORD_CONN) {
     add_conn(h);
     return {};

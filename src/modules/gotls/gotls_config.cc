@@ -4,8 +4,7 @@
 namespace ecapture::gotls {
 
 const FieldTable& GoTlsConfig::fields() const {
-  static const FieldTable table = [] {
-    FieldTableBuilder<GoTlsConfig> b;
+  return field_table<GoTlsConfig>([](FieldTableBuilder<GoTlsConfig>& b) {
     b.text(&GoTlsConfig::elfpath,
            {.flag = "-e,--elfpath",
             .json = {"elf_path"},
@@ -25,9 +24,7 @@ const FieldTable& GoTlsConfig::fields() const {
       if (c.elfpath.empty()) return make_error("field 'elf_path' is required (the Go program)");
       return {};
     });
-    return b.build();
-  }();
-  return table;
+  });
 }
 
 }  // namespace ecapture::gotls

@@ -4,8 +4,7 @@
 namespace ecapture::mysqld {
 
 const FieldTable& MysqldConfig::fields() const {
-  static const FieldTable table = [] {
-    FieldTableBuilder<MysqldConfig> b;
+  return field_table<MysqldConfig>([](FieldTableBuilder<MysqldConfig>& b) {
     b.text(&MysqldConfig::mysqld,
            {.flag = "-m,--mysqld",
             .json = {"mysqldpath", "mysqlpath"},
@@ -38,9 +37,7 @@ const FieldTable& MysqldConfig::fields() const {
       return {};
     });
     b.json_unused({"elftype", "version", "versioninfo"});
-    return b.build();
-  }();
-  return table;
+  });
 }
 
 }  // namespace ecapture::mysqld

@@ -1,6 +1,8 @@
 // Command names, version and signature detection, record assembly for the mysqld module.
 #include "modules/mysqld/mysqld_events.h"
 
+#include "bpf/record.h"
+
 #include <array>
 #include <cstring>
 #include <regex>
@@ -107,16 +109,10 @@ size_t CommandAssembler::statements() const {
 }
 
 Result<void> CommandAssembler::add(std::span<const uint8_t> record) {
-  if (record.size() < sizeof(mysqld_event)) {
-    return make_error("short mysqld record: {} bytes", record.size());
-  }
-  mysqld_event h;
-  std::memcpy(&h, record.data(), sizeof(h));
-  if (h.data_len > MYSQLD_CHUNK || sizeof(h) + h.data_len > record.size()) {
-    return make_error("malformed mysqld record: data_len {} in a {}-byte record", h.data_len,
-                      record.size());
-  }
-  std::string_view data(reinterpret_cast<const char*>(record.data() + sizeof(h)), h.data_len);
+  ASSIGN_OR_RETURN(const mysqld_event h, bpf::read_struct<mysqld_event>(record, "mysqld"));
+  ASSIGN_OR_RETURN(const std::span<const uint8_t> payload,
+                   bpf::payload_after<mysqld_event>(record, h.data_len, MYSQLD_CHUNK, "mysqld"));
+  std::string_view data(reinterpret_cast<const char*>(payload.data()), payload.size());
   if (h.kind == MYSQLD_RECORD_END) {
     finish(h, data);
     return {};

@@ -4,8 +4,7 @@
 namespace ecapture::openssl {
 
 const FieldTable& OpenSslConfig::fields() const {
-  static const FieldTable table = [] {
-    FieldTableBuilder<OpenSslConfig> b;
+  return field_table<OpenSslConfig>([](FieldTableBuilder<OpenSslConfig>& b) {
     b.text(&OpenSslConfig::libssl,
            {.flag = "--libssl",
             .json = {"opensslpath"},
@@ -23,9 +22,7 @@ const FieldTable& OpenSslConfig::fields() const {
     // eCapture reports BoringSSL through isboringssl; here the library is recognised by itself.
     b.json_ignored({"isboringssl"});
     b.json_unused({"masterhookfuncs", "sslbpffile", "is_android", "androidver"});
-    return b.build();
-  }();
-  return table;
+  });
 }
 
 }  // namespace ecapture::openssl

@@ -4,8 +4,7 @@
 namespace ecapture::postgres {
 
 const FieldTable& PostgresConfig::fields() const {
-  static const FieldTable table = [] {
-    FieldTableBuilder<PostgresConfig> b;
+  return field_table<PostgresConfig>([](FieldTableBuilder<PostgresConfig>& b) {
     b.text(&PostgresConfig::postgres,
            {.flag = "-m,--postgres",
             .json = {"postgrespath"},
@@ -19,9 +18,7 @@ const FieldTable& PostgresConfig::fields() const {
                        "must take the statement text as its first argument, e.g. "
                        "pg_parse_query)"});
     add_perf_reorder_rows(b);
-    return b.build();
-  }();
-  return table;
+  });
 }
 
 }  // namespace ecapture::postgres

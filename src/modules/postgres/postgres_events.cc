@@ -1,6 +1,8 @@
 // Record assembly for the postgres module.
 #include "modules/postgres/postgres_events.h"
 
+#include "bpf/record.h"
+
 #include <cstring>
 
 namespace ecapture::postgres {
@@ -17,15 +19,9 @@ size_t StatementAssembler::open_statements() const {
 }
 
 Result<void> StatementAssembler::add(std::span<const uint8_t> record) {
-  if (record.size() < sizeof(postgres_event)) {
-    return make_error("short postgres record: {} bytes", record.size());
-  }
-  postgres_event h;
-  std::memcpy(&h, record.data(), sizeof(h));
-  if (h.data_len > POSTGRES_CHUNK || sizeof(h) + h.data_len > record.size()) {
-    return make_error("malformed postgres record: data_len {} in a {}-byte record", h.data_len,
-                      record.size());
-  }
+  ASSIGN_OR_RETURN(const postgres_event h, bpf::read_struct<postgres_event>(record, "postgres"));
+  ASSIGN_OR_RETURN(const std::span<const uint8_t> payload,
+                   bpf::payload_after<postgres_event>(record, h.data_len, POSTGRES_CHUNK, "postgres"));
   if (h.kind == POSTGRES_RECORD_STATE) {
     // Idle (or another state without text): the busy period ends.
     if (auto it = backends_.find(h.pid); it != backends_.end()) {
@@ -54,7 +50,7 @@ Result<void> StatementAssembler::add(std::span<const uint8_t> record) {
   }
   Reading& r = it->second;
   if (r.mono_ns == h.timestamp_ns) {
-    r.stmt.text.append(reinterpret_cast<const char*>(record.data() + sizeof(h)), h.data_len);
+    r.stmt.text.append(reinterpret_cast<const char*>(payload.data()), payload.size());
   }
   if (h.flags & POSTGRES_F_LAST) {
     r.stmt.truncated = (h.flags & POSTGRES_F_TRUNCATED) != 0;

@@ -26,8 +26,7 @@ void add_shell_rows(FieldTableBuilder<Config>& b) {
 }  // namespace
 
 const FieldTable& BashConfig::fields() const {
-  static const FieldTable table = [] {
-    FieldTableBuilder<BashConfig> b;
+  return field_table<BashConfig>([](FieldTableBuilder<BashConfig>& b) {
     b.text(&BashConfig::bash,
            {.flag = "--bash",
             .json = {"bashpath"},
@@ -40,23 +39,18 @@ const FieldTable& BashConfig::fields() const {
                        "readline, else its DT_NEEDED libreadline.so)",
                .existing_file = true});
     add_shell_rows(b);
-    return b.build();
-  }();
-  return table;
+  });
 }
 
 const FieldTable& ZshConfig::fields() const {
-  static const FieldTable table = [] {
-    FieldTableBuilder<ZshConfig> b;
+  return field_table<ZshConfig>([](FieldTableBuilder<ZshConfig>& b) {
     b.text(&ZshConfig::zsh,
            {.flag = "--zsh",
             .json = {"zshpath"},
             .help = "zsh executable to watch (default: $SHELL if it is zsh, else /bin/zsh)",
             .existing_file = true});
     add_shell_rows(b);
-    return b.build();
-  }();
-  return table;
+  });
 }
 
 std::string default_shell_path(const std::string& flag_value, const char* shell_env,

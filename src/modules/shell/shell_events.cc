@@ -1,6 +1,8 @@
 // Record decoding and command joining for the bash and zsh modules.
 #include "modules/shell/shell_events.h"
 
+#include "bpf/record.h"
+
 #include <cstddef>
 #include <cstring>
 #include <utility>
@@ -46,22 +48,16 @@ std::string ShellJoiner::unmetafy(std::string_view s) {
 }
 
 Result<void> ShellJoiner::add(std::span<const uint8_t> record) {
-  if (record.size() < sizeof(shell_event)) {
-    return make_error("short shell record: {} bytes", record.size());
-  }
-  shell_event h;
-  std::memcpy(&h, record.data(), sizeof(h));
-  if (h.data_len > SHELL_CHUNK || sizeof(h) + h.data_len > record.size()) {
-    return make_error("malformed shell record: data_len {} in a {}-byte record", h.data_len,
-                      record.size());
-  }
+  ASSIGN_OR_RETURN(const shell_event h, bpf::read_struct<shell_event>(record, "shell"));
+  ASSIGN_OR_RETURN(const std::span<const uint8_t> payload,
+                   bpf::payload_after<shell_event>(record, h.data_len, SHELL_CHUNK, "shell"));
   if (shells_.size() >= kMaxShells && !shells_.contains(h.pid)) {
     flush();  // bounded: shells whose exit was lost must not pile up
   }
   Shell& sh = shells_[h.pid];
   switch (h.kind) {
     case SHELL_RECORD_LINE:
-      add_chunk(sh, h, {reinterpret_cast<const char*>(record.data() + sizeof(h)), h.data_len});
+      add_chunk(sh, h, {reinterpret_cast<const char*>(payload.data()), payload.size()});
       return {};
     case SHELL_RECORD_PROMPT:
       finish_partial_line(sh, h.pid);

@@ -4,8 +4,7 @@
 namespace ecapture::tlslib {
 
 const FieldTable& GnutlsConfig::fields() const {
-  static const FieldTable table = [] {
-    FieldTableBuilder<GnutlsConfig> b;
+  return field_table<GnutlsConfig>([](FieldTableBuilder<GnutlsConfig>& b) {
     b.text(&GnutlsConfig::gnutls,
            {.flag = "--gnutls",
             .json = {"gnutlspath"},
@@ -19,22 +18,17 @@ const FieldTable& GnutlsConfig::fields() const {
             .json = {"sslversion"},
             .help = "GnuTLS version whose session layout to use (3.6.4-3.8.13), e.g. \"3.7.9\" "
                     "(keys only; default: read from the library)"});
-    return b.build();
-  }();
-  return table;
+  });
 }
 
 const FieldTable& NssConfig::fields() const {
-  static const FieldTable table =
-      FieldTableBuilder<NssConfig>()
-          .text(&NssConfig::nspr,
-                {.flag = "--nspr",
-                 .json = {"nspr_path"},
-                 .help = "libnspr4.so file (default: found through /etc/ld.so.conf and the ld "
-                         "cache)",
-                 .existing_file = true})
-          .build();
-  return table;
+  return field_table<NssConfig>([](FieldTableBuilder<NssConfig>& b) {
+    b.text(&NssConfig::nspr,
+           {.flag = "--nspr",
+            .json = {"nspr_path"},
+            .help = "libnspr4.so file (default: found through /etc/ld.so.conf and the ld cache)",
+            .existing_file = true});
+  });
 }
 
 }  // namespace ecapture::tlslib
