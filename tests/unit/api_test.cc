@@ -460,7 +460,7 @@ TEST_F(ApiHandlerTest, BadRequestsChangeNothing) {
   expect_body(handler->post_config("/nosuch", "{}"), 404, 3, "",
               "no endpoint POST /nosuch: POST one of /tls, /openssl, /boringssl, /gotls, "
               "/gnutls, /nss, /nspr, /bash, /zsh, /mysqld, /postgres, /postgress with a JSON "
-              "configuration, or GET /status, /healthz");
+              "configuration, or GET /status, /healthz, /metrics");
   expect_body(handler->post_config("/gotls", "{}"), 400, 3, "gotls",
               "module gotls is not available in this build");
   expect_body(handler->post_config("/postgress", "{}"), 400, 3, "postgres",
