@@ -44,9 +44,6 @@ void add_global_flags(CLI::App& app, GlobalConfig& g) {
   app.add_option("-l,--logaddr", g.logaddr,
                  "also send runtime logs here: a file (appended), tcp://host:port or "
                  "ws://host:port/path (JSON lines)");
-  app.add_option("--host-id", g.host_id,
-                 "name this host gives its events (JSON host, protobuf LogEntry.host, Kafka "
-                 "keys and headers); default: the hostname");
 }
 
 // Where captured events go (issue 4): eCapture's --eventaddr, --ecaptureq and rotation flags.
@@ -68,6 +65,9 @@ void add_output_flags(CLI::App& app, OutputConfig& o) {
   app.add_option("--eventroratetime", o.rotate_seconds,
                  "rotate the --eventaddr file every this many seconds (1-65535)");
   app.add_flag("--raw", o.raw, "print every library call as it is (no HTTP reassembly)");
+  app.add_option("--host-id", o.host_id,
+                 "name this host gives its events (JSON host, protobuf LogEntry.host, Kafka "
+                 "keys and headers); default: the hostname");
 }
 
 // CAP_BPF (39) + CAP_PERFMON (38), or CAP_SYS_ADMIN (21), in the effective set.
@@ -160,10 +160,12 @@ int run(int argc, char** argv) {
   }
   std::unique_ptr<ModuleConfig> config = chosen->make_config(global);
   if (auto r = config->validate(); !r) return fail(r.error().to_string());
-  if (!global.host_id.empty()) {
-    if (auto r = validate_host_id(global.host_id); !r) return fail(r.error().to_string(), 2);
+  if (!output_config.host_id.empty()) {
+    if (auto r = validate_host_id(output_config.host_id); !r) {
+      return fail(r.error().to_string(), 2);
+    }
   }
-  set_host_id(global.host_id);
+  set_host_id(output_config.host_id);
   std::optional<api::ListenAddress> listen_addr;
   if (!listen.empty()) {
     auto addr = api::parse_listen_address(listen);

@@ -23,7 +23,6 @@ struct GlobalConfig {
   uint64_t mapsize = 1024;  // per-CPU buffer size in pages (eCapture's meaning)
   uint64_t tsize = 0;     // truncate each message to this many bytes (0 = no limit)
   std::string logaddr;    // runtime log destination besides stderr (a file path)
-  std::string host_id;    // --host-id: the host name events carry ("" = the hostname)
 
   // Checks every field; the error names the flag and the allowed values.
   Result<void> validate() const;

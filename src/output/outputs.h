@@ -30,6 +30,7 @@ struct OutputConfig {
   uint16_t rotate_mb = 0;        // --eventroratesize
   uint16_t rotate_seconds = 0;   // --eventroratetime
   bool raw = false;              // --no-parse: one raw message per call
+  std::string host_id;           // --host-id: the host events name ("" = the hostname)
 };
 
 class Outputs {

@@ -283,7 +283,9 @@ TEST(KafkaWriter, DeliversKeyedMessagesInOrderPerKey) {
   std::map<std::string, int> partition_of;
   for (const auto& g : got) {
     per_key[g.key].push_back(g.value);
-    if (partition_of.count(g.key)) EXPECT_EQ(partition_of[g.key], g.partition);
+    if (partition_of.count(g.key)) {
+      EXPECT_EQ(partition_of[g.key], g.partition);
+    }
     partition_of[g.key] = g.partition;
     EXPECT_EQ(g.headers.at("host"), "unit-host");
     EXPECT_EQ(g.headers.at("module"), "openssl");
