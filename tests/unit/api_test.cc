@@ -583,6 +583,28 @@ TEST_F(ApiHandlerTest, StatusIncludesOutputCounters) {
             (json{{"messages", 7}, {"dropped_events", 2}}));
 }
 
+TEST_F(ApiHandlerTest, MetricsHaveRunnerFamiliesSourcesAndProcess) {
+  start(1);
+  handler->add_metrics_source([](MetricsText& m) {
+    m.counter("ecapture_decode_errors_total", "Decode errors.", uint64_t{5});
+  });
+  const std::string text = handler->metrics();
+  const auto at = [&text](const std::string& s) { return text.find(s); };
+  EXPECT_NE(at("# TYPE ecapture_events_total counter\necapture_events_total{module=\"tls\"} 0\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(at("ecapture_module_state{module=\"tls\",state=\"running\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(at("ecapture_module_state{module=\"tls\",state=\"error\"} 0\n"),
+            std::string::npos);
+  EXPECT_NE(at("ecapture_reloads_total 0\n"), std::string::npos);
+  // Sources come after the runner's families and before the process_* ones.
+  EXPECT_LT(at("ecapture_reloads_total"), at("ecapture_decode_errors_total 5\n"));
+  EXPECT_LT(at("ecapture_decode_errors_total 5\n"),
+            at("# TYPE process_cpu_seconds_total counter"));
+  EXPECT_NE(at("# TYPE process_resident_memory_bytes gauge"), std::string::npos);
+}
+
 TEST_F(ApiHandlerTest, HealthzWithoutAModuleIs503) {
   auto h = handler->healthz();
   EXPECT_EQ(h.http_status, 503);
