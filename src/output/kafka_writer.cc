@@ -145,7 +145,10 @@ Result<std::unique_ptr<KafkaWriter>> KafkaWriter::create(const std::string& addr
   for (const auto& [k, v] : props) {
     if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
-      return make_error("--kafka-opt {}={}: {}", k, v, err);
+      // Secrets (sasl.password, ssl.key.password, ...) stay out of logs and terminals.
+      const bool secret = k.find("password") != std::string::npos ||
+                          k.find("secret") != std::string::npos;
+      return make_error("--kafka-opt {}={}: {}", k, secret ? "***" : v, err);
     }
   }
   std::unique_ptr<KafkaWriter> w(new KafkaWriter(addr, log));

@@ -168,6 +168,9 @@ void Outputs::add_metrics(MetricsText& m) const {
               "Messages a sink dropped (queue full, consumer or broker gone).", s.dropped, l);
     m.counter("ecapture_sink_dropped_bytes_total", "Bytes of those dropped messages.",
               s.dropped_bytes, l);
+    m.counter("ecapture_sink_connects_total",
+              "Successful (re)connections of a tcp:// or ws:// sink (0 for the others).",
+              s.connects, l);
     if (const auto* k = dynamic_cast<const KafkaWriter*>(w.get())) {
       const KafkaStats ks = k->kafka_stats();
       m.counter("ecapture_kafka_queue_full_total",
