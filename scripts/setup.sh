@@ -8,6 +8,7 @@ build_pkgs=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libbenchmark-dev libcapstone-dev libpcap-dev libprotobuf-dev protobuf-compiler
   libnghttp2-dev libzstd-dev libbrotli-dev libssl-dev libwebsocketpp-dev libasio-dev libcpp-httplib-dev
+  librdkafka-dev
 )
 test_pkgs=(
   openssl curl nginx python3 python3-protobuf iproute2 procps bsdutils psmisc tshark ca-certificates
@@ -15,6 +16,7 @@ test_pkgs=(
   mariadb-server mariadb-client libmariadb-dev postgresql-15 postgresql-client-15 libpq-dev
   bash zsh dash golang-go hey
   gnutls-bin wget libnss3-tools libnss3-dev
+  prometheus python3-yaml systemd
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -58,7 +58,8 @@ ApiHandler::ApiHandler(Runner& runner, const ModuleRegistry& registry, GlobalCon
 ApiResponse ApiHandler::not_found(std::string_view method, std::string_view path) const {
   return make_response(404, RespCode::kNotFound, "",
                        fmt::format("no endpoint {} {}: POST one of {} with a JSON configuration, "
-                                   "or GET /status, /healthz", method, path, endpoint_list(registry_)));
+                                   "or GET /status, /healthz, /metrics", method, path,
+                                   endpoint_list(registry_)));
 }
 
 ApiResponse ApiHandler::post_config(std::string_view path, std::string_view body) {
@@ -133,6 +134,40 @@ ApiResponse ApiHandler::status() const {
   nlohmann::json data = status_json(s, runner_.reload_in_progress());
   if (output_counters_) data["output"] = output_counters_();
   return make_response(200, RespCode::kOk, module_type_of(registry_, s.module), "ok", std::move(data));
+}
+
+std::string ApiHandler::metrics() const {
+  const RunnerStatus s = runner_.status();
+  MetricsText m;
+  // The module's counters restart with each (re)loaded module instance; Prometheus reads a
+  // decrease as a counter reset.
+  MetricsText::Labels mod = {{"module", s.module}};
+  m.counter("ecapture_events_total", "Events the running module decoded.", s.events, mod);
+  m.counter("ecapture_event_bytes_total", "Payload bytes of those events.", s.bytes, mod);
+  m.counter("ecapture_lost_records_total",
+            "Records the kernel could not hand over (ring buffer full).", s.lost, mod);
+  m.counter("ecapture_decode_errors_total", "Records user space could not decode.",
+            s.decode_errors, mod);
+  m.counter("ecapture_map_update_failures_total", "BPF map updates the kernel refused.",
+            s.map_update_failures, mod);
+  m.gauge("ecapture_targets_hooked", "Distinct files the running module has probes on.",
+          s.targets, mod);
+  constexpr ModuleState kStates[] = {ModuleState::kUninitialized, ModuleState::kInitialized,
+                                     ModuleState::kRunning,       ModuleState::kStopping,
+                                     ModuleState::kClosed,        ModuleState::kError};
+  for (ModuleState st : kStates) {
+    m.gauge("ecapture_module_state", "1 for the module's current lifecycle state, else 0.",
+            uint64_t{st == s.state},
+            {{"module", s.module}, {"state", std::string(to_string(st))}});
+  }
+  m.counter("ecapture_reloads_total", "Successful hot reloads through the API.", s.reloads);
+  m.gauge("ecapture_reload_in_progress", "1 while a reload runs.",
+          uint64_t{runner_.reload_in_progress()});
+  m.gauge("ecapture_module_uptime_seconds", "Seconds since the running module started.",
+          s.uptime_seconds);
+  for (const auto& source : metrics_sources_) source(m);
+  add_process_metrics(m);
+  return m.str();
 }
 
 ApiResponse ApiHandler::healthz() const {

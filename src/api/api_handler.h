@@ -1,5 +1,5 @@
 // The HTTP configuration API's request handling, independent of the HTTP library: eCapture's POST
-// endpoints (JSON config → validate → runner reload), GET /status and GET /healthz.
+// endpoints (JSON config → validate → runner reload), GET /status, /healthz and /metrics.
 #pragma once
 
 #include <atomic>
@@ -9,11 +9,13 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/logger.h>
 
 #include "core/config.h"
+#include "core/metrics_text.h"
 #include "core/registry.h"
 #include "core/runner.h"
 
@@ -55,12 +57,20 @@ class ApiHandler {
   // Counters of the output pipeline (messages written, messages dropped, ...) for GET /status,
   // under data.output. Called from server threads.
   void set_output_counters(std::function<nlohmann::json()> f) { output_counters_ = std::move(f); }
+  // Adds families to GET /metrics (the output pipeline, and any counters a module or the BPF
+  // layer keeps, e.g. decode errors or map update failures). Called from server threads, in the
+  // order added; set up before serve().
+  void add_metrics_source(std::function<void(MetricsText&)> f) {
+    metrics_sources_.push_back(std::move(f));
+  }
 
   // POST <path> with a JSON body. Validates before anything changes; one reload at a time (a
   // request during a reload gets 503); answers once the new module runs or the old is restored.
   ApiResponse post_config(std::string_view path, std::string_view body);
   ApiResponse status() const;
   ApiResponse healthz() const;
+  // GET /metrics: Prometheus text format.
+  std::string metrics() const;
   ApiResponse not_found(std::string_view method, std::string_view path) const;
 
   // From now on requests get 503 and a POST waiting for its reload returns (the runner has
@@ -74,6 +84,7 @@ class ApiHandler {
   std::shared_ptr<spdlog::logger> log_;
   std::function<void(const ModuleConfig&)> on_applied_;
   std::function<nlohmann::json()> output_counters_;
+  std::vector<std::function<void(MetricsText&)>> metrics_sources_;
   std::mutex reload_mu_;
   std::atomic<bool> shutting_down_{false};
 };

@@ -61,6 +61,8 @@ Result<void> ApiServer::bind(const ListenAddress& addr, std::string token) {
       reply(res, handler_->status());
     } else if (req.path == "/healthz") {
       reply(res, handler_->healthz());
+    } else if (req.path == "/metrics") {
+      res.set_content(handler_->metrics(), "text/plain; version=0.0.4; charset=utf-8");
     } else {
       reply(res, handler_->not_found("GET", req.path));
     }

@@ -28,7 +28,7 @@ template <typename T>
 Result<std::span<const uint8_t>> payload_after(std::span<const uint8_t> record, uint64_t len,
                                                uint64_t max, std::string_view what) {
   if (len > max || sizeof(T) + len > record.size()) {
-    return make_error("malformed {} record: {} payload bytes in a {}-byte record", what, len,
+    return make_error("malformed {} record: data_len {} in a {}-byte record", what, len,
                       record.size());
   }
   return record.subspan(sizeof(T), static_cast<size_t>(len));

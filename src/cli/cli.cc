@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "api/api_server.h"
+#include "core/host_id.h"
 #include "core/logging.h"
 #include "core/registry.h"
 #include "core/runner.h"
@@ -51,7 +52,11 @@ void add_global_flags(CLI::App& app, GlobalConfig& g) {
 void add_output_flags(CLI::App& app, OutputConfig& o) {
   app.add_option("--eventaddr", o.eventaddr,
                  "send captured events here instead of stdout: a file, tcp://host:port, "
-                 "ws://host:port/path or - (stdout); repeatable");
+                 "ws://host:port/path, kafka://broker[,broker...]/topic or - (stdout); "
+                 "repeatable");
+  app.add_option("--kafka-opt", o.kafka_opts,
+                 "librdkafka property for kafka:// sinks, key=value (e.g. compression.type=zstd, "
+                 "security.protocol=ssl, queue.buffering.max.messages=10000); repeatable");
   app.add_option("--ecaptureq", o.ecaptureq,
                  "serve events and logs as eCaptureQ protobuf over WebSocket, e.g. "
                  "ws://127.0.0.1:28257/");
@@ -62,6 +67,9 @@ void add_output_flags(CLI::App& app, OutputConfig& o) {
   app.add_option("--eventroratetime", o.rotate_seconds,
                  "rotate the --eventaddr file every this many seconds (1-65535)");
   app.add_flag("--raw", o.raw, "print every library call as it is (no HTTP reassembly)");
+  app.add_option("--host-id", o.host_id,
+                 "name this host gives its events (JSON host, protobuf LogEntry.host, Kafka "
+                 "keys and headers); default: the hostname");
 }
 
 // CAP_BPF (39) + CAP_PERFMON (38), or CAP_SYS_ADMIN (21), in the effective set.
@@ -185,6 +193,12 @@ int run(int argc, char** argv) {
   std::unique_ptr<ModuleConfig> config = chosen->make_config(global);
 
   if (auto r = config->validate(); !r) return fail(r.error().to_string());
+  if (!output_config.host_id.empty()) {
+    if (auto r = validate_host_id(output_config.host_id); !r) {
+      return fail(r.error().to_string(), 2);
+    }
+  }
+  set_host_id(output_config.host_id);
   std::optional<api::ListenAddress> listen_addr;
   if (!listen.empty()) {
     auto addr = api::parse_listen_address(listen);
@@ -241,14 +255,8 @@ int run(int argc, char** argv) {
     out.set_options(applied.global.hex, applied.global.tsize);
     log->set_level(applied.global.debug ? spdlog::level::debug : spdlog::level::info);
   });
-  if (auto* processor = dynamic_cast<EventProcessor*>(out.sink())) {
-    api_handler.set_output_counters([processor] {
-      const ProcessorStats st = processor->stats();
-      return nlohmann::json{{"messages", st.messages},
-                            {"dropped_events", st.dropped_events},
-                            {"dropped_bytes", st.dropped_bytes}};
-    });
-  }
+  api_handler.set_output_counters([&out] { return out.status_json(); });
+  api_handler.add_metrics_source([&out](MetricsText& m) { out.add_metrics(m); });
   if (listen_addr) api_server.serve(api_handler);
   int code = 1;
   if (auto started = runner.start(chosen->module->name, std::move(config)); started) {

@@ -4,9 +4,12 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <cctype>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/host_id.h"
 #include "ecaptureq.pb.h"
 #include "output/audit_text.h"
 #include "output/text_encoder.h"
@@ -116,6 +119,7 @@ std::string encode_message_json(const Message& m) {
   j["time"] = format_timestamp(e.timestamp_ns);
   j["timestamp"] = e.timestamp_ns;
   j["uuid"] = message_uuid(m);
+  j["host"] = host_id();
   j["source"] = e.source;
   j["pid"] = e.pid;
   j["tid"] = e.tid;
@@ -163,6 +167,8 @@ std::string encode_audit_json(const AuditEvent& e) {
   nlohmann::json j;
   j["time"] = format_timestamp(e.timestamp_ns);
   j["timestamp"] = e.timestamp_ns;
+  j["host"] = host_id();
+  j["source"] = audit_module(e);
   j["kind"] = e.kind;
   j["type"] = e.type;
   j["pid"] = e.pid;
@@ -184,6 +190,8 @@ std::string encode_message_protobuf(const Message& m) {
   const DataEvent& e = m.event;
   event::LogEntry entry;
   entry.set_log_type(event::LOG_TYPE_EVENT);
+  entry.set_host(host_id());
+  entry.set_module(e.source);
   event::Event* ev = entry.mutable_event_payload();
   ev->set_timestamp(static_cast<int64_t>(e.timestamp_ns));
   ev->set_uuid(message_uuid(m));
@@ -199,9 +207,18 @@ std::string encode_message_protobuf(const Message& m) {
   return entry.SerializeAsString();
 }
 
+std::string audit_module(const AuditEvent& e) {
+  if (!e.source.empty()) return e.source;
+  std::string m = e.kind;  // "MYSQLD" → "mysqld"
+  for (char& c : m) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return m;
+}
+
 std::string encode_audit_protobuf(const AuditEvent& e) {
   event::LogEntry entry;
   entry.set_log_type(event::LOG_TYPE_EVENT);
+  entry.set_host(host_id());
+  entry.set_module(audit_module(e));
   event::Event* ev = entry.mutable_event_payload();
   ev->set_timestamp(static_cast<int64_t>(e.timestamp_ns));
   ev->set_uuid(fmt::format("{}_{}_{}_{}", e.pid, e.tid, e.comm, e.kind));

@@ -24,6 +24,8 @@ std::string encode_audit_json(const AuditEvent& e);
 // A serialized LogEntry (LOG_TYPE_EVENT); no length prefix.
 std::string encode_message_protobuf(const Message& m);
 std::string encode_audit_protobuf(const AuditEvent& e);
+// The module an audit record came from: its source, else its kind in lower case.
+std::string audit_module(const AuditEvent& e);
 std::string encode_log_protobuf(std::string_view line);
 std::string encode_heartbeat_protobuf(int64_t unix_seconds, int64_t count);
 

@@ -6,6 +6,7 @@
 #include <spdlog/sinks/base_sink.h>
 
 #include "output/ecaptureq_server.h"
+#include "output/kafka_writer.h"
 #include "output/text_encoder.h"
 
 namespace ecapture {
@@ -59,6 +60,7 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputConfig& cfg, const 
     log->sinks().push_back(sink);
     log->info("eCaptureQ server listening on {}", cfg.ecaptureq);
   }
+  bool has_kafka = false;
   for (const auto& addr : cfg.eventaddr) {
     if (addr == "-" || addr == "stdout") {
       if (format == Format::kProtobuf) {
@@ -67,9 +69,23 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputConfig& cfg, const 
       o->router_->add(format, std::make_shared<StreamWriter>(stdout));
       continue;
     }
+    if (is_kafka_address(addr)) {
+      if (rot.max_bytes || rot.interval.count()) {
+        return make_error("--eventroratesize/--eventroratetime apply to a file --eventaddr, "
+                          "not {}", addr);
+      }
+      auto k = KafkaWriter::create(addr, cfg.kafka_opts, log);
+      if (!k) return make_error("--eventaddr {}", k.error().to_string());
+      o->router_->add(format, std::shared_ptr<Writer>(std::move(*k)));
+      has_kafka = true;
+      continue;
+    }
     auto w = make_writer(addr, rot, log);
     if (!w) return make_error("--eventaddr {}", w.error().to_string());
     o->router_->add(format, std::shared_ptr<Writer>(std::move(*w)));
+  }
+  if (!cfg.kafka_opts.empty() && !has_kafka) {
+    return make_error("--kafka-opt {}: needs a kafka:// --eventaddr", cfg.kafka_opts.front());
   }
   if (cfg.eventaddr.empty() && cfg.ecaptureq.empty()) {
     if (format == Format::kProtobuf) {
@@ -100,6 +116,72 @@ void Outputs::close() {
   ProcessorStats s = processor_->stats();
   log_->info("output summary: messages={} queue_dropped={} queue_dropped_bytes={} partial={}; {}",
              s.messages, s.dropped_events, s.dropped_bytes, s.flushed_idle, router_->summary());
+}
+
+nlohmann::json Outputs::status_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  if (processor_) {
+    const ProcessorStats st = processor_->stats();
+    j = {{"messages", st.messages},
+         {"dropped_events", st.dropped_events},
+         {"dropped_bytes", st.dropped_bytes}};
+  }
+  nlohmann::json sinks = nlohmann::json::array();
+  if (router_) {
+    for (const auto& [format, w] : router_->writers()) {
+      const WriterStats s = w->stats();
+      nlohmann::json one = {{"name", w->name()},       {"format", format_name(format)},
+                            {"messages", s.messages},  {"bytes", s.bytes},
+                            {"dropped", s.dropped},    {"dropped_bytes", s.dropped_bytes}};
+      if (const auto* k = dynamic_cast<const KafkaWriter*>(w.get())) {
+        const KafkaStats ks = k->kafka_stats();
+        one["queue_full"] = ks.queue_full;
+        one["delivery_failed"] = ks.delivery_failed;
+        one["queued"] = ks.queued;
+      }
+      sinks.push_back(std::move(one));
+    }
+  }
+  j["sinks"] = std::move(sinks);
+  return j;
+}
+
+void Outputs::add_metrics(MetricsText& m) const {
+  if (processor_) {
+    const ProcessorStats st = processor_->stats();
+    m.counter("ecapture_output_messages_total", "Messages the event processor produced.",
+              st.messages);
+    m.counter("ecapture_output_dropped_events_total",
+              "Events dropped before processing (processor queue full).", st.dropped_events);
+    m.counter("ecapture_output_dropped_bytes_total", "Payload bytes of those dropped events.",
+              st.dropped_bytes);
+  }
+  if (!router_) return;
+  for (const auto& [format, w] : router_->writers()) {
+    const WriterStats s = w->stats();
+    MetricsText::Labels l = {{"sink", w->name()}, {"format", format_name(format)}};
+    m.counter("ecapture_sink_messages_total",
+              "Messages a sink delivered (written, sent, or acknowledged by Kafka).", s.messages,
+              l);
+    m.counter("ecapture_sink_bytes_total", "Bytes of those messages.", s.bytes, l);
+    m.counter("ecapture_sink_dropped_total",
+              "Messages a sink dropped (queue full, consumer or broker gone).", s.dropped, l);
+    m.counter("ecapture_sink_dropped_bytes_total", "Bytes of those dropped messages.",
+              s.dropped_bytes, l);
+    m.counter("ecapture_sink_connects_total",
+              "Successful (re)connections of a tcp:// or ws:// sink (0 for the others).",
+              s.connects, l);
+    if (const auto* k = dynamic_cast<const KafkaWriter*>(w.get())) {
+      const KafkaStats ks = k->kafka_stats();
+      m.counter("ecapture_kafka_queue_full_total",
+                "Messages refused because the producer queue was full.", ks.queue_full, l);
+      m.counter("ecapture_kafka_delivery_failed_total",
+                "Messages librdkafka gave up on (timeout, purged at exit, broker error).",
+                ks.delivery_failed, l);
+      m.gauge("ecapture_kafka_queued_messages", "Messages produced and not yet acknowledged.",
+              ks.queued, l);
+    }
+  }
 }
 
 Result<void> add_log_destinations(const GlobalConfig& g, spdlog::logger& log) {

@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/logger.h>
 
 #include "core/config.h"
+#include "core/metrics_text.h"
 #include "core/result.h"
 #include "events/event_processor.h"
 #include "output/router.h"
@@ -20,13 +22,15 @@ class EcaptureqServer;
 
 struct OutputConfig {
   // Where events go (repeatable); none = stdout. "-" or "stdout", a file, tcp://host:port,
-  // ws://host:port/path.
+  // ws://host:port/path, kafka://broker[,broker…]/topic.
   std::vector<std::string> eventaddr;
+  std::vector<std::string> kafka_opts;  // --kafka-opt key=value, for kafka:// addresses
   std::string ecaptureq;         // ws://host:port/ — serve LogEntry streams
   std::string format = "text";   // for stdout / --eventaddr
   uint16_t rotate_mb = 0;        // --eventroratesize
   uint16_t rotate_seconds = 0;   // --eventroratetime
   bool raw = false;              // --no-parse: one raw message per call
+  std::string host_id;           // --host-id: the host events name ("" = the hostname)
 };
 
 class Outputs {
@@ -42,6 +46,10 @@ class Outputs {
   void mark_started() { started_ = true; }
   // Drains the processor, flushes and closes writers and servers; logs the output summary.
   void close();
+  // The processor's and every writer's counters, for GET /status (data.output).
+  nlohmann::json status_json() const;
+  // The same as Prometheus families, for GET /metrics.
+  void add_metrics(MetricsText& m) const;
 
  private:
   Outputs() = default;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "output/audit_text.h"
+#include "output/record_key.h"
 
 namespace ecapture {
 
@@ -20,11 +21,11 @@ void OutputRouter::set_options(bool hex, uint64_t audit_tsize) {
   audit_tsize_ = audit_tsize;
 }
 
-void OutputRouter::send(const Route& r, const std::string& encoded) {
+void OutputRouter::send(const Route& r, const RecordMeta& meta, const std::string& encoded) {
   if (r.format == Format::kProtobuf && !r.writer->framed()) {
-    r.writer->write(length_delimited(encoded), true);
+    r.writer->write_record(meta, length_delimited(encoded), true);
   } else {
-    r.writer->write(encoded, r.format == Format::kProtobuf);
+    r.writer->write_record(meta, encoded, r.format == Format::kProtobuf);
   }
 }
 
@@ -32,6 +33,7 @@ void OutputRouter::write(const Message& m) {
   std::lock_guard lock(mu_);
   std::string enc[3];
   bool done[3] = {false, false, false};
+  const RecordMeta meta = record_meta(m);
   for (const auto& r : routes_) {
     auto i = static_cast<size_t>(r.format);
     if (!done[i]) {
@@ -42,17 +44,20 @@ void OutputRouter::write(const Message& m) {
       }
       done[i] = true;
     }
-    send(r, enc[i]);
+    send(r, meta, enc[i]);
   }
 }
 
 void OutputRouter::write_audit(const AuditEvent& e) {
   std::lock_guard lock(mu_);
+  const RecordMeta meta = record_meta(e);
   for (const auto& r : routes_) {
     switch (r.format) {
-      case Format::kText: send(r, encode_audit_text(e, TextOptions{hex_, audit_tsize_})); break;
-      case Format::kJson: send(r, encode_audit_json(e)); break;
-      case Format::kProtobuf: send(r, encode_audit_protobuf(e)); break;
+      case Format::kText:
+        send(r, meta, encode_audit_text(e, TextOptions{hex_, audit_tsize_}));
+        break;
+      case Format::kJson: send(r, meta, encode_audit_json(e)); break;
+      case Format::kProtobuf: send(r, meta, encode_audit_protobuf(e)); break;
     }
   }
 }
@@ -77,9 +82,18 @@ std::string OutputRouter::summary() const {
   for (const auto& r : routes_) {
     WriterStats s = r.writer->stats();
     if (!out.empty()) out += "; ";
-    fmt::format_to(std::back_inserter(out), "{} {}: messages={} bytes={} dropped={}",
-                   format_name(r.format), r.writer->name(), s.messages, s.bytes, s.dropped);
+    fmt::format_to(std::back_inserter(out), "{} {}: messages={} bytes={} dropped={}{}",
+                   format_name(r.format), r.writer->name(), s.messages, s.bytes, s.dropped,
+                   r.writer->detail());
   }
+  return out;
+}
+
+std::vector<std::pair<Format, std::shared_ptr<Writer>>> OutputRouter::writers() const {
+  auto* self = const_cast<OutputRouter*>(this);
+  std::lock_guard lock(self->mu_);
+  std::vector<std::pair<Format, std::shared_ptr<Writer>>> out;
+  for (const auto& r : routes_) out.emplace_back(r.format, r.writer);
   return out;
 }
 

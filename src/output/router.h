@@ -29,13 +29,15 @@ class OutputRouter : public MessageSink {
   void close();
   // "writer stdout: messages=… dropped=…; writer tcp://…: …"
   std::string summary() const;
+  // Every writer with its format, for /status and /metrics.
+  std::vector<std::pair<Format, std::shared_ptr<Writer>>> writers() const;
 
  private:
   struct Route {
     Format format;
     std::shared_ptr<Writer> writer;
   };
-  void send(const Route& r, const std::string& encoded);
+  void send(const Route& r, const RecordMeta& meta, const std::string& encoded);
 
   std::mutex mu_;
   bool hex_;

@@ -29,11 +29,25 @@ struct WriterStats {
   uint64_t connects = 0;  // network writers: successful (re)connections
 };
 
+// What a keyed transport (Kafka) needs besides the bytes: the message key that keeps one
+// connection's messages together and the header values.
+struct RecordMeta {
+  std::string key;     // "<host>/<pid>/<fd>/<local>/<peer>", see record_key()
+  std::string module;  // "openssl", "bash", ...
+  uint32_t pid = 0;
+};
+
 class Writer {
  public:
   virtual ~Writer() = default;
   // One encoded message. Thread-safe.
   virtual void write(std::string_view bytes, bool binary) = 0;
+  // The same with its metadata; writers that have no use for it write the bytes.
+  virtual void write_record(const RecordMeta& /*meta*/, std::string_view bytes, bool binary) {
+    write(bytes, binary);
+  }
+  // Writer-specific counters for the exit summary, e.g. " queue_full=2"; "" when none.
+  virtual std::string detail() const { return ""; }
   virtual void flush() {}
   // Sends what is queued (network writers: up to a short deadline), then releases everything.
   virtual void close() {}

@@ -454,11 +454,11 @@ TEST_F(ApiHandlerTest, BadRequestsChangeNothing) {
   start(1);
   expect_body(handler->post_config("/nosuch", "{}"), 404, 3, "",
               "no endpoint POST /nosuch: POST one of /tls, /openssl, /boringssl, /bash with a "
-              "JSON configuration, or GET /status, /healthz");
+              "JSON configuration, or GET /status, /healthz, /metrics");
   // A path of a module this registry does not have is no endpoint either.
   expect_body(handler->post_config("/gotls", "{}"), 404, 3, "",
               "no endpoint POST /gotls: POST one of /tls, /openssl, /boringssl, /bash with a "
-              "JSON configuration, or GET /status, /healthz");
+              "JSON configuration, or GET /status, /healthz, /metrics");
   auto bad_json = handler->post_config("/tls", "{\"pid\": ");
   EXPECT_EQ(bad_json.http_status, 400);
   EXPECT_EQ(bad_json.body["code"], 4);
@@ -579,6 +579,30 @@ TEST_F(ApiHandlerTest, StatusIncludesOutputCounters) {
   handler->set_output_counters([] { return json{{"messages", 7}, {"dropped_events", 2}}; });
   EXPECT_EQ(handler->status().body["data"]["output"],
             (json{{"messages", 7}, {"dropped_events", 2}}));
+}
+
+TEST_F(ApiHandlerTest, MetricsHaveRunnerFamiliesSourcesAndProcess) {
+  start(1);
+  handler->add_metrics_source([](MetricsText& m) {
+    m.counter("ecapture_test_source_total", "A source's family.", uint64_t{5});
+  });
+  const std::string text = handler->metrics();
+  const auto at = [&text](const std::string& s) { return text.find(s); };
+  EXPECT_NE(at("# TYPE ecapture_events_total counter\necapture_events_total{module=\"tls\"} 0\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(at("ecapture_module_state{module=\"tls\",state=\"running\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(at("ecapture_module_state{module=\"tls\",state=\"error\"} 0\n"),
+            std::string::npos);
+  EXPECT_NE(at("ecapture_reloads_total 0\n"), std::string::npos);
+  // Sources come after the runner's families and before the process_* ones.
+  EXPECT_NE(at("ecapture_decode_errors_total{module=\"tls\"} 0\n"), std::string::npos);
+  EXPECT_NE(at("ecapture_map_update_failures_total{module=\"tls\"} 0\n"), std::string::npos);
+  EXPECT_LT(at("ecapture_reloads_total"), at("ecapture_test_source_total 5\n"));
+  EXPECT_LT(at("ecapture_test_source_total 5\n"),
+            at("# TYPE process_cpu_seconds_total counter"));
+  EXPECT_NE(at("# TYPE process_resident_memory_bytes gauge"), std::string::npos);
 }
 
 TEST_F(ApiHandlerTest, HealthzWithoutAModuleIs503) {
