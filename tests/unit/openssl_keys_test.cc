@@ -64,6 +64,22 @@ TEST(OpenSslLayoutTest, UnknownVersionsAreRefusedNotGuessed) {
   EXPECT_FALSE(layout_for_version("garbage"));
 }
 
+TEST(OpenSslLayoutTest, PreReleasesAreRefusedByName) {
+  for (const char* v : {"3.6.0-beta1", "3.2.0-alpha2", "1.1.0-pre6", "3.4.0-dev"}) {
+    SCOPED_TRACE(v);
+    auto l = layout_for_version(v);
+    ASSERT_FALSE(l);
+    const std::string release(std::string_view(v).substr(0, std::string_view(v).find('-')));
+    EXPECT_EQ(l.error().message,
+              fmt::format("OpenSSL {} is a pre-release: no struct layout is known for it, so its "
+                          "keys cannot be read (text capture works with any version). If it "
+                          "shares the layout of a release, force that row with --ssl_version, "
+                          "e.g. --ssl_version \"openssl {}\"", v, release));
+  }
+  // --ssl_version naming the release forces its row.
+  EXPECT_EQ(layout_for_version(*parse_ssl_version_flag("openssl 3.6.0"))->name, "openssl 3.6.0");
+}
+
 TEST(OpenSslLayoutTest, SslVersionFlag) {
   EXPECT_EQ(*parse_ssl_version_flag("openssl 3.0.12"), "3.0.12");
   EXPECT_EQ(*parse_ssl_version_flag("OpenSSL 1.1.1w"), "1.1.1w");

@@ -93,6 +93,17 @@ Result<NamedLayout> layout_for_version(std::string_view version) {
     return make_error("cannot read OpenSSL version '{}': give it as --ssl_version \"openssl "
                       "X.Y.Z\"", version);
   }
+  if (auto dash = version.find('-'); dash != std::string_view::npos) {
+    const std::string_view tag = version.substr(dash + 1);
+    for (std::string_view pre : {"alpha", "beta", "pre", "dev"}) {
+      if (tag.rfind(pre, 0) != 0) continue;
+      // A pre-release's structs may differ from the release's, and no row was measured on one.
+      return make_error("OpenSSL {} is a pre-release: no struct layout is known for it, so its "
+                        "keys cannot be read (text capture works with any version). If it shares "
+                        "the layout of a release, force that row with --ssl_version, e.g. "
+                        "--ssl_version \"openssl {}\"", version, version.substr(0, dash));
+    }
+  }
   const Row* row = nullptr;
   for (const Row& r : kRows) {
     if (matches(r, *v)) row = &r;

@@ -1,0 +1,169 @@
+// The layout check on the recorded accessors of real OpenSSL builds (tests/fixtures/
+// openssl_releases, written by tests/openssl_releases/record_accessors.py): each release is
+// accepted with its table row, and a wrong row is refused naming the instruction it read.
+#include <gtest/gtest.h>
+
+#include <elf.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "modules/openssl/code_offsets.h"
+#include "modules/openssl/openssl_layouts.h"
+
+namespace ecapture::openssl {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kDir = fs::path(ECAPTURE_TEST_FIXTURES) / "openssl_releases";
+
+std::vector<uint8_t> unhex(std::string_view h) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i + 1 < h.size(); i += 2) {
+    out.push_back(static_cast<uint8_t>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
+struct Fixture {
+  std::string version;
+  Accessors code;
+};
+
+Fixture load(const std::string& name) {
+  std::ifstream in(kDir / name);
+  EXPECT_TRUE(in) << (kDir / name);
+  const auto j = nlohmann::json::parse(in);
+  Fixture f;
+  f.version = j.at("version").get<std::string>();
+  const std::string machine = j.at("machine").get<std::string>();
+  f.code.machine = machine == "x86_64" ? EM_X86_64 : machine == "aarch64" ? EM_AARCH64 : 0;
+  auto fn = [&](const char* symbol) {
+    const auto& e = j.at("functions").at(symbol);
+    return AccessorCode{std::stoull(e.at("address").get<std::string>(), nullptr, 16),
+                        unhex(e.at("code").get<std::string>())};
+  };
+  f.code.get_client_random = fn("SSL_get_client_random");
+  f.code.get_session = fn("SSL_get_session");
+  f.code.get_master_key = fn("SSL_SESSION_get_master_key");
+  return f;
+}
+
+struct Release {
+  const char* fixture;
+  const char* row;            // the row layout_for_version picks for the fixture's version
+  const char* wrong_version;  // a release whose row must be refused on this build
+  std::vector<std::string> refusal;  // exactly what the check says about the wrong row
+};
+
+// Expected values were read off `objdump -d -M intel` of each build, not from the decoder.
+const std::vector<Release>& releases() {
+  static const std::vector<Release> kReleases = {
+      // Debian 12's libssl3 3.0.19-1~deb12u2.
+      {"3.0.19-x86_64.json", "openssl 3.0.13", "3.0.12",
+       {"session at 0x918 in SSL_get_session (`mov rax, qword ptr [rdi + 0x918]` at 0x40120), the "
+        "table says 0x938"}},
+  };
+  return kReleases;
+}
+
+TEST(OpenSslReleasesTest, EveryFixtureIsExercised) {
+  std::set<std::string> listed;
+  for (const auto& r : releases()) listed.insert(r.fixture);
+  std::set<std::string> present;
+  for (const auto& e : fs::directory_iterator(kDir)) {
+    if (e.path().extension() == ".json") present.insert(e.path().filename().string());
+  }
+  EXPECT_EQ(listed, present);
+}
+
+TEST(OpenSslReleasesTest, EachReleaseIsAcceptedWithItsRow) {
+  for (const auto& r : releases()) {
+    SCOPED_TRACE(r.fixture);
+    const Fixture f = load(r.fixture);
+    auto row = layout_for_version(f.version);
+    ASSERT_TRUE(row) << row.error().message;
+    EXPECT_EQ(row->name, r.row);
+    const LayoutCheck c = check_openssl_layout(f.code, row->layout);
+    EXPECT_EQ(c.mismatches, std::vector<std::string>{});
+    EXPECT_EQ(c.checked,
+              (std::vector<std::string>{"s3", "client_random", "session", "master_key"}));
+  }
+}
+
+TEST(OpenSslReleasesTest, AWrongRowIsRefusedNamingTheInstruction) {
+  for (const auto& r : releases()) {
+    SCOPED_TRACE(r.fixture);
+    const Fixture f = load(r.fixture);
+    auto wrong = layout_for_version(r.wrong_version);
+    ASSERT_TRUE(wrong) << wrong.error().message;
+    EXPECT_EQ(check_openssl_layout(f.code, wrong->layout).mismatches, r.refusal);
+  }
+}
+
+// arm64 has no real build here: clang 14 -O2 --target=aarch64-linux-gnu of a replica of 3.2's
+// SSL_get_session and SSL_get_client_random (SSL_CONNECTION_FROM_CONST_SSL inlined, session at
+// 0x888, client_random at 0x148, QUIC `tls` at 0x40). The QUIC branch comes first in the code.
+TEST(OpenSslReleasesTest, Arm64QuicBranchIsNotTheConnectionPath) {
+  Accessors a;
+  a.machine = EM_AARCH64;
+  a.get_session = AccessorCode{
+      0x1000, unhex("400100b4080040b9090500513f09007162000054002040f90200001488000035400000b4004444"
+                    "f9c0035fd6e0031faac0035fd6")};
+  a.get_client_random = AccessorCode{
+      0x2000, unhex("fd7bbea9f30b00f9fd030091600200b4080040b9090500513f09007162000054002040f90200"
+                    "001488010035600100b4e20100b45f8000f1080480525330889a08200591e00301aae10308aa"
+                    "e20313aa0000009402000014f3031faae00313aaf30b40f9fd7bc2a8c0035fd613048052fbff"
+                    "ff17")};
+  auto session = session_read_from_code(a.get_session->code, 0x1000, EM_AARCH64);
+  ASSERT_TRUE(session);
+  EXPECT_EQ(session->offset, 0x888u);
+  EXPECT_EQ(session->instruction, "ldr x0, [x0, #0x888]");
+  EXPECT_EQ(session->address, 0x1024u);
+  auto cr = client_random_reads_from_code(a.get_client_random->code, 0x2000, EM_AARCH64);
+  ASSERT_TRUE(cr);
+  EXPECT_FALSE(cr->s3);
+  EXPECT_EQ(cr->client_random.offset, 0x148u);
+  EXPECT_EQ(cr->client_random.instruction, "add x8, x0, #0x148");
+  EXPECT_EQ(cr->client_random.address, 0x2040u);
+
+  auto right = layout_for_version("3.2.5");
+  ASSERT_TRUE(right);
+  EXPECT_EQ(check_openssl_layout(a, right->layout).mismatches, std::vector<std::string>{});
+  auto wrong = layout_for_version("3.2.0");
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(check_openssl_layout(a, wrong->layout).mismatches,
+            (std::vector<std::string>{
+                "client_random at 0x148 in SSL_get_client_random (`add x8, x0, #0x148` at "
+                "0x2040), the table says 0x140",
+                "session at 0x888 in SSL_get_session (`ldr x0, [x0, #0x888]` at 0x1024), the "
+                "table says 0x880"}));
+}
+
+// The branch decisions follow the values they test: a type other than 0 is not assumed, and a
+// branch on an unknown value is explored both ways (fall-through first).
+TEST(OpenSslReleasesTest, OnlyTheConnectionTypeIsAssumed) {
+  // test rdi, rdi; je +0x10; mov edx, [rdi]; cmp edx, 1; jne +4; mov rdi, [rdi+0x40];
+  // mov rax, [rdi+0x888]; ret
+  // With type 0, `cmp edx, 1; jne` is taken past the QUIC load.
+  auto code = unhex("4885ff74108b1783fa017504488b7f40488b8788080000c3");
+  auto r = session_read_from_code(code, 0, EM_X86_64);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->offset, 0x888u);
+  // mov rdx, [rsi]; test edx, edx; je +4; mov rax, [rdi+0x10]; mov rax, [rdi+0x20]; ret
+  // The tested value is another argument's memory: unknown, so the fall-through (0x10) comes
+  // first, and the other way is only a second path.
+  auto unknown = unhex("8b1685d27404488b4710488b4720c3");
+  auto u = session_read_from_code(unknown, 0, EM_X86_64);
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->offset, 0x10u);
+}
+
+}  // namespace
+}  // namespace ecapture::openssl
