@@ -2,10 +2,13 @@
 """Records the accessor functions the layout check reads, as a unit-test fixture.
 
     record_accessors.py --prefix /path/to/openssl-install [--out tests/fixtures/openssl_releases]
+    record_accessors.py --objects VERSION ssl/ssl_lib.o ssl/ssl_sess.o [--out ...]
 
 Reads SSL_get_client_random, SSL_get_session and SSL_SESSION_get_master_key (their first 256
 bytes, as ecapture does) from the prefix's libssl, and the version string from its libcrypto, and
-writes <version>.json there. Standard library only: no ELF module is needed for these lookups.
+writes <version>-<machine>.json there. With --objects the functions come from the object files of
+a build's libssl (the code is the library's; addresses are section offsets, and calls are not yet
+relocated). Standard library only: no ELF module is needed for these lookups.
 """
 import argparse
 import glob
@@ -44,6 +47,47 @@ def dynamic_symbols(data):
             end = data.index(b"\0", stroff + st_name)
             out[data[stroff + st_name:end].decode()] = (st_value, st_size)
     return out, machine
+
+
+def object_functions(data):
+    """{name: (code bytes, section offset)} of the functions defined in an ELF64 relocatable."""
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize)
+                for i in range(shnum)]
+    out = {}
+    for name, typ, flags, addr, off, size, link, info, align, entsize in sections:
+        if typ != 2:  # SHT_SYMTAB
+            continue
+        stroff = sections[link][4]
+        for i in range(size // entsize):
+            st_name, st_info, st_other, st_shndx, st_value, st_size = struct.unpack_from(
+                "<IBBHQQ", data, off + i * entsize)
+            if st_shndx == 0 or st_shndx >= len(sections) or (st_info & 0xF) != 2:
+                continue
+            end = data.index(b"\0", stroff + st_name)
+            sec_off = sections[st_shndx][4]
+            code = data[sec_off + st_value:sec_off + st_value + min(st_size, MAX_BYTES)]
+            out[data[stroff + st_name:end].decode()] = (code, st_value)
+    return out
+
+
+def record_objects(version, paths):
+    functions, machine = {}, None
+    for path in paths:
+        with open(path, "rb") as f:
+            data = f.read()
+        machine = struct.unpack_from("<H", data, 18)[0]
+        for name, (code, value) in object_functions(data).items():
+            if name in FUNCTIONS:
+                functions[name] = {"address": f"{value:#x}", "code": code.hex()}
+    missing = [n for n in FUNCTIONS if n not in functions]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not in {paths}")
+    return {"version": version, "version_string": f"OpenSSL {version}",
+            "machine": MACHINES.get(machine, str(machine)),
+            "library": "objects: " + ", ".join(os.path.basename(p) for p in paths),
+            "functions": functions}
 
 
 def file_offset(data, vaddr):
@@ -94,14 +138,18 @@ def record(prefix):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prefix", required=True, action="append",
+    ap.add_argument("--prefix", action="append", default=[],
                     help="an OpenSSL install prefix (repeatable)")
+    ap.add_argument("--objects", nargs="+", metavar=("VERSION", "OBJECT"),
+                    help="a version and the object files of its libssl")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                   "..", "fixtures", "openssl_releases"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    for prefix in args.prefix:
-        fixture = record(prefix)
+    fixtures = [record(prefix) for prefix in args.prefix]
+    if args.objects:
+        fixtures.append(record_objects(args.objects[0], args.objects[1:]))
+    for fixture in fixtures:
         path = os.path.join(args.out, f"{fixture['version']}-{fixture['machine']}.json")
         with open(path, "w") as f:
             json.dump(fixture, f, indent=1, sort_keys=True)

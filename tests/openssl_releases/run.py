@@ -40,11 +40,11 @@ class Case:
 
 
 def library(prefix, stem):
-    for d in ("lib", "lib64"):
+    for d in ("lib", "lib64", "lib/x86_64-linux-gnu", "lib/aarch64-linux-gnu"):
         found = sorted(glob.glob(os.path.join(prefix, d, stem + ".so.*")))
         if found:
             return found[0]
-    raise FileNotFoundError(f"no {stem}.so.* under {prefix}/lib or lib64")
+    raise FileNotFoundError(f"no {stem}.so.* under {prefix}/lib*")
 
 
 class Build:

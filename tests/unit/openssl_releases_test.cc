@@ -69,6 +69,27 @@ const std::vector<Release>& releases() {
       {"3.0.19-x86_64.json", "openssl 3.0.13", "3.0.12",
        {"session at 0x918 in SSL_get_session (`mov rax, qword ptr [rdi + 0x918]` at 0x40120), the "
         "table says 0x938"}},
+      // 3.2+: SSL_CONNECTION_FROM_SSL is inlined with its QUIC branch (a load at 0x40) first.
+      {"3.2.3-x86_64.json", "openssl 3.2.0", "3.2.4",
+       {"client_random at 0x140 in SSL_get_client_random (`lea r8, [rdi + 0x140]` at 0x6c88), "
+        "the table says 0x148",
+        "session at 0x880 in SSL_get_session (`mov rax, qword ptr [rdi + 0x880]` at 0x73b), the "
+        "table says 0x888"}},
+      {"3.2.5-x86_64.json", "openssl 3.2.4", "3.2.0",
+       {"client_random at 0x148 in SSL_get_client_random (`lea r8, [rdi + 0x148]` at 0x6ce8), "
+        "the table says 0x140",
+        "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x73b), the "
+        "table says 0x880"}},
+      {"3.3.2-x86_64.json", "openssl 3.3.0", "3.3.3",
+       {"client_random at 0x140 in SSL_get_client_random (`lea r8, [rdi + 0x140]` at 0x6ce8), "
+        "the table says 0x148",
+        "session at 0x880 in SSL_get_session (`mov rax, qword ptr [rdi + 0x880]` at 0x73b), the "
+        "table says 0x888"}},
+      {"3.3.3-x86_64.json", "openssl 3.3.3", "3.3.0",
+       {"client_random at 0x148 in SSL_get_client_random (`lea r8, [rdi + 0x148]` at 0x6d48), "
+        "the table says 0x140",
+        "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x73b), the "
+        "table says 0x880"}},
   };
   return kReleases;
 }
