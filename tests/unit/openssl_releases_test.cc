@@ -90,6 +90,16 @@ const std::vector<Release>& releases() {
         "the table says 0x140",
         "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x73b), the "
         "table says 0x880"}},
+      {"3.4.0-x86_64.json", "openssl 3.4.0", "3.4.1",
+       {"client_random at 0x140 in SSL_get_client_random (`lea r8, [rdi + 0x140]` at 0x6ce8), "
+        "the table says 0x148",
+        "session at 0x880 in SSL_get_session (`mov rax, qword ptr [rdi + 0x880]` at 0x73b), the "
+        "table says 0x888"}},
+      {"3.4.1-x86_64.json", "openssl 3.4.1", "3.4.0",
+       {"client_random at 0x148 in SSL_get_client_random (`lea r8, [rdi + 0x148]` at 0x6d48), "
+        "the table says 0x140",
+        "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x73b), the "
+        "table says 0x880"}},
   };
   return kReleases;
 }
