@@ -100,6 +100,12 @@ const std::vector<Release>& releases() {
         "the table says 0x140",
         "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x73b), the "
         "table says 0x880"}},
+      // 3.5+: the QUIC side of the conversion is a call.
+      {"3.5.3-x86_64.json", "openssl 3.5.0", "3.4.1",
+       {"client_random at 0x188 in SSL_get_client_random (`lea rsi, [rdi + 0x188]` at 0x795d), "
+        "the table says 0x148",
+        "session at 0x900 in SSL_get_session (`mov rax, qword ptr [rdi + 0x900]` at 0x750), the "
+        "table says 0x888"}},
   };
   return kReleases;
 }
