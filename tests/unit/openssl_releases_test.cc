@@ -58,6 +58,7 @@ Fixture load(const std::string& name) {
 struct Release {
   const char* fixture;
   const char* row;            // the row layout_for_version picks for the fixture's version
+  const char* forced;         // pre-releases: refused by name; this --ssl_version forces `row`
   const char* wrong_version;  // a release whose row must be refused on this build
   std::vector<std::string> refusal;  // exactly what the check says about the wrong row
 };
@@ -66,45 +67,58 @@ struct Release {
 const std::vector<Release>& releases() {
   static const std::vector<Release> kReleases = {
       // Debian 12's libssl3 3.0.19-1~deb12u2.
-      {"3.0.19-x86_64.json", "openssl 3.0.13", "3.0.12",
+      {"3.0.19-x86_64.json", "openssl 3.0.13", nullptr, "3.0.12",
        {"session at 0x918 in SSL_get_session (`mov rax, qword ptr [rdi + 0x918]` at 0x40120), the "
         "table says 0x938"}},
       // 3.2+: SSL_CONNECTION_FROM_SSL is inlined with its QUIC branch (a load at 0x40) first.
-      {"3.2.3-x86_64.json", "openssl 3.2.0", "3.2.4",
+      {"3.2.3-x86_64.json", "openssl 3.2.0", nullptr, "3.2.4",
        {"client_random at 0x140 in SSL_get_client_random (`lea r8, [rdi + 0x140]` at 0x6c88), "
         "the table says 0x148",
         "session at 0x880 in SSL_get_session (`mov rax, qword ptr [rdi + 0x880]` at 0x73b), the "
         "table says 0x888"}},
-      {"3.2.5-x86_64.json", "openssl 3.2.4", "3.2.0",
+      {"3.2.5-x86_64.json", "openssl 3.2.4", nullptr, "3.2.0",
        {"client_random at 0x148 in SSL_get_client_random (`lea r8, [rdi + 0x148]` at 0x6ce8), "
         "the table says 0x140",
         "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x73b), the "
         "table says 0x880"}},
-      {"3.3.2-x86_64.json", "openssl 3.3.0", "3.3.3",
+      {"3.3.2-x86_64.json", "openssl 3.3.0", nullptr, "3.3.3",
        {"client_random at 0x140 in SSL_get_client_random (`lea r8, [rdi + 0x140]` at 0x6ce8), "
         "the table says 0x148",
         "session at 0x880 in SSL_get_session (`mov rax, qword ptr [rdi + 0x880]` at 0x73b), the "
         "table says 0x888"}},
-      {"3.3.3-x86_64.json", "openssl 3.3.3", "3.3.0",
+      {"3.3.3-x86_64.json", "openssl 3.3.3", nullptr, "3.3.0",
        {"client_random at 0x148 in SSL_get_client_random (`lea r8, [rdi + 0x148]` at 0x6d48), "
         "the table says 0x140",
         "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x73b), the "
         "table says 0x880"}},
-      {"3.4.0-x86_64.json", "openssl 3.4.0", "3.4.1",
+      {"3.4.0-x86_64.json", "openssl 3.4.0", nullptr, "3.4.1",
        {"client_random at 0x140 in SSL_get_client_random (`lea r8, [rdi + 0x140]` at 0x6ce8), "
         "the table says 0x148",
         "session at 0x880 in SSL_get_session (`mov rax, qword ptr [rdi + 0x880]` at 0x73b), the "
         "table says 0x888"}},
-      {"3.4.1-x86_64.json", "openssl 3.4.1", "3.4.0",
+      {"3.4.1-x86_64.json", "openssl 3.4.1", nullptr, "3.4.0",
        {"client_random at 0x148 in SSL_get_client_random (`lea r8, [rdi + 0x148]` at 0x6d48), "
         "the table says 0x140",
         "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x73b), the "
         "table says 0x880"}},
       // 3.5+: the QUIC side of the conversion is a call.
-      {"3.5.3-x86_64.json", "openssl 3.5.0", "3.4.1",
+      {"3.5.3-x86_64.json", "openssl 3.5.0", nullptr, "3.4.1",
        {"client_random at 0x188 in SSL_get_client_random (`lea rsi, [rdi + 0x188]` at 0x795d), "
         "the table says 0x148",
         "session at 0x900 in SSL_get_session (`mov rax, qword ptr [rdi + 0x900]` at 0x750), the "
+        "table says 0x888"}},
+      // 1.1.1: the s3 state is a pointer.
+      {"1.1.1w-x86_64.json", "openssl 1.1.1j", nullptr, "3.0.0",
+       {"s3 at 0xa8 in SSL_get_client_random (`mov rdi, qword ptr [rdi + 0xa8]` at 0x4d90), the "
+        "table says 0x0",
+        "client_random at 0xb8 in SSL_get_client_random (`lea rsi, [rdi + 0xb8]` at 0x4d9b), the "
+        "table says 0x160",
+        "session at 0x510 in SSL_get_session (`mov rax, qword ptr [rdi + 0x510]` at 0x60), the "
+        "table says 0x918"}},
+      {"3.6.0-beta1-x86_64.json", "openssl 3.6.0", "3.6.0", "3.4.1",
+       {"client_random at 0x188 in SSL_get_client_random (`lea rsi, [rdi + 0x188]` at 0x797d), "
+        "the table says 0x148",
+        "session at 0x900 in SSL_get_session (`mov rax, qword ptr [rdi + 0x900]` at 0x760), the "
         "table says 0x888"}},
   };
   return kReleases;
@@ -124,7 +138,13 @@ TEST(OpenSslReleasesTest, EachReleaseIsAcceptedWithItsRow) {
   for (const auto& r : releases()) {
     SCOPED_TRACE(r.fixture);
     const Fixture f = load(r.fixture);
-    auto row = layout_for_version(f.version);
+    if (r.forced != nullptr) {
+      auto refused = layout_for_version(f.version);
+      ASSERT_FALSE(refused);
+      EXPECT_NE(refused.error().message.find("OpenSSL " + f.version + " is a pre-release"),
+                std::string::npos);
+    }
+    auto row = layout_for_version(r.forced != nullptr ? r.forced : f.version);
     ASSERT_TRUE(row) << row.error().message;
     EXPECT_EQ(row->name, r.row);
     const LayoutCheck c = check_openssl_layout(f.code, row->layout);
