@@ -32,7 +32,7 @@ TEST(OpenSslLayoutTest, EveryKnownVersionMapsToItsFamily) {
       {"1.1.0l", "openssl 1.1.0a", 0x178, 0},    {"1.1.1a", "openssl 1.1.1a", 0x510, 0x134},
       {"1.1.1c", "openssl 1.1.1b", 0x508, 0x134}, {"1.1.1d", "openssl 1.1.1d", 0x510, 0x13c},
       {"1.1.1w", "openssl 1.1.1j", 0x510, 0x13c}, {"3.0.0", "openssl 3.0.0", 0x918, 0x544},
-      {"3.0.11", "openssl 3.0.0", 0x918, 0x544},  {"3.0.12", "openssl 3.0.12", 0x938, 0x544},
+      {"3.0.11", "openssl 3.0.0", 0x918, 0x544},  {"3.0.12", "openssl 3.0.0", 0x918, 0x544},
       {"3.0.19", "openssl 3.0.13", 0x918, 0x544}, {"3.0.22", "openssl 3.0.13", 0x918, 0x544},
       {"3.1.8", "openssl 3.1.0", 0x918, 0x544},   {"3.2.2", "openssl 3.2.0", 0x880, 0x4fc},
       {"3.2.5", "openssl 3.2.4", 0x888, 0x504},   {"3.3.1", "openssl 3.3.0", 0x880, 0x4fc},

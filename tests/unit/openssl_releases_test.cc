@@ -66,11 +66,39 @@ struct Release {
 // Expected values were read off `objdump -d -M intel` of each build, not from the decoder.
 const std::vector<Release>& releases() {
   static const std::vector<Release> kReleases = {
-      // Debian 12's libssl3 3.0.19-1~deb12u2.
-      {"3.0.19-x86_64.json", "openssl 3.0.13", nullptr, "3.0.12",
-       {"session at 0x918 in SSL_get_session (`mov rax, qword ptr [rdi + 0x918]` at 0x40120), the "
-        "table says 0x938"}},
+      // Debian 12's libssl3 3.0.19-1~deb12u2 (the library itself).
+      {"3.0.19-x86_64.json", "openssl 3.0.13", nullptr, "3.2.0",
+       {"client_random at 0x160 in SSL_get_client_random (`lea rsi, [rdi + 0x160]` at 0x38130), "
+        "the table says 0x140",
+        "session at 0x918 in SSL_get_session (`mov rax, qword ptr [rdi + 0x918]` at 0x40120), "
+        "the table says 0x880"}},
+      // 3.0.12 reads the session where 3.0.11 and 3.0.13 do.
+      {"3.0.11-x86_64.json", "openssl 3.0.0", nullptr, "3.2.0",
+       {"client_random at 0x160 in SSL_get_client_random (`lea rsi, [rdi + 0x160]` at 0x4e00), "
+        "the table says 0x140",
+        "session at 0x918 in SSL_get_session (`mov rax, qword ptr [rdi + 0x918]` at 0x4b0), "
+        "the table says 0x880"}},
+      {"3.0.12-x86_64.json", "openssl 3.0.0", nullptr, "3.5.0",
+       {"client_random at 0x160 in SSL_get_client_random (`lea rsi, [rdi + 0x160]` at 0x4e00), "
+        "the table says 0x188",
+        "session at 0x918 in SSL_get_session (`mov rax, qword ptr [rdi + 0x918]` at 0x4b0), "
+        "the table says 0x900"}},
+      {"3.0.13-x86_64.json", "openssl 3.0.13", nullptr, "3.2.4",
+       {"client_random at 0x160 in SSL_get_client_random (`lea rsi, [rdi + 0x160]` at 0x4e30), "
+        "the table says 0x148",
+        "session at 0x918 in SSL_get_session (`mov rax, qword ptr [rdi + 0x918]` at 0x4b0), "
+        "the table says 0x888"}},
+      {"3.1.7-x86_64.json", "openssl 3.1.0", nullptr, "3.2.0",
+       {"client_random at 0x160 in SSL_get_client_random (`lea rsi, [rdi + 0x160]` at 0x4e00), "
+        "the table says 0x140",
+        "session at 0x918 in SSL_get_session (`mov rax, qword ptr [rdi + 0x918]` at 0x7d0), "
+        "the table says 0x880"}},
       // 3.2+: SSL_CONNECTION_FROM_SSL is inlined with its QUIC branch (a load at 0x40) first.
+      {"3.2.0-x86_64.json", "openssl 3.2.0", nullptr, "3.2.4",
+       {"client_random at 0x140 in SSL_get_client_random (`lea r8, [rdi + 0x140]` at 0x6cb8), "
+        "the table says 0x148",
+        "session at 0x880 in SSL_get_session (`mov rax, qword ptr [rdi + 0x880]` at 0x3ab), "
+        "the table says 0x888"}},
       {"3.2.3-x86_64.json", "openssl 3.2.0", nullptr, "3.2.4",
        {"client_random at 0x140 in SSL_get_client_random (`lea r8, [rdi + 0x140]` at 0x6c88), "
         "the table says 0x148",
