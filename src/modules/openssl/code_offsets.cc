@@ -59,6 +59,7 @@ struct Op {
   bool lhs_type_field = false;   // kCompare/kTest: left side is the 4-byte int at [arg + 0]
   unsigned width = 8;         // operand bytes of a comparison or an arithmetic result
   bool sets_flags = false;
+  bool call = false;  // registers hold nothing known after it
   Flow flow;
   uint64_t address = 0;
   std::string text;  // "mov rax, qword ptr [rdi + 0x888]"
@@ -218,6 +219,7 @@ Op reduce_x86(csh cs, const cs_insn& insn) {
   } else if (insn.id == X86_INS_RET || insn.id == X86_INS_UD2 || insn.id == X86_INS_HLT) {
     op.flow.kind = Flow::Kind::kEnd;
   }
+  op.call = insn.id == X86_INS_CALL;
   add_writes(cs, insn, fold_x86, &op);
   op.sets_flags = std::find(op.writes.begin(), op.writes.end(),
                             static_cast<unsigned>(X86_REG_EFLAGS)) != op.writes.end();
@@ -303,6 +305,7 @@ Op reduce_arm64(csh cs, const cs_insn& insn) {
   } else if (insn.id == ARM64_INS_RET || insn.id == ARM64_INS_BR) {
     op.flow.kind = Flow::Kind::kEnd;
   }
+  op.call = insn.id == ARM64_INS_BL || insn.id == ARM64_INS_BLR;
   add_writes(cs, insn, fold_arm64, &op);
   // capstone 4 does not always list NZCV among the written registers; the flag-setting forms are
   // the comparisons and the `s`-suffixed arithmetic.
@@ -392,6 +395,10 @@ class Tracker {
     for (unsigned w : op.writes) values_.erase(w);
     if (assigns && result.kind != kUnknown) values_[op.dst] = result;
     if (!keep_flags) flags_ = next;
+    if (op.call) {
+      values_.clear();
+      flags_ = Flags{};
+    }
   }
 
   // Whether `op`'s branch is taken on this path; nullopt when it depends on something unknown.
