@@ -106,11 +106,12 @@ const std::vector<Release>& releases() {
         "the table says 0x148",
         "session at 0x880 in SSL_get_session (`mov rax, qword ptr [rdi + 0x880]` at 0x73b), the "
         "table says 0x888"}},
+      // A full build's libssl.so.3 (keys decrypted by tshark with it, tests/openssl_releases).
       {"3.2.5-x86_64.json", "openssl 3.2.4", nullptr, "3.2.0",
-       {"client_random at 0x148 in SSL_get_client_random (`lea r8, [rdi + 0x148]` at 0x6ce8), "
+       {"client_random at 0x148 in SSL_get_client_random (`lea r8, [rdi + 0x148]` at 0x3d6f8), "
         "the table says 0x140",
-        "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x73b), the "
-        "table says 0x880"}},
+        "session at 0x888 in SSL_get_session (`mov rax, qword ptr [rdi + 0x888]` at 0x4664b), "
+        "the table says 0x880"}},
       {"3.3.2-x86_64.json", "openssl 3.3.0", nullptr, "3.3.3",
        {"client_random at 0x140 in SSL_get_client_random (`lea r8, [rdi + 0x140]` at 0x6ce8), "
         "the table says 0x148",
