@@ -34,7 +34,8 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
 bool is_printable(char c) { return c >= 0x20 && c < 0x7f; }
 
-// Length of a `\d\.\d+\.\d+[a-z]*` prefix of `s`, or 0 when `s` does not start with one.
+// Length of a `\d\.\d+\.\d+[a-z]*(-(alpha|beta|pre|dev)\d*)?` prefix of `s`, or 0 when `s`
+// does not start with one.
 size_t version_length(std::string_view s) {
   size_t i = 0;
   const auto digits = [&] {
@@ -51,6 +52,15 @@ size_t version_length(std::string_view s) {
   ++i;
   if (!digits()) return 0;
   while (i < s.size() && is_lower(s[i])) ++i;
+  // Pre-releases ("3.6.0-beta1", "3.0.0-alpha17", "1.1.0-pre6", "3.4.0-dev") keep their suffix, so
+  // that they are reported as they are and never taken for the release; "-fips" is a build name.
+  for (std::string_view tag : {"-alpha", "-beta", "-pre", "-dev"}) {
+    if (s.substr(i, tag.size()) != tag) continue;
+    size_t j = i + tag.size();
+    while (j < s.size() && is_digit(s[j])) ++j;
+    if (j < s.size() && is_lower(s[j])) break;  // a longer word, not a pre-release tag
+    return j;
+  }
   return i;
 }
 

@@ -14,14 +14,15 @@ enum class SslFlavor { kOpenSsl, kBoringSsl };
 
 struct SslVersion {
   SslFlavor flavor = SslFlavor::kOpenSsl;
-  std::string version;      // "3.0.19", "1.1.1w"; for BoringSSL "" (no number in the binary)
+  std::string version;      // "3.0.19", "1.1.1w", "3.6.0-beta1"; for BoringSSL "" (no number)
   std::string raw;          // the full matched text, e.g. "OpenSSL 3.0.19 27 Jan 2026"
   std::string source_path;  // the file the string was found in (libcrypto for OpenSSL 3)
   std::string display() const;  // "OpenSSL 3.0.19" / "BoringSSL"
 };
 
-// Scans the file's bytes for the first match of the regex `OpenSSL \d\.\d+\.\d+[a-z]*` (and a
-// "BoringSSL" marker). Returns nullopt when no version string is present.
+// Scans the file's bytes for the first match of the regex
+// `OpenSSL \d\.\d+\.\d+[a-z]*(-(alpha|beta|pre|dev)\d*)?` (and a "BoringSSL" marker). Returns
+// nullopt when no version string is present.
 Result<std::optional<SslVersion>> sniff_ssl_version_in(const std::string& path);
 
 // The same scan reading `chunk_size` bytes at a time (tests use tiny chunks to move the read

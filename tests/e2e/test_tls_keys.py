@@ -164,13 +164,16 @@ class TlsKeys(helpers.E2ETestCase):
         self.assert_decrypted(decrypted_streams(pcap, keys), path, body, text)
 
     def test_06a_forced_layout_that_disagrees_with_the_code_is_flagged(self):
-        """Debian's 3.0.x keeps the session at 0x918; forcing 3.0.12's layout (0x938) is obeyed,
-        with a warning naming the disagreement."""
-        with self.run_ecapture(["tls", "-m", "keylog", "--ssl_version", "openssl 3.0.12", "-k",
+        """Debian's 3.0.x keeps the session at 0x918; forcing 3.2.0's layout (0x880) is obeyed,
+        with a warning naming the disagreement and the instruction read."""
+        with self.run_ecapture(["tls", "-m", "keylog", "--ssl_version", "openssl 3.2.0", "-k",
                                 os.path.join(self.tmp, "k.log")]) as run:
             pass
-        self.assertIn("forced with --ssl_version although session at 0x918 in SSL_get_session, "
-                      "the table says 0x938", run.stderr_text())
+        self.assertRegex(run.stderr_text(), r"forced with --ssl_version although client_random at "
+                         r"0x160 in SSL_get_client_random \(`lea rsi, \[rdi \+ 0x160\]` at "
+                         r"0x[0-9a-f]+\), the table says 0x140; session at 0x918 in "
+                         r"SSL_get_session \(`mov rax, qword ptr \[rdi \+ 0x918\]` at "
+                         r"0x[0-9a-f]+\), the table says 0x880")
 
     def test_06_bad_ssl_version(self):
         r = subprocess.run([helpers.BINARY, "tls", "-m", "keylog", "--ssl_version", "openssl 9.9.9",

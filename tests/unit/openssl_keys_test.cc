@@ -32,7 +32,7 @@ TEST(OpenSslLayoutTest, EveryKnownVersionMapsToItsFamily) {
       {"1.1.0l", "openssl 1.1.0a", 0x178, 0},    {"1.1.1a", "openssl 1.1.1a", 0x510, 0x134},
       {"1.1.1c", "openssl 1.1.1b", 0x508, 0x134}, {"1.1.1d", "openssl 1.1.1d", 0x510, 0x13c},
       {"1.1.1w", "openssl 1.1.1j", 0x510, 0x13c}, {"3.0.0", "openssl 3.0.0", 0x918, 0x544},
-      {"3.0.11", "openssl 3.0.0", 0x918, 0x544},  {"3.0.12", "openssl 3.0.12", 0x938, 0x544},
+      {"3.0.11", "openssl 3.0.0", 0x918, 0x544},  {"3.0.12", "openssl 3.0.0", 0x918, 0x544},
       {"3.0.19", "openssl 3.0.13", 0x918, 0x544}, {"3.0.22", "openssl 3.0.13", 0x918, 0x544},
       {"3.1.8", "openssl 3.1.0", 0x918, 0x544},   {"3.2.2", "openssl 3.2.0", 0x880, 0x4fc},
       {"3.2.5", "openssl 3.2.4", 0x888, 0x504},   {"3.3.1", "openssl 3.3.0", 0x880, 0x4fc},
@@ -62,6 +62,22 @@ TEST(OpenSslLayoutTest, UnknownVersionsAreRefusedNotGuessed) {
     EXPECT_NE(l.error().message.find("--ssl_version"), std::string::npos);
   }
   EXPECT_FALSE(layout_for_version("garbage"));
+}
+
+TEST(OpenSslLayoutTest, PreReleasesAreRefusedByName) {
+  for (const char* v : {"3.6.0-beta1", "3.2.0-alpha2", "1.1.0-pre6", "3.4.0-dev"}) {
+    SCOPED_TRACE(v);
+    auto l = layout_for_version(v);
+    ASSERT_FALSE(l);
+    const std::string release(std::string_view(v).substr(0, std::string_view(v).find('-')));
+    EXPECT_EQ(l.error().message,
+              fmt::format("OpenSSL {} is a pre-release: no struct layout is known for it, so its "
+                          "keys cannot be read (text capture works with any version). If it "
+                          "shares the layout of a release, force that row with --ssl_version, "
+                          "e.g. --ssl_version \"openssl {}\"", v, release));
+  }
+  // --ssl_version naming the release forces its row.
+  EXPECT_EQ(layout_for_version(*parse_ssl_version_flag("openssl 3.6.0"))->name, "openssl 3.6.0");
 }
 
 TEST(OpenSslLayoutTest, SslVersionFlag) {

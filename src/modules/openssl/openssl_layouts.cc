@@ -38,7 +38,7 @@ struct Row {
 
 // {version, session, s3 pointer (0: inline), client_random, master_key_length, master_key,
 //  early_secret}
-constexpr std::array<Row, 19> kRows = {{
+constexpr std::array<Row, 18> kRows = {{
     // 1.0.2a-u: generated from 1.0.2u. No TLS 1.3.
     {"openssl 1.0.2a", 1, 0, 2, 2, 0, 'u', {0x0, 0x130, 0x80, 0xc4, 0x10, 0x14, 0, 0}},
     // 1.1.0a-l: generated from 1.1.0l. No TLS 1.3.
@@ -47,9 +47,9 @@ constexpr std::array<Row, 19> kRows = {{
     {"openssl 1.1.1b", 1, 1, 1, 1, 'b', 'c', {0x0, 0x508, 0xa8, 0xb8, 0x8, 0x50, 0x134, 0}},
     {"openssl 1.1.1d", 1, 1, 1, 1, 'd', 'i', {0x0, 0x510, 0xa8, 0xb8, 0x8, 0x50, 0x13c, 0}},
     {"openssl 1.1.1j", 1, 1, 1, 1, 'j', 'w', {0x0, 0x510, 0xa8, 0xb8, 0x8, 0x50, 0x13c, 0}},
-    // 3.0: measured on 3.0.19/3.0.22; 3.0.12 alone moved the session pointer.
-    {"openssl 3.0.0", 3, 0, 0, 11, 0, 0, {0x0, 0x918, 0, 0x160, 0x8, 0x50, 0x544, 0}},
-    {"openssl 3.0.12", 3, 0, 12, 12, 0, 0, {0x0, 0x938, 0, 0x160, 0x8, 0x50, 0x544, 0}},
+    // 3.0: measured on 3.0.19/3.0.22. 3.0.12 is not apart: a build of its release tag reads the
+    // session at 0x918 like 3.0.11 and 3.0.13 (ssl_local.h is the same in all three).
+    {"openssl 3.0.0", 3, 0, 0, 12, 0, 0, {0x0, 0x918, 0, 0x160, 0x8, 0x50, 0x544, 0}},
     {"openssl 3.0.13", 3, 0, 13, 22, 0, 0, {0x0, 0x918, 0, 0x160, 0x8, 0x50, 0x544, 0}},
     {"openssl 3.1.0", 3, 1, 0, 8, 0, 0, {0x0, 0x918, 0, 0x160, 0x8, 0x50, 0x544, 0}},
     // 3.2+: the SSL* is an SSL_CONNECTION; offsets are within it.
@@ -92,6 +92,17 @@ Result<NamedLayout> layout_for_version(std::string_view version) {
   if (!v) {
     return make_error("cannot read OpenSSL version '{}': give it as --ssl_version \"openssl "
                       "X.Y.Z\"", version);
+  }
+  if (auto dash = version.find('-'); dash != std::string_view::npos) {
+    const std::string_view tag = version.substr(dash + 1);
+    for (std::string_view pre : {"alpha", "beta", "pre", "dev"}) {
+      if (tag.rfind(pre, 0) != 0) continue;
+      // A pre-release's structs may differ from the release's, and no row was measured on one.
+      return make_error("OpenSSL {} is a pre-release: no struct layout is known for it, so its "
+                        "keys cannot be read (text capture works with any version). If it shares "
+                        "the layout of a release, force that row with --ssl_version, e.g. "
+                        "--ssl_version \"openssl {}\"", version, version.substr(0, dash));
+    }
   }
   const Row* row = nullptr;
   for (const Row& r : kRows) {

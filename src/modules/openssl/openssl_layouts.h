@@ -20,7 +20,8 @@ inline constexpr std::string_view kBoringSsl = "boringssl";
 
 // Picks the layout for an OpenSSL version string such as "3.0.19" or "1.1.1w". Unknown versions
 // (including newer patch releases of a family whose layout moved before) are refused with a
-// message naming the version and --ssl_version; nothing falls back to another version silently.
+// message naming the version and --ssl_version, and so are pre-releases ("3.6.0-beta1"); nothing
+// falls back to another version silently.
 Result<NamedLayout> layout_for_version(std::string_view version);
 
 // Parses --ssl_version ("openssl 3.0.12", "3.0.12", "OpenSSL 1.1.1w") into a version string;
