@@ -15,6 +15,7 @@ test_pkgs=(
   mariadb-server mariadb-client libmariadb-dev postgresql-15 postgresql-client-15 libpq-dev
   bash zsh dash golang-go hey
   gnutls-bin wget libnss3-tools libnss3-dev
+  chromium chromium-driver python3-selenium
 )
 
 if [ "$(id -u)" -ne 0 ]; then
