@@ -300,7 +300,7 @@
     }
   });
   document.addEventListener('keydown', (ev) => {
-    if (ev.key === 'Escape') { state.selected = null; $('detail').hidden = true; render(true); }
+    if (ev.key === 'Escape') closeDetail();
   });
 
   // ---- detail pane ----
@@ -443,6 +443,7 @@
     if (state.selected !== id) return;
     const pane = $('detail');
     pane.hidden = false;
+    $('split').classList.add('with-detail');
     const body = $('detail-body');
     const tabs = $('tabs');
     body.textContent = '';
@@ -451,6 +452,8 @@
     title.textContent = '';
     if (!res.ok) { title.textContent = 'Row ' + id + ' is no longer kept by the server.'; return; }
     const d = await res.json();
+    if (state.selected !== id) return;
+    pane.dataset.id = id;
     if (d.kind === 'http') {
       const big = el('div', 'big');
       big.appendChild(el('span', 'm-' + (d.method || ''), (d.method || '(no request)') + ' '));
@@ -489,11 +492,13 @@
       if (name === want) body.appendChild(make());
     }
   }
-  $('detail-close').addEventListener('click', () => {
+  function closeDetail() {
     state.selected = null;
     $('detail').hidden = true;
+    $('split').classList.remove('with-detail');
     render(true);
-  });
+  }
+  $('detail-close').addEventListener('click', closeDetail);
 
   // ---- pause / clear ----
   $('pause').addEventListener('click', () => {

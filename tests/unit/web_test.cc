@@ -15,6 +15,7 @@
 
 #include "api/request_guard.h"
 #include "events/event_processor.h"
+#include "output/encoders.h"
 #include "web/har.h"
 #include "web/har_file.h"
 #include "web/web_hub.h"
