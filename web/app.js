@@ -83,7 +83,8 @@
     return '';
   }
   function statusText(r) {
-    if (r.kind === 'http') return r.status === null || r.status === undefined ? '…' : String(r.status);
+    const none = r.status === null || r.status === undefined;
+    if (r.kind === 'http') return none ? '…' : String(r.status);
     if (r.kind === 'shell' || r.kind === 'sql') {
       return r.status === null || r.status === undefined ? '?' : String(r.status);
     }
@@ -185,7 +186,10 @@
     // Bounded like the server: the oldest rows go.
     if (state.rows.length > state.history) {
       const cut = state.rows.length - state.history;
-      for (const r of state.rows.slice(0, cut)) { state.byId.delete(r.id); state.multi.delete(r.id); }
+      for (const r of state.rows.slice(0, cut)) {
+        state.byId.delete(r.id);
+        state.multi.delete(r.id);
+      }
       state.rows = state.rows.slice(cut);
       changed = true;
     }
@@ -216,7 +220,8 @@
   function fillRow(el, r) {
     el.textContent = '';
     el.dataset.id = r.id;
-    el.className = 'row' + (r.id === state.selected ? ' sel' : '') + (state.multi.has(r.id) ? ' multi' : '');
+    el.className = 'row' + (r.id === state.selected ? ' sel' : '') +
+        (state.multi.has(r.id) ? ' multi' : '');
     el.appendChild(cell('c-time', fmtTime(r.time_ns)));
     el.appendChild(cell('c-comm', r.comm || ''));
     el.appendChild(cell('c-pid', String(r.pid)));
@@ -225,7 +230,8 @@
     kind.appendChild(cell('badge k-' + r.kind, r.kind));
     el.appendChild(kind);
     el.appendChild(cell('c-status s-' + statusClass(r), statusText(r)));
-    el.appendChild(cell('c-method m-' + (r.method || ''), r.kind === 'http' ? (r.method || '—') : ''));
+    const method = r.kind === 'http' ? (r.method || '—') : '';
+    el.appendChild(cell('c-method m-' + (r.method || ''), method));
     const what = cell('c-what', '');
     if (r.kind === 'http') {
       what.appendChild(cell('host', r.host || ''));
@@ -296,7 +302,8 @@
       select(state.view[i].id);
       const top = i * ROW_H;
       if (top < list.scrollTop) list.scrollTop = top;
-      if (top + ROW_H > list.scrollTop + list.clientHeight) list.scrollTop = top + ROW_H - list.clientHeight;
+      const bottom = list.scrollTop + list.clientHeight;
+      if (top + ROW_H > bottom) list.scrollTop = top + ROW_H - list.clientHeight;
     }
   });
   document.addEventListener('keydown', (ev) => {
@@ -367,7 +374,11 @@
     }
     let text = null;
     if (!forceHex) {
-      try { text = new TextDecoder('utf-8', { fatal: true }).decode(bytes); } catch (e) { text = null; }
+      try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+      } catch (e) {
+        text = null;
+      }
       if (text !== null && /[\x00-\x08\x0e-\x1f]/.test(text)) text = null;
     }
     if (text === null) {
@@ -423,8 +434,8 @@
     return frag;
   }
   function auditPane(d) {
-    const s = section(d.kind === 'shell' ? 'Command' : 'Statement',
-                      d.audit && d.audit.text_length > (d.audit.text || '').length ? 'truncated' : '');
+    const cut = d.audit && d.audit.text_length > (d.audit.text || '').length;
+    const s = section(d.kind === 'shell' ? 'Command' : 'Statement', cut ? 'truncated' : '');
     s.appendChild(el('pre', 'body body-text', d.audit ? d.audit.text : ''));
     const m = section('Outcome');
     const pairs = [['status', d.status === null ? '?' : d.status], ['type', d.type],
@@ -460,10 +471,12 @@
       big.appendChild(document.createTextNode(d.url || d.path || ''));
       title.appendChild(big);
       title.appendChild(el('span', 's-' + statusClass(d), statusText(d) + '  '));
-      title.appendChild(el('span', 'note', [d.proto, fmtDur(d.duration_ns), d.comm + ' (' + d.pid + ')']
-        .filter(Boolean).join(' · ')));
+      const who = d.comm + ' (' + d.pid + ')';
+      title.appendChild(el('span', 'note',
+                           [d.proto, fmtDur(d.duration_ns), who].filter(Boolean).join(' · ')));
     } else {
-      title.appendChild(el('div', 'big', d.kind.toUpperCase() + ' · ' + d.comm + ' (' + d.pid + ')'));
+      const who = d.comm + ' (' + d.pid + ')';
+      title.appendChild(el('div', 'big', d.kind.toUpperCase() + ' · ' + who));
       title.appendChild(el('span', 'note', fmtTime(d.time_ns)));
     }
     const panes = [];
@@ -506,7 +519,11 @@
     $('pause').textContent = state.paused ? 'Resume' : 'Pause';
     $('pause').classList.toggle('on', state.paused);
     setConn(state.paused ? 'paused' : 'live');
-    if (!state.paused) { const held = state.held; state.held = []; for (const b of held) ingest(b); }
+    if (!state.paused) {
+      const held = state.held;
+      state.held = [];
+      for (const b of held) ingest(b);
+    }
   });
   $('clear').addEventListener('click', () => {
     const last = state.rows.length ? state.rows[state.rows.length - 1].id : 0;
@@ -538,7 +555,9 @@
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   }
-  $('export').addEventListener('click', () => { $('export-menu').hidden = !$('export-menu').hidden; });
+  $('export').addEventListener('click', () => {
+    $('export-menu').hidden = !$('export-menu').hidden;
+  });
   $('export-menu').addEventListener('click', async (ev) => {
     const b = ev.target.closest('button');
     if (!b) return;
@@ -559,7 +578,8 @@
   // ---- the live stream ----
   function setConn(kind, text) {
     $('conn').className = 'dot ' + kind;
-    $('conn-text').textContent = text || { live: 'live', paused: 'paused', off: 'disconnected' }[kind];
+    const names = { live: 'live', paused: 'paused', off: 'disconnected' };
+    $('conn-text').textContent = text || names[kind];
   }
   function handle(event, data) {
     if (event === 'hello') {

@@ -117,9 +117,11 @@ nlohmann::json WebHub::row_summary(const Row& row) {
     j["dst"] = "";
     j["type"] = e.type;
     j["text"] = e.text.substr(0, 300);
-    j["status"] = e.status == AuditEvent::kStatusUnknown ? nlohmann::json() : nlohmann::json(e.status);
-    j["duration_ns"] = e.duration_ns == AuditEvent::kDurationUnknown ? nlohmann::json()
-                                                                     : nlohmann::json(e.duration_ns);
+    j["status"] =
+        e.status == AuditEvent::kStatusUnknown ? nlohmann::json() : nlohmann::json(e.status);
+    j["duration_ns"] = e.duration_ns == AuditEvent::kDurationUnknown
+                           ? nlohmann::json()
+                           : nlohmann::json(e.duration_ns);
     return j;
   }
   const Message* m = row.first();

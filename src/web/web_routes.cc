@@ -187,7 +187,8 @@ void install_web_routes(httplib::Server& s, WebHub& hub, std::function<nlohmann:
             if (!sink.write(hello.data(), hello.size())) return false;
             constexpr size_t kBatch = 500;
             for (size_t i = 0; i < snapshot->size(); i += kBatch) {
-              auto end = snapshot->begin() + static_cast<long>(std::min(snapshot->size(), i + kBatch));
+              auto end = snapshot->begin() +
+                         static_cast<long>(std::min(snapshot->size(), i + kBatch));
               std::string ev = rows_event(snapshot->begin() + static_cast<long>(i), end);
               if (!sink.write(ev.data(), ev.size())) return false;
             }

@@ -268,7 +268,8 @@ class WebView(helpers.E2ETestCase):
                 "python's two exchanges")
             self.assertEqual([(r["comm"], r["method"], r["path"], r["status"]) for r in rows
                               if r["pid"] == py["pid"]],
-                             [(py_comm, "GET", "/py-1.txt", 200), (py_comm, "GET", "/py-2.txt", 200)])
+                             [(py_comm, "GET", "/py-1.txt", 200),
+                              (py_comm, "GET", "/py-2.txt", 200)])
             gz_pid, code, gz_wire = self.curl("/gz/data.json", "--compressed")
             self.assertEqual(code, 200)
             self.assertLess(gz_wire, len(self.json_bytes), "nginx did not compress")
@@ -418,6 +419,13 @@ class WebView(helpers.E2ETestCase):
             self.assertEqual(len(lines), 1, r.stderr)
             self.assertTrue(lines[0].startswith(msg), lines[0])
         self.assertEqual(open(existing, "rb").read(), before)
+        # A capture that cannot start leaves neither the HAR nor its temporary file.
+        failed = os.path.join(self.tmp, "failed", "x.har")
+        os.makedirs(os.path.dirname(failed))
+        r = subprocess.run([helpers.BINARY, "tls", "--libssl", "/nonexistent/libssl.so.3",
+                            "--har", failed], capture_output=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(os.listdir(os.path.dirname(failed)), [], r.stderr)
         # --har before the subcommand works too (a global flag).
         har2 = os.path.join(self.tmp, "global.har")
         with self.run_ecapture(["--har", har2, "tls"]):
@@ -445,7 +453,8 @@ class WebView(helpers.E2ETestCase):
                 b'{"pid": 1}')
             self.assertEqual(status, 403, body)
             self.assertIn(b"cross-origin", body)
-            status, _ = raw_request(port, "GET", "/api/stream", dict(ok, Origin="http://evil.example"))
+            status, _ = raw_request(port, "GET", "/api/stream",
+                                    dict(ok, Origin="http://evil.example"))
             self.assertEqual(status, 403)
             # The form-encoded body a plain HTML form (or curl -d) sends.
             status, body = raw_request(port, "POST", "/tls", dict(
@@ -499,6 +508,43 @@ class WebView(helpers.E2ETestCase):
             curl_pid, code, _ = self.curl("/curl-a.txt")
             self.wait_rows(driver, lambda rs: any(r["pid"] == curl_pid for r in rs), ROW_WAIT,
                            "curl's exchange (token)")
+
+    def test_06_keylog_and_pcap_downloads(self):
+        """In keylog mode the page offers the key log, in pcap mode the pcapng so far: the bytes
+        served are the file's."""
+        keylog = os.path.join(self.tmp, "keys.log")
+        with self.run_ecapture(["tls", "-m", "keylog", "-k", keylog, *self.listen_args()]):
+            ok = {"Host": f"127.0.0.1:{self.api_port}"}
+            info = json.loads(raw_request(self.api_port, "GET", "/api/info", ok)[1])
+            self.assertEqual((info["keylog"], info["pcap"]), (True, False))
+            self.curl("/curl-a.txt")
+            self.assertTrue(helpers.wait_until(
+                lambda: os.path.exists(keylog) and os.path.getsize(keylog) > 0, 10))
+            before = open(keylog, "rb").read()
+            status, body = raw_request(self.api_port, "GET", "/api/download/keylog", ok)
+            self.assertEqual(status, 200)
+            self.assertEqual(body[:len(before)], before)
+            self.assertRegex(body.decode(),
+                             r"(CLIENT_TRAFFIC_SECRET_0|CLIENT_RANDOM) [0-9a-f]{64} ")
+            status, body = raw_request(self.api_port, "GET", "/api/download/pcap", ok)
+            self.assertEqual(status, 404, body)
+            self.assertIn(b"writes no pcapng", body)
+        pcap = os.path.join(self.tmp, "web.pcapng")
+        with self.run_ecapture(["tls", "-m", "pcap", "-i", "lo", "-w", pcap, *self.listen_args(),
+                                "tcp", "port", str(self.port)]):
+            ok = {"Host": f"127.0.0.1:{self.api_port}"}
+            info = json.loads(raw_request(self.api_port, "GET", "/api/info", ok)[1])
+            self.assertEqual((info["keylog"], info["pcap"]), (False, True))
+            self.curl("/curl-a.txt")
+            # Flushed every second: wait for the packets, then download what is there.
+            self.assertTrue(helpers.wait_until(
+                lambda: os.path.exists(pcap) and os.path.getsize(pcap) > 2000, 10))
+            status, body = raw_request(self.api_port, "GET", "/api/download/pcap", ok)
+            self.assertEqual(status, 200)
+            self.assertEqual(body[:4], b"\x0a\x0d\x0d\x0a")  # section header block
+            on_disk = open(pcap, "rb").read()
+            self.assertEqual(body, on_disk[:len(body)])
+            self.assertGreater(len(body), 2000)
 
     def test_05_twenty_thousand_messages(self):
         """5000 requests on one connection: 4 messages each (python's and nginx's side) = 20000
