@@ -48,25 +48,11 @@ const std::string* find_header(const HeaderList& headers, std::string_view name)
   return nullptr;
 }
 
-size_t ExchangePairer::ConnKeyHash::operator()(const ConnKey& k) const {
-  uint64_t h = k.conn_id * 0x9e3779b97f4a7c15ull;
-  h ^= (uint64_t{k.pid} << 32 | static_cast<uint32_t>(k.fd)) * 0xc2b2ae3d27d4eb4full;
-  h ^= (uint64_t{k.local_port} << 16 | k.remote_port) * 0xff51afd7ed558ccdull;
-  return static_cast<size_t>(h ^ (h >> 29));
-}
-
-ExchangePairer::ConnKey ExchangePairer::key_of(const DataEvent& e) {
-  // Both directions of a connection meet under one key: local and remote, not src and dst.
-  const Endpoint& local = e.direction == Direction::kWrite ? e.src : e.dst;
-  const Endpoint& remote = e.direction == Direction::kWrite ? e.dst : e.src;
-  return ConnKey{e.pid, e.conn_id, e.fd, local.port, remote.port};
-}
-
 static size_t message_bytes(const Message& m) { return m.event.payload.size() + 256; }
 
 ExchangePairer::Result ExchangePairer::add(const Message& m, uint64_t next_id) {
   Result r;
-  ConnKey key = key_of(m.event);
+  ConnKey key = conn_key_of(m.event);
   const bool http2 = m.proto == Protocol::kHttp2Request || m.proto == Protocol::kHttp2Response;
   if (is_request(m.proto)) {
     auto row = std::make_shared<Row>();

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "events/audit_event.h"
+#include "events/conn_key.h"
 #include "events/message.h"
 
 namespace ecapture::web {
@@ -66,21 +67,10 @@ class ExchangePairer {
   size_t pending() const;
 
  private:
-  struct ConnKey {
-    uint32_t pid;
-    uint64_t conn_id;
-    int32_t fd;
-    uint16_t local_port, remote_port;
-    bool operator==(const ConnKey&) const = default;
-  };
-  struct ConnKeyHash {
-    size_t operator()(const ConnKey& k) const;
-  };
   struct Pending {
     uint64_t order = 0;  // of the connection's first entry, for eviction
     std::deque<std::shared_ptr<Row>> rows;
   };
-  static ConnKey key_of(const DataEvent& e);
   void evict_oldest();
 
   Limits limits_;

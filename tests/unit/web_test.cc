@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "api/request_guard.h"
+#include "compress_util.h"
 #include "events/event_processor.h"
 #include "output/encoders.h"
 #include "web/har.h"
@@ -58,19 +59,7 @@ DataEvent client_call(Direction dir, std::string bytes, uint64_t t_ns) {
   return e;
 }
 
-std::string gzip(const std::string& in) {
-  z_stream zs{};
-  deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&zs, in.size()) + 32, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+using test_util::gzip;
 
 // Two pipelined requests on one keep-alive connection, the second answered with a gzip body in
 // two calls: recorded bytes through the real processor.
