@@ -393,6 +393,25 @@ class WebView(helpers.E2ETestCase):
             self.assertEqual([(r["comm"], r["method"], r["path"], r["status"], r["resp_size"])
                               for r in rows if r["pid"] == p.pid],
                              [("node", "GET", "/node.txt", 200, len(self.files["node.txt"]))])
+            # Clear hides every row so far; Pause holds new rows until Resume.
+            driver.find_element(By.ID, "clear").click()
+            self.assertEqual(driver.find_element(By.ID, "count-shown").text, "0")
+            driver.find_element(By.ID, "pause").click()
+            self.assertEqual(driver.find_element(By.ID, "pause").text, "Resume")
+            q = self.procs.popen(["/usr/bin/node", self.node_client, str(self.port), self.cert,
+                                  "/node.txt"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            q.communicate(timeout=60)
+            self.assertEqual(q.returncode, 0)
+            self.assertTrue(helpers.wait_until(lambda: driver.execute_script(
+                "return window.ecapture.held.length > 0"), ROW_WAIT), "no rows held while paused")
+            self.assertFalse([r for r in self.page_rows(driver) if r["pid"] == q.pid])
+            driver.find_element(By.ID, "pause").click()
+            rows = self.wait_rows(driver, lambda rs: any(r["pid"] == q.pid and r["status"] == 200
+                                                         for r in rs), ROW_WAIT,
+                                  "node's second exchange after Resume")
+            view = driver.execute_script("return window.ecapture.view.map(r => r.pid)")
+            self.assertNotIn(p.pid, view)  # still cleared
+            self.assertIn(q.pid, view)
 
     def test_03_har_after_sigterm_and_bad_har(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
