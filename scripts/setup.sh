@@ -17,6 +17,7 @@ test_pkgs=(
   bash zsh dash golang-go hey
   gnutls-bin wget libnss3-tools libnss3-dev
   prometheus python3-yaml systemd
+  chromium chromium-driver python3-selenium
 )
 
 if [ "$(id -u)" -ne 0 ]; then

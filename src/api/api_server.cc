@@ -8,12 +8,17 @@
 #include <cerrno>
 #include <chrono>
 
+#include "api/request_guard.h"
+#include "web/web_hub.h"
+#include "web/web_routes.h"
+
 namespace ecapture::api {
 
 struct ApiServer::Impl {
   httplib::Server server;
   std::string token;
   std::string address;
+  ListenAddress listen;
 };
 
 namespace {
@@ -32,7 +37,11 @@ Result<void> ApiServer::bind(const ListenAddress& addr, std::string token) {
   impl_ = std::make_unique<Impl>();
   impl_->token = std::move(token);
   httplib::Server& s = impl_->server;
-  s.set_payload_max_length(1 << 20);
+  impl_->listen = addr;
+  s.set_payload_max_length(1 << 20);  // larger bodies: 413
+  // Live web pages hold a worker each (at most WebOptions::max_clients): room for the API.
+  s.new_task_queue = [] { return new httplib::ThreadPool(12); };
+  web::add_security_headers(s);
   s.set_keep_alive_timeout(1);  // bounds how long stop() waits for idle keep-alive clients
   s.set_read_timeout(5, 0);
   s.set_write_timeout(5, 0);
@@ -44,7 +53,24 @@ Result<void> ApiServer::bind(const ListenAddress& addr, std::string token) {
   });
 
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (impl_->token.empty() ||
+    GuardedRequest g;
+    g.method = req.method;
+    g.has_host = req.has_header("Host");
+    std::string host = req.get_header_value("Host");
+    std::string origin = req.get_header_value("Origin");
+    std::string content_type = req.get_header_value("Content-Type");
+    g.host = host;
+    g.has_origin = req.has_header("Origin");
+    g.origin = origin;
+    g.content_type = content_type;
+    if (auto refused = check_request(g, impl_->listen, port_)) {
+      reply(res, make_response(refused->http_status,
+                               refused->http_status == 415 ? RespCode::kDecodeFailed
+                                                           : RespCode::kInvalidRequest,
+                               "", refused->message));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (impl_->token.empty() || (web_ != nullptr && web::is_public_path(req.path)) ||
         bearer_matches(req.get_header_value("Authorization"), impl_->token)) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
@@ -54,6 +80,7 @@ Result<void> ApiServer::bind(const ListenAddress& addr, std::string token) {
                              "the token given to --listen-token"));
     return httplib::Server::HandlerResponse::Handled;
   });
+  if (web_ != nullptr) web::install_web_routes(s, *web_, web_config_);
   s.Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
     if (handler_ == nullptr) {
       reply(res, make_response(503, RespCode::kBusy, "", "ecapture is shutting down"));
@@ -75,6 +102,11 @@ Result<void> ApiServer::bind(const ListenAddress& addr, std::string token) {
     }
   });
   s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    // The page's own traffic (files, rows, the stream) would drown the log.
+    if (res.status == 200 && req.method == "GET" &&
+        (req.path.rfind("/api/", 0) == 0 || web::is_public_path(req.path))) {
+      return;
+    }
     log_->info("api: {} {} from {} → {}", req.method, req.path, req.remote_addr, res.status);
   });
 
@@ -115,6 +147,7 @@ void ApiServer::serve(ApiHandler& handler) {
 void ApiServer::stop() {
   if (!impl_) return;
   if (handler_ != nullptr) handler_->shut_down();
+  if (web_ != nullptr) web_->stop_streams();  // live pages hold server threads
   // httplib closes a bound socket only from its serving loop: run it briefly if never served.
   if (!thread_.joinable()) {
     ApiHandler* none = nullptr;

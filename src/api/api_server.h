@@ -2,6 +2,7 @@
 // worker pool, routing to ApiHandler, bearer-token check, clean stop and join.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -10,6 +11,10 @@
 
 #include "api/api_handler.h"
 #include "api/listen_address.h"
+
+namespace ecapture::web {
+class WebHub;
+}
 
 namespace ecapture::api {
 
@@ -24,6 +29,12 @@ class ApiServer {
   // anything else starts. A non-empty token is required from every client as
   // `Authorization: Bearer <token>`.
   Result<void> bind(const ListenAddress& addr, std::string token);
+  // Serves the web view (src/web/) too; call before bind(). `config` gives the running module's
+  // configuration.
+  void set_web(web::WebHub* hub, std::function<nlohmann::json()> config) {
+    web_ = hub;
+    web_config_ = std::move(config);
+  }
   // Serves requests from a thread until stop(). Requires bind().
   void serve(ApiHandler& handler);
   // Idempotent: answers pending requests with 503, closes the socket, joins every thread.
@@ -36,6 +47,8 @@ class ApiServer {
 
   std::shared_ptr<spdlog::logger> log_;
   ApiHandler* handler_ = nullptr;
+  web::WebHub* web_ = nullptr;
+  std::function<nlohmann::json()> web_config_;
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
   uint16_t port_ = 0;

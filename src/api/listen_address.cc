@@ -2,6 +2,8 @@
 #include "api/listen_address.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include <cctype>
 #include <charconv>
@@ -73,13 +75,13 @@ bool bearer_matches(std::string_view authorization, std::string_view token) {
       return false;
     }
   }
+  // Digests of equal size compared with CRYPTO_memcmp: the time tells neither the token's
+  // length nor how many leading bytes matched.
   std::string_view given = authorization.substr(kScheme.size());
-  if (given.size() != token.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < token.size(); ++i) {
-    diff |= static_cast<unsigned char>(given[i] ^ token[i]);
-  }
-  return diff == 0;
+  unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(given.data()), given.size(), a);
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), b);
+  return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
 }
 
 }  // namespace ecapture::api

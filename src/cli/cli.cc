@@ -19,6 +19,8 @@
 #include "core/version.h"
 #include "output/outputs.h"
 #include "output/text_sink.h"
+#include "web/har_file.h"
+#include "web/web_hub.h"
 
 namespace ecapture::cli {
 namespace {
@@ -70,6 +72,12 @@ void add_output_flags(CLI::App& app, OutputConfig& o) {
   app.add_option("--host-id", o.host_id,
                  "name this host gives its events (JSON host, protobuf LogEntry.host, Kafka "
                  "keys and headers); default: the hostname");
+  app.add_option("--web-history", o.web_history,
+                 "rows the web view at --listen keeps for pages that open later")
+      ->default_str("10000")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));
+  app.add_option("--har", o.har, "write every HTTP exchange to this HAR 1.2 file on exit")
+      ->each([&o](const std::string&) { o.har_given = true; });
 }
 
 // CAP_BPF (39) + CAP_PERFMON (38), or CAP_SYS_ADMIN (21), in the effective set.
@@ -214,8 +222,44 @@ int run(int argc, char** argv) {
   auto logger = make_logger(global);
   if (!logger) return fail(logger.error().to_string());
   auto log = *logger;
+  // The web view (with --listen) and --har share one tap on the finished messages.
+  std::unique_ptr<web::WebHub> web_hub;
+  if (listen_addr || output_config.har_given) {
+    std::unique_ptr<web::HarFile> har;
+    if (output_config.har_given) {
+      auto h = web::HarFile::create(output_config.har);
+      if (!h) return fail(h.error().to_string());
+      har = std::move(*h);
+    }
+    web::WebOptions wopt;
+    wopt.history_rows = listen_addr ? output_config.web_history : 1;
+    web_hub = std::make_unique<web::WebHub>(wopt, std::move(har));
+  }
+  // Closes the hub on every return: the --har file is written once a module ran.
+  bool module_ran = false;
+  struct HubCloser {
+    std::unique_ptr<web::WebHub>& hub;
+    bool& commit;
+    std::shared_ptr<spdlog::logger> log;
+    ~HubCloser() {
+      if (!hub) return;
+      if (auto r = hub->close(commit); !r) {
+        log->error("{}", r.error().to_string());
+      } else if (commit && hub->har_path() != nullptr) {
+        log->info("har: {} exchanges written to {}",
+                  hub->stats().value("har_entries", uint64_t{0}), *hub->har_path());
+      }
+    }
+  } hub_closer{web_hub, module_ran, log};
+
   // Bound before anything starts, so that a taken port is a start-up error; served below.
   api::ApiServer api_server(log);
+  Runner* running = nullptr;  // set once the runner exists; the web view asks it for the config
+  if (listen_addr && web_hub) {
+    api_server.set_web(web_hub.get(), [&running] {
+      return running != nullptr ? running->status().config : nlohmann::json();
+    });
+  }
   if (listen_addr) {
     auto bound = api_server.bind(*listen_addr, listen_token);
     if (!bound) return fail(bound.error().to_string());
@@ -229,10 +273,11 @@ int run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   if (auto r = add_log_destinations(global, *log); !r) return fail(r.error().to_string());
-  auto outputs = Outputs::create(output_config, global, log);
+  auto outputs = Outputs::create(output_config, global, log, web_hub.get());
   if (!outputs) return fail(outputs.error().to_string());
   Outputs& out = **outputs;
   Runner runner(builtin_registry(), out.sink(), log);
+  running = &runner;
   std::atomic<bool> done{false};
   std::thread signals([&] {
     bool stopping = false;
@@ -261,6 +306,7 @@ int run(int argc, char** argv) {
   int code = 1;
   if (auto started = runner.start(chosen->module->name, std::move(config)); started) {
     out.mark_started();
+    module_ran = true;
     code = runner.wait();
   } else {
     fail(started.error().to_string());

@@ -12,20 +12,6 @@ struct EventProcessor::Connection {
   bool dirty = false;  // something may be buffered since the last idle flush
 };
 
-size_t EventProcessor::ConnKeyHash::operator()(const ConnKey& k) const {
-  uint64_t h = k.conn_id * 0x9e3779b97f4a7c15ull;
-  h ^= (uint64_t{k.pid} << 32) ^ static_cast<uint32_t>(k.fd);
-  h ^= (uint64_t{k.local_port} << 16 | k.remote_port) * 0xff51afd7ed558ccdull;
-  return static_cast<size_t>(h ^ (h >> 29));
-}
-
-EventProcessor::ConnKey EventProcessor::key_of(const DataEvent& e) {
-  // The local end is the source of what we write and the destination of what we read.
-  const Endpoint& local = e.direction == Direction::kWrite ? e.src : e.dst;
-  const Endpoint& remote = e.direction == Direction::kWrite ? e.dst : e.src;
-  return ConnKey{e.pid, e.conn_id, e.fd, local.port, remote.port};
-}
-
 EventProcessor::EventProcessor(ProcessorOptions options, MessageSink* out)
     : options_(options), out_(out), tsize_(options.tsize) {
   worker_ = std::thread([this] { run(); });

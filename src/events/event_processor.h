@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "events/audit_event.h"
+#include "events/conn_key.h"
 #include "events/message.h"
 #include "events/parsers/parser.h"
 #include "core/sink.h"
@@ -73,16 +74,6 @@ class EventProcessor : public EventSink {
   ProcessorStats stats() const;
 
  private:
-  struct ConnKey {
-    uint32_t pid;
-    uint64_t conn_id;
-    int32_t fd;
-    uint16_t local_port, remote_port;
-    bool operator==(const ConnKey&) const = default;
-  };
-  struct ConnKeyHash {
-    size_t operator()(const ConnKey& k) const;
-  };
   struct Item {
     std::variant<DataEvent, AuditEvent> v;
     bool gap = false;  // events of this connection were dropped before this one
@@ -90,7 +81,7 @@ class EventProcessor : public EventSink {
   };
   struct Connection;
 
-  static ConnKey key_of(const DataEvent& e);
+  static ConnKey key_of(const DataEvent& e) { return conn_key_of(e); }
   void run();
   void process(Item& item);
   void deliver(Message&& m);

@@ -8,6 +8,7 @@
 #include "output/ecaptureq_server.h"
 #include "output/kafka_writer.h"
 #include "output/text_encoder.h"
+#include "web/web_hub.h"
 
 namespace ecapture {
 namespace {
@@ -37,7 +38,8 @@ class CallbackLogSink : public spdlog::sinks::base_sink<std::mutex> {
 Outputs::~Outputs() { close(); }
 
 Result<std::unique_ptr<Outputs>> Outputs::create(const OutputConfig& cfg, const GlobalConfig& g,
-                                                 std::shared_ptr<spdlog::logger> log) {
+                                                 std::shared_ptr<spdlog::logger> log,
+                                                 MessageSink* tap) {
   ASSIGN_OR_RETURN(Format format, parse_format(cfg.format));
   std::unique_ptr<Outputs> o(new Outputs());
   o->log_ = log;
@@ -97,7 +99,12 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputConfig& cfg, const 
   ProcessorOptions popt;
   popt.tsize = g.tsize;
   popt.parse = !cfg.raw;
-  o->processor_ = std::make_unique<EventProcessor>(popt, o->router_.get());
+  MessageSink* out = o->router_.get();
+  if (tap != nullptr) {
+    o->tee_ = std::make_unique<web::TeeSink>(o->router_.get(), tap);
+    out = o->tee_.get();
+  }
+  o->processor_ = std::make_unique<EventProcessor>(popt, out);
   return o;
 }
 

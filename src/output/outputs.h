@@ -31,14 +31,19 @@ struct OutputConfig {
   uint16_t rotate_seconds = 0;   // --eventroratetime
   bool raw = false;              // --no-parse: one raw message per call
   std::string host_id;           // --host-id: the host events name ("" = the hostname)
+  uint64_t web_history = 10000;  // --web-history: rows the web view keeps (with --listen)
+  std::string har;               // --har FILE: every HTTP exchange, written on exit
+  bool har_given = false;        // --har was on the command line (so '' is refused)
 };
 
 class Outputs {
  public:
   ~Outputs();
   // Builds and starts everything; errors name the flag.
+  // `tap` (the web view, --har) receives every finished message beside the writers.
   static Result<std::unique_ptr<Outputs>> create(const OutputConfig& cfg, const GlobalConfig& g,
-                                                 std::shared_ptr<spdlog::logger> log);
+                                                 std::shared_ptr<spdlog::logger> log,
+                                                 MessageSink* tap = nullptr);
   EventSink* sink() { return processor_.get(); }
   // Hot reload of --hex / --tsize.
   void set_options(bool hex, uint64_t tsize);
@@ -55,6 +60,7 @@ class Outputs {
   Outputs() = default;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<OutputRouter> router_;
+  std::unique_ptr<MessageSink> tee_;  // router_ + the tap
   std::unique_ptr<EventProcessor> processor_;
   std::shared_ptr<EcaptureqServer> ecaptureq_;
   bool closed_ = false;

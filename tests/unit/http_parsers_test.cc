@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "compress_util.h"
 #include "events/parsers/decompress.h"
 #include "events/stream_decoder.h"
 
@@ -64,19 +65,7 @@ void expect_split_invariant(const std::string& stream) {
   ASSERT_EQ(summary(run(bytes)), whole) << "byte by byte";
 }
 
-std::string gzip(const std::string& in, int window_bits = 15 + 16) {
-  z_stream zs{};
-  deflateInit2(&zs, 9, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&zs, in.size()) + 32, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
+using test_util::gzip;
 
 std::string brotli(const std::string& in) {
   size_t n = BrotliEncoderMaxCompressedSize(in.size());
