@@ -41,6 +41,7 @@ TlsKeyOutput::~TlsKeyOutput() {
 }
 
 Result<void> TlsKeyOutput::start(spdlog::logger& log) {
+  log_ = &log;
   if (cfg_.pcap) {
     PcapSessionConfig pc{cfg_.ifname, cfg_.filter, cfg_.pcapfile, cfg_.pid, cfg_.uid,
                          cfg_.mapsize_pages};
@@ -62,7 +63,15 @@ Result<bool> TlsKeyOutput::add(std::span<const KeylogLine> lines, const ecap_soc
   if ((cfg_.pid != 0 && owner.pid != cfg_.pid) || (cfg_.uid != 0 && owner.uid != cfg_.uid)) {
     return false;
   }
-  for (const auto& l : lines) RETURN_IF_ERROR(keylog_->write(l));
+  for (const auto& l : lines) {
+    if (auto r = keylog_->write(l); !r) {
+      if (log_ != nullptr) {
+        log_->error("keys: {}; no more lines go to it, the capture goes on",
+                    r.error().to_string());
+      }
+      break;
+    }
+  }
   return true;
 }
 
