@@ -5,6 +5,7 @@
 // section, so the fuzzer spends its time in the table parser instead of in ELF headers.
 #include <elf.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -210,6 +210,11 @@ class Faults(helpers.E2ETestCase):
         self.assertLessEqual(st.f_bavail * st.f_frsize, (free_kib + 4) * 1024)
         return d
 
+    def worker(self):
+        workers = self.nginx.worker_pids()
+        self.assertEqual(len(workers), 1, workers)
+        return str(workers[0])
+
     def error_lines(self, run, path):
         """stderr lines that report a write error on `path`."""
         return [line for line in run.stderr_text().splitlines()
@@ -323,39 +328,46 @@ class Faults(helpers.E2ETestCase):
         full = self.mount_tmpfs(512, 64)
         pcap = os.path.join(full, "cap.pcapng")
         keylog = os.path.join(self.tmp, "keys.log")
-        paths = []
-        with self.run_ecapture(["tls", "-m", "pcap", "-i", "lo", "-w", pcap, "-k", keylog,
-                                "tcp", "port", str(self.port)]) as run:
+        # --pid of nginx's worker: the key log gets our connections only, not other tests'.
+        with self.run_ecapture(["tls", "--pid", self.worker(), "-m", "pcap", "-i", "lo", "-w",
+                                pcap, "-k", keylog, "tcp", "port", str(self.port)]) as run:
+            # Something is written (and flushed) before the disk fills up.
+            first = self.get(size=500)[2].split(b" ")[1].decode()
+            self.assertTrue(helpers.wait_until(lambda: http_uris(pcap) == [first], 10, 0.2),
+                            run.describe())
             for _ in range(4):
-                paths.append(self.get(size=100_000))
-            self.assertTrue(helpers.wait_until(
-                lambda: self.error_lines(run, pcap), 10), run.describe())
+                self.get(size=100_000)
+            self.assertTrue(helpers.wait_until(lambda: self.error_lines(run, pcap), 10),
+                            run.describe())
             # The key log on another disk keeps working: every connection's secrets are there.
             self.assertTrue(helpers.wait_until(
-                lambda: count_label(keylog, "CLIENT_TRAFFIC_SECRET_0") == 4, 10),
+                lambda: count_label(keylog, "CLIENT_TRAFFIC_SECRET_0") == 5, 10),
                 open(keylog).read() if os.path.exists(keylog) else "no key log")
-            more = self.get(size=1000)
+            self.get(size=1000)
             self.assertTrue(helpers.wait_until(
-                lambda: count_label(keylog, "CLIENT_TRAFFIC_SECRET_0") == 5, 10))
+                lambda: count_label(keylog, "CLIENT_TRAFFIC_SECRET_0") == 6, 10))
             self.assertIsNone(run.proc.poll(), "ecapture exited")
         self.assertEqual(run.returncode, 0, run.describe())
         errors = self.error_lines(run, pcap)
         self.assertEqual(len(errors), 1, "one clear error\n" + run.stderr_text()[-3000:])
-        # What was written is a valid pcapng that tshark reads to its end without complaint.
+        # What was written is a valid pcapng that tshark reads to its end without complaint,
+        # and it still holds the request from before the disk filled up, decrypted.
         r = subprocess.run(["tshark", "-n", "-r", pcap], capture_output=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
         self.assertEqual(r.stderr, b"")
-        self.assertGreater(len(r.stdout.splitlines()), 3)
-        del more
+        self.assertEqual(http_uris(pcap)[0], first)
 
     def test_03b_disk_full_event_file(self):
         from test_outputs import TcpSink
         full = self.mount_tmpfs(256, 48)
         events = os.path.join(full, "events.txt")
         sink = TcpSink(self)
-        gets = []
         with self.run_ecapture(["tls", "--eventaddr", events, "--eventaddr",
                                 f"tcp://127.0.0.1:{sink.port}"]) as run:
+            gets = [self.get(size=300)]
+            first_pid, _, first_head, first_body = gets[0]
+            self.assertTrue(helpers.wait_until(lambda: first_head in open(events, "rb").read(),
+                                               10), run.describe())
             for _ in range(6):
                 gets.append(self.get(size=20_000))
             self.assertTrue(helpers.wait_until(lambda: self.error_lines(run, events), 10),
@@ -366,9 +378,11 @@ class Faults(helpers.E2ETestCase):
         self.assertEqual(run.returncode, 0, run.describe())
         errors = self.error_lines(run, events)
         self.assertEqual(len(errors), 1, "one clear error\n" + run.stderr_text()[-3000:])
-        # What reached the file are whole messages: the strict parser reads it to the end.
+        # What reached the file are whole messages: the strict parser reads it to the end, and
+        # the first exchange is there byte for byte.
         blocks = helpers.parse_output(open(events, "rb").read())
-        self.assertGreater(len(blocks), 0)
+        self.assertEqual(helpers.stream(blocks, first_pid, "WRITE"), first_head)
+        self.assertTrue(helpers.stream(blocks, first_pid, "READ").endswith(first_body))
         sunk = helpers.parse_output(bytes(sink.data))
         for pid, _, head, body in gets:
             self.assertEqual(helpers.stream(sunk, pid, "WRITE"), head)
@@ -383,8 +397,8 @@ class Faults(helpers.E2ETestCase):
         keylog = os.path.join(full, "keys.log")
         pcap = os.path.join(self.tmp, "cap.pcapng")
         n = 40  # ~ 4 lines of ~180 bytes per TLS 1.3 connection: 28 KiB, more than 4 KiB free
-        with self.run_ecapture(["tls", "-m", "pcap", "-i", "lo", "-w", pcap, "-k", keylog,
-                                "tcp", "port", str(self.port)]) as run:
+        with self.run_ecapture(["tls", "--pid", self.worker(), "-m", "pcap", "-i", "lo", "-w",
+                                pcap, "-k", keylog, "tcp", "port", str(self.port)]) as run:
             for _ in range(n):
                 self.get(size=100)
             self.assertTrue(helpers.wait_until(lambda: self.error_lines(run, keylog), 10),
@@ -475,7 +489,8 @@ class Faults(helpers.E2ETestCase):
         client_py = os.path.join(self.tmp, "many.py")
         with open(client_py, "w") as f:
             f.write(MANY_CLIENTS)
-        with self.run_ecapture(["tls", "--eventaddr", "/dev/null"]) as run:
+        with self.run_ecapture(["tls", "--pid", self.worker(), "--eventaddr",
+                                "/dev/null"]) as run:
             rss0 = rss_kib(run.pid)
             client = self.procs.popen([helpers.DEBIAN_PYTHON, client_py, str(self.port),
                                        self.cert, str(count), path], stdin=subprocess.PIPE,
@@ -508,7 +523,7 @@ class Faults(helpers.E2ETestCase):
               f"(+{(rss_open - rss0) / count * 1024:.0f} B each), {rss_second} KiB after a second "
               f"wave; events={summary[0]} lost={summary[2]}")
         self.assertEqual(summary[2], 0, "records lost")
-        # Two requests and two answers per connection at least (a GET head and a response).
+        # nginx's side of two waves: a request read and a response written per connection.
         self.assertGreaterEqual(summary[0], 2 * 2 * count)
         self.assertLess(rss_open - rss0, 160 * 1024, "10k connections must cost < 160 MiB")
         self.assertLess(rss_second - rss_open, 32 * 1024, "the second wave must reuse the memory")
