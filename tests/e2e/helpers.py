@@ -782,9 +782,10 @@ def bpf_snapshot():
 
 def owned_bpf_ids(pid):
     """{"prog": ids, "link": ids} of the BPF programs and links process `pid` holds open (its
-    /proc/<pid>/fdinfo), with the programs behind its links. Other ecapture processes may run on
-    this machine at the same time: leak checks compare these ids, never a system-wide snapshot."""
-    owned = {"prog": set(), "link": set()}
+    /proc/<pid>/fdinfo), with the programs behind its links, and "tcx": {link id: ifindex} of its
+    packet-capture links. Other ecapture processes may run on this machine at the same time: leak
+    checks compare these ids, never a system-wide snapshot."""
+    owned = {"prog": set(), "link": set(), "tcx": {}}
     fdinfo = f"/proc/{pid}/fdinfo"
     for fd in os.listdir(fdinfo):
         try:
@@ -794,6 +795,8 @@ def owned_bpf_ids(pid):
             continue
         if "link_id" in fields:
             owned["link"].add(int(fields["link_id"]))
+            if fields.get("link_type", "").strip() == "tcx":
+                owned["tcx"][int(fields["link_id"])] = int(fields["ifindex"])
         if "prog_id" in fields:
             owned["prog"].add(int(fields["prog_id"]))
     return owned

@@ -233,19 +233,22 @@ class Faults(helpers.E2ETestCase):
             for _ in range(100):
                 f.write(chunk)
         url = f"https://127.0.0.1:{port}/upload"
-        with self.run_ecapture(["tls"]) as run:
+        # A 64 MiB ring and a rate-limited upload: what is measured is the kill, not whether the
+        # reader keeps up with a loopback burst on two busy cores (losses have their own tests).
+        with self.run_ecapture(["tls", "--mapsize", "16384"]) as run:
             rss0 = rss_kib(run.pid)
             killed = self.procs.popen(["curl", "-sS", "--cacert", self.cert, "-H", "Expect:",
-                                       "--data-binary", "@" + big, url],
+                                       "--limit-rate", "10M", "--data-binary", "@" + big, url],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             got = 0
-            while got < 20 << 20:
+            while got < 12 << 20:
                 parts = lines.get(timeout=60).split()
                 if parts[0] == b"progress":
                     got = int(parts[2])
             killed.kill()
             killed.wait(timeout=10)
-            done = lines.get(timeout=30).split()
+            while (done := lines.get(timeout=30).split())[0] == b"progress":
+                got = int(done[2])
             self.assertIn(done[0], (b"done", b"error"), done)
             # The cut connection's data reached the output, and nothing of it waits for more.
             blocks = self.wait_blocks(
@@ -292,6 +295,12 @@ class Faults(helpers.E2ETestCase):
             pid, _, head, _ = self.get()
             self.assertTrue(helpers.wait_until(
                 lambda: head in open(received, "rb").read(), 20), "first request not delivered")
+            # The same traffic first with the consumer reading: what the traffic itself costs.
+            rss_start = rss_kib(run.pid)
+            base_peak, t0 = rss_start, time.monotonic()
+            while time.monotonic() - t0 < 10:
+                self.curl(f"https://127.0.0.1:{self.port}{path}")
+                base_peak = max(base_peak, rss_kib(run.pid))
             os.kill(consumer.pid, signal.SIGSTOP)
             rss0 = rss_kib(run.pid)
             peak, t0, pids = rss0, time.monotonic(), []
@@ -318,8 +327,9 @@ class Faults(helpers.E2ETestCase):
         self.assertGreater(int(m.group(3)), 0, "the stopped consumer must have cost drops")
         # 2 MiB bodies, 64 MiB of ring (mapped, not counted until touched) and a 16 MiB queue.
         grown = peak - rss0
-        print(f"[faults] consumer stopped {paused_for:.1f}s, {len(pids)} downloads of "
-              f"{len(body)} B, RSS grew {grown} KiB, dropped {m.group(3)}")
+        print(f"[faults] RSS {rss_start} KiB at start, peak {base_peak} KiB with the consumer "
+              f"reading; consumer stopped {paused_for:.1f}s, {len(pids)} downloads of "
+              f"{len(body)} B, RSS {rss0} -> peak {peak} KiB, dropped {m.group(3)}")
         self.assertLess(grown, 96 * 1024, f"RSS grew {grown} KiB while the consumer was stopped")
 
     # -- the disk under an output fills up ---------------------------------------------------------
@@ -354,7 +364,9 @@ class Faults(helpers.E2ETestCase):
         # and it still holds the request from before the disk filled up, decrypted.
         r = subprocess.run(["tshark", "-n", "-r", pcap], capture_output=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
-        self.assertEqual(r.stderr, b"")
+        complaints = [line for line in r.stderr.decode().splitlines()
+                      if not line.startswith("Running as user")]
+        self.assertEqual(complaints, [])
         self.assertEqual(http_uris(pcap)[0], first)
 
     def test_03b_disk_full_event_file(self):
@@ -428,7 +440,6 @@ class Faults(helpers.E2ETestCase):
                                 os.path.join(self.tmp, "k.log"), "tcp", "port", str(self.port)],
                                stop_signal=signal.SIGKILL, expect_rc=None) as run:
             owned = helpers.owned_bpf_ids(run.pid)
-            on_lo = tcx_prog_ids("lo")
             pid, lport, head, body = self.get(size=5000)
             path = head.split(b" ")[1].decode()
             # Flushed: the request is readable from the file while ecapture still runs.
@@ -437,17 +448,21 @@ class Faults(helpers.E2ETestCase):
                 run.describe())
         self.assertEqual(run.returncode, -signal.SIGKILL)
         self.assertTrue(owned["prog"] and owned["link"], owned)
-        self.assertTrue(owned["prog"] & on_lo, f"no tcx program of ours on lo: {on_lo} {owned}")
+        lo = socket.if_nametoindex("lo")
+        self.assertEqual(set(owned["tcx"].values()), {lo}, f"no tcx link of ours on lo: {owned}")
         self.assertEqual(http_uris(pcap), [path])
         r = subprocess.run(["tshark", "-n", "-r", pcap], capture_output=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
+        # The kernel drops the process's links (the tcx ones too) and programs with it; no qdisc
+        # or tc filter was ever added (tcx links need none).
         helpers.assert_bpf_released(self, owned)
-        self.assertEqual(tcx_prog_ids("lo") & owned["prog"], set(), "tcx program left on lo")
         self.assertEqual(tc_qdiscs("lo"), before_qdisc, "qdiscs on lo changed")
+        self.assertEqual(tc_filters("lo"), [], "tc filters on lo")
 
     # -- the target server restarts ----------------------------------------------------------------
 
     def test_05_server_reload_and_restart(self):
+        os.chmod(self.tmp, 0o755)  # nginx's workers run unprivileged
         tmp = os.path.join(self.tmp, "own-nginx")
         os.makedirs(tmp)
         nginx = helpers.Nginx(tmp, self.cert, self.key).start(self.procs)
@@ -548,16 +563,13 @@ def tc_qdiscs(dev):
     return sorted(r.stdout.decode().splitlines())
 
 
-def tcx_prog_ids(dev):
-    """Programs attached to `dev` through tcx/tc (bpftool net)."""
-    r = subprocess.run(["bpftool", "-j", "net", "show", "dev", dev], capture_output=True,
-                       timeout=30)
-    ids = set()
-    for m in re.finditer(r'"prog_id":\s*(\d+)', r.stdout.decode()):
-        ids.add(int(m.group(1)))
-    for m in re.finditer(r'"id":\s*(\d+)', r.stdout.decode()):
-        ids.add(int(m.group(1)))
-    return ids
+def tc_filters(dev):
+    out = []
+    for hook in ("ingress", "egress"):
+        r = subprocess.run(["tc", "filter", "show", "dev", dev, hook], capture_output=True,
+                           timeout=30)
+        out += r.stdout.decode().splitlines()
+    return out
 
 
 if __name__ == "__main__":
