@@ -227,7 +227,7 @@ http {{
     uwsgi_temp_path {t}/uwsgi_temp;
     scgi_temp_path {t}/scgi_temp;
     default_type application/octet-stream;
-    keepalive_timeout 120s;
+    keepalive_timeout {keepalive};
     server {{
         listen 127.0.0.1:{port} ssl{http2};
         server_name localhost;
@@ -251,11 +251,12 @@ class Nginx:
                      "gzip_comp_level 6; }\n")
 
     def __init__(self, tmp, cert, key, http2=False, gzip=False, log_format=None,
-                 worker_connections=128):
+                 worker_connections=128, keepalive="120s"):
         """log_format: an nginx log_format string for access.log (e.g. with $remote_port);
         access_log_lines() returns what it logged."""
         self.log_format = log_format
         self.worker_connections = worker_connections
+        self.keepalive = keepalive
         self.dir = os.path.join(tmp, "nginx")
         self.root = os.path.join(self.dir, "www")
         os.makedirs(self.root)
@@ -278,6 +279,7 @@ class Nginx:
                 f.write(NGINX_CONF.format(t=self.dir, port=self.port, cert=self.cert,
                                           key=self.key, root=self.root,
                                           conns=self.worker_connections,
+                                          keepalive=self.keepalive,
                                           nofile=min(max(1024, self.worker_connections + 500),
                                                      20000),
                                           http2=" http2" if self.http2 else "",
