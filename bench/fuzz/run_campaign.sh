@@ -41,9 +41,13 @@ prefixed() {
 seed_elf() {
   mkdir -p "$seeds/fuzz_elf"
   # Small real shared objects and executables: every header layout the loader sees here.
-  find "$lib" /usr/bin -maxdepth 1 -type f -size -48k -name '*' -print0 2>/dev/null |
-    xargs -0 file -L 2>/dev/null | grep -E 'ELF 64-bit.*(shared object|executable)' |
-    cut -d: -f1 | head -40 | while read -r f; do cp "$f" "$seeds/fuzz_elf/"; done
+  local f n=0
+  while IFS= read -r -d '' f; do
+    [[ $(head -c 4 "$f" | od -An -c | tr -d ' ') == 177ELF ]] || continue
+    cp "$f" "$seeds/fuzz_elf/"
+    n=$((n + 1))
+    [[ $n -lt 40 ]] || break
+  done < <(find "$lib" /usr/bin -maxdepth 1 -type f -size -48k -print0 2>/dev/null)
   # The first 48 KiB of libssl: headers, .dynsym, versions and .dynstr of the real target.
   head -c 49152 "$lib/libssl.so.3" >"$seeds/fuzz_elf/libssl-head"
 }

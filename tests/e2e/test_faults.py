@@ -540,10 +540,11 @@ class Faults(helpers.E2ETestCase):
               f"(+{(rss_open - rss0) / count * 1024:.0f} B each), {rss_second} KiB after a second "
               f"wave; events={summary[0]} lost={summary[2]}")
         self.assertEqual(summary[2], 0, "records lost")
-        # nginx's side of two waves: a request read and a response written per connection.
-        self.assertGreaterEqual(summary[0], 2 * 2 * count)
-        self.assertLess(rss_open - rss0, 160 * 1024, "10k connections must cost < 160 MiB")
-        self.assertLess(rss_second - rss_open, 32 * 1024, "the second wave must reuse the memory")
+        # nginx's side of two waves: one request read and one response written per connection.
+        self.assertEqual(summary[0], 2 * 2 * count)
+        # Measured here: +15 MiB (about 1.5 KiB per connection), +1 MiB for the second wave.
+        self.assertLess(rss_open - rss0, 64 * 1024, "10k connections must cost < 64 MiB")
+        self.assertLess(rss_second - rss_open, 8 * 1024, "the second wave must reuse the memory")
 
 
 def count_label(keylog, label):

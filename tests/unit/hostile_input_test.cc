@@ -104,7 +104,7 @@ TEST(DecompressionBomb, ChainedCodingsAreEachLimited) {
   EXPECT_EQ(decode_content("gzip, br", outer, 64u << 20)->size(), 32u << 20);
 }
 
-class TempDir : public ::testing::Test {
+class HostileFiles : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/ecap-hostile-XXXXXX";
@@ -117,7 +117,7 @@ class TempDir : public ::testing::Test {
 
 // A sparse 4 GiB "libssl.so.3" (a real ELF header, then nothing) is refused by its size before
 // anything reads or scans it.
-TEST_F(TempDir, HugeSparseFileIsRefusedUnread) {
+TEST_F(HostileFiles, HugeSparseFileIsRefusedUnread) {
   const std::string path = dir_ + "/libssl.so.3";
   {
     std::ifstream real("/usr/lib/x86_64-linux-gnu/libssl.so.3", std::ios::binary);
@@ -151,7 +151,7 @@ std::vector<uint8_t> read_all(const fs::path& p) {
 
 // The fuzz_go_binary regression input whose 4096 functions are named by the overlapping
 // suffixes of one string (tests/fixtures/fuzz/make_go_inputs.py): refused, not copied.
-TEST_F(TempDir, PclntabWithOverlappingNamesIsRefused) {
+TEST_F(HostileFiles, PclntabWithOverlappingNamesIsRefused) {
   const fs::path fixtures = fs::path(ECAPTURE_TEST_FIXTURES) / "fuzz" / "fuzz_go_binary";
   auto write_body = [&](const char* name) {
     std::vector<uint8_t> input = read_all(fixtures / name);
@@ -180,7 +180,7 @@ TEST_F(TempDir, PclntabWithOverlappingNamesIsRefused) {
 }
 
 // A key log on a full disk: the line that does not fit is not left cut, the error comes once.
-TEST_F(TempDir, KeylogWriteFailureLeavesWholeLines) {
+TEST_F(HostileFiles, KeylogWriteFailureLeavesWholeLines) {
   const std::string path = dir_ + "/keys.log";
   auto w = KeylogWriter::open(path);
   ASSERT_TRUE(w);
