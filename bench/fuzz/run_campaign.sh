@@ -66,8 +66,8 @@ seed_go() {
     prefixed fuzz_go_binary "$f" '\000' whole
     if objcopy --dump-section .gopclntab="$gobin/pcln" "$f" 2>/dev/null; then
       # The header and the start of the function table; the fuzzer grows it from there.
-      head -c 65536 "$gobin/pcln" >"$gobin/pcln-head"
-      prefixed fuzz_go_binary "$gobin/pcln-head" '\001' pclntab
+      head -c 65536 "$gobin/pcln" >"$gobin/pcln-$(basename "$f")"
+      prefixed fuzz_go_binary "$gobin/pcln-$(basename "$f")" '\001' pclntab
     fi
   done
 }
@@ -170,6 +170,8 @@ for t in "${targets[@]}"; do
   esac
   corpus=$out/corpus/$t
   mkdir -p "$corpus" "$seeds/$t"
+  # Past findings seed their target too.
+  if [[ -d $root/tests/fixtures/fuzz/$t ]]; then cp "$root/tests/fixtures/fuzz/$t"/* "$seeds/$t/"; fi
   log=$out/$t.log
   found=0
   # -fork would use more cores than this machine can spare; one process, niced.
