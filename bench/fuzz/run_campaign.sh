@@ -170,8 +170,10 @@ for t in "${targets[@]}"; do
   esac
   corpus=$out/corpus/$t
   mkdir -p "$corpus" "$seeds/$t"
-  # Past findings seed their target too.
-  if [[ -d $root/tests/fixtures/fuzz/$t ]]; then cp "$root/tests/fixtures/fuzz/$t"/* "$seeds/$t/"; fi
+  # Past findings and the committed minimised corpora (the small ones) seed their target too.
+  for d in "$root/tests/fixtures/fuzz/$t" "$root/bench/fuzz/corpus/$t"; do
+    if [[ -d $d ]]; then cp "$d"/* "$seeds/$t/"; fi
+  done
   log=$out/$t.log
   found=0
   # -fork would use more cores than this machine can spare; one process, niced.
