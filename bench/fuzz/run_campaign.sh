@@ -21,11 +21,12 @@ all=(fuzz_elf fuzz_go_binary fuzz_version_sniff fuzz_decompress fuzz_pcap_filter
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all[@]}")
 
+mkdir -p "$out"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache
                                           -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S "$root" -B "$out" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DECAPTURE_FUZZ=ON \
-  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" >"$out.cmake.log"
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" >"$out/cmake.log"
 
 lib=/usr/lib/$(uname -m)-linux-gnu
 seeds=$out/seeds
@@ -154,8 +155,8 @@ status=0
 printf '%-20s %8s %12s %10s %8s %8s %s\n' target seconds execs exec/s cov features findings
 for t in "${targets[@]}"; do
   # Built one at a time, right before it runs (the API-config target needs the whole library).
-  if ! nice -n 19 cmake --build "$out" -j"${FUZZ_JOBS:-2}" --target "$t" >>"$out.build.log" 2>&1; then
-    echo "$t: build failed (see $out.build.log)" >&2
+  if ! nice -n 19 cmake --build "$out" -j"${FUZZ_JOBS:-2}" --target "$t" >>"$out/build.log" 2>&1; then
+    echo "$t: build failed (see $out/build.log)" >&2
     status=1
     continue
   fi
