@@ -397,6 +397,9 @@ Result<std::unique_ptr<ElfFile>> ElfFile::open(const std::string& path) {
   impl->fd = UniqueFd(fd);
   if (::fstat(impl->fd.get(), &st) != 0) return make_errno_error(errno, "cannot stat {}", path);
   if (!S_ISREG(st.st_mode)) return make_error("cannot open {}: not a regular file", path);
+  // Any process can map any file under a library's name; a huge one (a sparse 4 GiB
+  // "libssl.so.3") would cost scans of gigabytes of nothing.
+  RETURN_IF_ERROR(check_elf_size(path, static_cast<uint64_t>(st.st_size)));
 
   char magic[SELFMAG];
   const ssize_t got = ::pread(impl->fd.get(), magic, sizeof(magic), 0);
@@ -476,6 +479,12 @@ std::vector<uint8_t> ElfFile::section_data(std::string_view name) const {
 }
 
 const std::vector<Symbol>& ElfFile::symbols() const { return impl_->loaded_symbols(); }
+
+Result<void> check_elf_size(const std::string& path, uint64_t size) {
+  if (size <= kMaxElfFileBytes) return ok_result();
+  return make_error("cannot open {}: {} MiB is larger than any library or program ecapture "
+                    "hooks ({} MiB)", path, size >> 20, kMaxElfFileBytes >> 20);
+}
 
 uint16_t native_machine() {
 #if defined(__x86_64__)

@@ -62,6 +62,13 @@ class ElfFile {
   std::unique_ptr<Impl> impl_;
 };
 
+// The largest executables (browsers, statically linked servers) are a few hundred MiB. Any
+// process can map any file under a library's name; a bigger one (a sparse 4 GiB "libssl.so.3")
+// is refused instead of scanned.
+inline constexpr uint64_t kMaxElfFileBytes = uint64_t{2} << 30;
+// Error naming `path` when `size` is over kMaxElfFileBytes.
+Result<void> check_elf_size(const std::string& path, uint64_t size);
+
 // Returns the e_machine of the running process (EM_X86_64 on x86_64, ...).
 uint16_t native_machine();
 

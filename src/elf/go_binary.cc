@@ -14,6 +14,8 @@ namespace ecapture::elf {
 namespace {
 
 constexpr std::string_view kBuildInfoMagic = "\xff Go buildinf:";
+// Go executables are tens of MiB, the largest known a few hundred.
+constexpr uint64_t kMaxGoBinaryBytes = uint64_t{1} << 30;
 
 template <typename T>
 bool load(const std::vector<uint8_t>& d, uint64_t off, T* out) {
@@ -168,6 +170,11 @@ bool GoBinary::register_abi() const {
   return false;
 }
 
+// A function's size comes from the file (pclntab or .symtab): offset + size may overflow.
+bool GoBinary::code_in_file(const GoFunction& f) const {
+  return f.file_offset <= file_.size() && f.size <= file_.size() - f.file_offset;
+}
+
 std::vector<uint8_t> GoBinary::read_vaddr(uint64_t vaddr, size_t len) const {
   auto off = elf_->vaddr_to_offset(vaddr);
   if (!off) return {};
@@ -190,6 +197,12 @@ Result<std::unique_ptr<GoBinary>> GoBinary::open(const std::string& path) {
     int e = errno;
     ::close(fd);
     return make_errno_error(e, "cannot stat {}", path);
+  }
+  // The whole file is read into memory: a hostile size must not decide how much.
+  if (static_cast<uint64_t>(st.st_size) > kMaxGoBinaryBytes) {
+    ::close(fd);
+    return make_error("{} is {} MiB: larger than any Go program ecapture reads ({} MiB)", path,
+                      st.st_size >> 20, kMaxGoBinaryBytes >> 20);
   }
   b->file_.resize(static_cast<size_t>(st.st_size));
   size_t got = 0;
@@ -287,6 +300,16 @@ Result<void> GoBinary::parse_pclntab(const std::vector<uint8_t>& t, uint64_t tex
     return std::string(p, n);
   };
   auto bad = [] { return make_error("truncated Go pclntab"); };
+  // Each name is stored once in a real table, so the names together fit in it (twice, for the
+  // odd shared one). A crafted table can point millions of functions at one long string, or at
+  // its overlapping suffixes: reading and copying them would take time and memory that grow
+  // with the square of its length.
+  uint64_t name_bytes = 0;
+  auto count_name = [&](size_t length) {
+    name_bytes += length + 1;
+    return name_bytes <= 2 * static_cast<uint64_t>(t.size());
+  };
+  auto overlapping = [] { return make_error("corrupt Go pclntab (function names overlap)"); };
 
   if (magic == 0xfffffff0 || magic == 0xfffffff1) {  // Go 1.18, 1.20+
     uint64_t text = word(2);
@@ -302,7 +325,8 @@ Result<void> GoBinary::parse_pclntab(const std::vector<uint8_t>& t, uint64_t tex
       if (!load(t, functab + funcoff + 4, &nameoff)) return bad();
       auto name = cstr(funcnames + static_cast<uint64_t>(nameoff));
       if (!name) return bad();
-      pcln_funcs_.emplace(std::move(*name), Range{text + entryoff, text + next});
+      if (!count_name(name->size())) return overlapping();
+      pcln_funcs_.try_emplace(std::move(*name), Range{text + entryoff, text + next});
     }
     return {};
   }
@@ -325,7 +349,8 @@ Result<void> GoBinary::parse_pclntab(const std::vector<uint8_t>& t, uint64_t tex
     if (!load(t, functab + funcoff + ps, &nameoff)) return bad();
     auto name = cstr(names + static_cast<uint64_t>(nameoff));
     if (!name) return bad();
-    pcln_funcs_.emplace(std::move(*name), Range{entry, next});
+    if (!count_name(name->size())) return overlapping();
+    pcln_funcs_.try_emplace(std::move(*name), Range{entry, next});
   }
   return {};
 }
@@ -359,7 +384,7 @@ std::optional<GoFunction> GoBinary::find_function(std::string_view name) const {
 }
 
 Result<std::vector<uint64_t>> GoBinary::ret_offsets(const GoFunction& f) const {
-  if (f.size == 0 || f.file_offset + f.size > file_.size()) {
+  if (f.size == 0 || !code_in_file(f)) {
     return make_error("{}: the code of {} is not in the file", path_, f.name);
   }
   csh cs = 0;
@@ -388,8 +413,7 @@ Result<std::vector<uint64_t>> GoBinary::ret_offsets(const GoFunction& f) const {
 }
 
 uint64_t GoBinary::body_offset(const GoFunction& f) const {
-  if ((machine() != EM_X86_64 && machine() != EM_AARCH64) || f.size == 0 ||
-      f.file_offset + f.size > file_.size()) {
+  if ((machine() != EM_X86_64 && machine() != EM_AARCH64) || f.size == 0 || !code_in_file(f)) {
     return f.file_offset;
   }
   const bool arm = machine() == EM_AARCH64;

@@ -87,6 +87,7 @@ class GoBinary {
   GoBinary() = default;
   Result<void> parse_pclntab(const std::vector<uint8_t>& tab, uint64_t text_fallback);
   std::vector<uint8_t> read_vaddr(uint64_t vaddr, size_t len) const;
+  bool code_in_file(const GoFunction& f) const;
 
   std::string path_;
   std::unique_ptr<ElfFile> elf_;

@@ -173,6 +173,7 @@ Result<std::optional<SslVersion>> sniff_ssl_version_in(const std::string& path, 
     return make_errno_error(errno, "cannot read {}", path);
   }
   if (!S_ISREG(st.st_mode)) return make_error("cannot read {}: not a regular file", path);
+  RETURN_IF_ERROR(check_elf_size(path, static_cast<uint64_t>(st.st_size)));
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_errno_error(errno, "cannot open {}", path);
   FdCloser closer(fd);

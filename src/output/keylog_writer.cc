@@ -50,14 +50,22 @@ KeylogWriter::~KeylogWriter() {
 Result<bool> KeylogWriter::write(const std::string& label, const std::string& client_random_hex,
                                  const std::string& secret_hex) {
   std::lock_guard lock(mu_);
+  if (failed_) return false;
   if (!seen_.insert(label + " " + client_random_hex).second) return false;
   std::string line = label + " " + client_random_hex + " " + secret_hex + "\n";
+  struct stat st {};
+  const off_t whole = ::fstat(fd_, &st) == 0 ? st.st_size : -1;
   size_t off = 0;
   while (off < line.size()) {
     ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return make_errno_error(errno, "cannot write key log file {}", path_);
+      const int err = errno;
+      // A cut line would make Wireshark reject the whole file: end it at the last whole one.
+      if (off > 0 && whole >= 0 && ::ftruncate(fd_, whole) != 0) {
+      }
+      failed_ = true;
+      return make_errno_error(err, "cannot write key log file {}", path_);
     }
     off += static_cast<size_t>(n);
   }

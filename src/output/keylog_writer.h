@@ -29,7 +29,8 @@ class KeylogWriter {
   KeylogWriter(const KeylogWriter&) = delete;
   KeylogWriter& operator=(const KeylogWriter&) = delete;
 
-  // Returns true when the line was new and written.
+  // Returns true when the line was new and written. A failed write (a full disk) leaves the file
+  // ending with its last whole line and is returned once; later lines are dropped (false).
   Result<bool> write(const std::string& label, const std::string& client_random_hex,
                      const std::string& secret_hex);
   Result<bool> write(const KeylogLine& l) { return write(l.label, l.client_random, l.secret); }
@@ -47,6 +48,7 @@ class KeylogWriter {
   std::set<std::string> seen_;
   size_t written_ = 0;
   bool created_ = false;
+  bool failed_ = false;
 };
 
 }  // namespace ecapture

@@ -143,16 +143,30 @@ Result<void> PcapngWriter::write_packet(uint32_t interface_id, uint64_t wall_ns,
 }
 
 Result<void> PcapngWriter::flush() {
+  if (failed_) {
+    dropped_ += pending_.size();
+    pending_.clear();
+    return {};
+  }
   size_t off = 0;
   while (off < pending_.size()) {
     ssize_t n = ::write(fd_, pending_.data() + off, pending_.size() - off);
     if (n < 0) {
       if (errno == EINTR) continue;
-      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(off));
-      return make_errno_error(errno, "cannot write {}", path_);
+      const int err = errno;
+      // A full disk: the file keeps the blocks of the previous flushes, whole, and is never
+      // appended to again (a later, smaller block could fit and leave a hole in the capture).
+      if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+      }
+      failed_ = true;
+      dropped_ += pending_.size();
+      pending_.clear();
+      return make_errno_error(err, "cannot write {} (it keeps what was written until now; "
+                              "later packets are dropped)", path_);
     }
     off += static_cast<size_t>(n);
   }
+  size_ += pending_.size();
   pending_.clear();
   return {};
 }

@@ -33,8 +33,11 @@ class PcapngWriter {
   Result<void> write_packet(uint32_t interface_id, uint64_t wall_ns,
                             std::span<const uint8_t> data, uint32_t original_len,
                             const std::string& comment);
-  // Hands everything written so far to the kernel: readable after a SIGKILL from here on.
+  // Hands everything written so far to the kernel: readable after a SIGKILL from here on. The
+  // first failure (a full disk) is returned; the file is cut back to its last whole flush and
+  // later blocks are dropped.
   Result<void> flush();
+  uint64_t dropped_bytes() const { return dropped_; }
   uint64_t packets() const { return packets_; }
   const std::string& path() const { return path_; }
 
@@ -45,6 +48,9 @@ class PcapngWriter {
   std::string path_;
   int fd_ = -1;
   std::vector<uint8_t> pending_;  // whole blocks not yet written
+  uint64_t size_ = 0;             // bytes in the file, all whole blocks
+  bool failed_ = false;           // a write failed: nothing more is written
+  uint64_t dropped_ = 0;          // bytes not written since
   uint64_t packets_ = 0;
 };
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -41,8 +42,9 @@ void StreamWriter::flush() {
 
 // ---- file -------------------------------------------------------------------------------------
 
-Result<std::unique_ptr<FileWriter>> FileWriter::open(const std::string& path, RotationOptions rot) {
-  std::unique_ptr<FileWriter> w(new FileWriter(path, rot));
+Result<std::unique_ptr<FileWriter>> FileWriter::open(const std::string& path, RotationOptions rot,
+                                                     std::shared_ptr<spdlog::logger> log) {
+  std::unique_ptr<FileWriter> w(new FileWriter(path, rot, std::move(log)));
   RETURN_IF_ERROR(w->open_file());
   return w;
 }
@@ -100,11 +102,25 @@ void FileWriter::write(std::string_view bytes, bool /*binary*/) {
   if (by_size || by_time) rotate();
   if (fd_ < 0) return;
   size_t done = 0;
+  int err = 0;
   while (done < bytes.size()) {
     ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n <= 0) {
+      err = n < 0 ? errno : EIO;
+      break;
+    }
     done += static_cast<size_t>(n);
+  }
+  if (done < bytes.size()) {
+    // Whole messages only: a cut one would garble the file for every reader. Later messages
+    // are still tried (space may come back) and counted as dropped while they fail.
+    if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) == 0) done = 0;
+    if (!write_failed_ && log_ != nullptr) {
+      log_->error("--eventaddr {}: cannot write: {}; events to it are dropped while this lasts",
+                  path_, std::strerror(err));
+    }
+    write_failed_ = true;
   }
   size_ += done;
   if (done == bytes.size()) {
@@ -306,7 +322,7 @@ void TcpWriter::drop_link() {
 namespace ecapture {
 
 Result<std::unique_ptr<Writer>> make_writer(const std::string& addr, RotationOptions rot,
-                                            std::shared_ptr<spdlog::logger> /*log*/) {
+                                            std::shared_ptr<spdlog::logger> log) {
   constexpr size_t kQueueBytes = 16u << 20;
   if (addr.rfind("tcp://", 0) == 0) {
     if (rot.max_bytes || rot.interval.count()) {
@@ -327,7 +343,7 @@ Result<std::unique_ptr<Writer>> make_writer(const std::string& addr, RotationOpt
     return make_error("{}: unsupported address (use a file path, tcp://host:port or "
                       "ws://host:port/path)", addr);
   }
-  ASSIGN_OR_RETURN(auto w, FileWriter::open(addr, rot));
+  ASSIGN_OR_RETURN(auto w, FileWriter::open(addr, rot, std::move(log)));
   return std::unique_ptr<Writer>(std::move(w));
 }
 

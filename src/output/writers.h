@@ -84,7 +84,9 @@ class StreamWriter : public Writer {
 // "<stem>-YYYY-MM-DDTHH-MM-SS.mmm<ext>" (eCapture's backup names) and a new one started.
 class FileWriter : public Writer {
  public:
-  static Result<std::unique_ptr<FileWriter>> open(const std::string& path, RotationOptions rot);
+  // `log` (may be null) gets one line when writing first fails (a full disk).
+  static Result<std::unique_ptr<FileWriter>> open(const std::string& path, RotationOptions rot,
+                                                  std::shared_ptr<spdlog::logger> log = nullptr);
   ~FileWriter() override;
   void write(std::string_view bytes, bool binary) override;
   void close() override;
@@ -92,7 +94,8 @@ class FileWriter : public Writer {
   uint64_t rotations() const { return rotations_.load(); }
 
  private:
-  FileWriter(std::string path, RotationOptions rot) : path_(std::move(path)), rot_(rot) {}
+  FileWriter(std::string path, RotationOptions rot, std::shared_ptr<spdlog::logger> log)
+      : path_(std::move(path)), rot_(rot), log_(std::move(log)) {}
   Result<void> open_file();
   void rotate();
 
@@ -103,6 +106,8 @@ class FileWriter : public Writer {
   uint64_t size_ = 0;
   std::chrono::steady_clock::time_point opened_{};
   std::atomic<uint64_t> rotations_{0};
+  std::shared_ptr<spdlog::logger> log_;
+  bool write_failed_ = false;  // reported once
 };
 
 // Base of the network writers: a bounded queue drained by a sender thread that (re)connects.

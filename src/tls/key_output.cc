@@ -41,6 +41,7 @@ KeyOutput::~KeyOutput() {
 }
 
 Result<void> KeyOutput::start(spdlog::logger& log) {
+  log_ = &log;
   if (cfg_.pcap) {
     PcapSessionConfig pc{cfg_.ifname, cfg_.filter, cfg_.pcapfile, cfg_.pid, cfg_.uid};
     ASSIGN_OR_RETURN(pcap_, PcapSession::open(pc, log));
@@ -74,7 +75,15 @@ Result<bool> KeyOutput::add(std::span<const KeylogLine> lines, const ecap_sock_t
   if ((cfg_.pid != 0 && owner.pid != cfg_.pid) || (cfg_.uid != 0 && owner.uid != cfg_.uid)) {
     return false;
   }
-  for (const auto& l : lines) RETURN_IF_ERROR(keylog_->write(l));
+  for (const auto& l : lines) {
+    if (auto r = keylog_->write(l); !r) {
+      if (log_ != nullptr) {
+        log_->error("keys: {}; no more lines go to it, the capture goes on",
+                    r.error().to_string());
+      }
+      break;
+    }
+  }
   return true;
 }
 

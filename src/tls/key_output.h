@@ -45,6 +45,7 @@ class KeyOutput {
   // One session's lines, owned by `owner` on `tuple` (may be null). Returns false when --pid/--uid
   // exclude the owner (its lines only serve the pcapng's packet filtering), else true (lines the
   // key log already has, e.g. from the other end of a local connection, are not repeated).
+  // A key log that cannot be written (full disk) is logged once; the capture goes on.
   Result<bool> add(std::span<const KeylogLine> lines, const ecap_sock_tuple* tuple,
                      const PacketOwner& owner);
   // Closes the pcapng file after writing what it holds. Call after the last add().
@@ -59,6 +60,7 @@ class KeyOutput {
   std::unique_ptr<KeylogWriter> keylog_;
   std::unique_ptr<PcapSession> pcap_;
   std::unique_ptr<bpf::TcCapture> capture_;  // feeds pcap_
+  spdlog::logger* log_ = nullptr;
   bool started_ = false;
 };
 

@@ -217,7 +217,8 @@ master_process on;
 worker_processes 1;
 pid {t}/nginx.pid;
 error_log {t}/error.log info;
-events {{ worker_connections 128; }}
+worker_rlimit_nofile {nofile};
+events {{ worker_connections {conns}; }}
 http {{
     access_log {t}/access.log;
     client_body_temp_path {t}/client_body_temp;
@@ -226,7 +227,7 @@ http {{
     uwsgi_temp_path {t}/uwsgi_temp;
     scgi_temp_path {t}/scgi_temp;
     default_type application/octet-stream;
-    keepalive_timeout 120s;
+    keepalive_timeout {keepalive};
     server {{
         listen 127.0.0.1:{port} ssl{http2};
         server_name localhost;
@@ -249,10 +250,13 @@ class Nginx:
     GZIP_LOCATION = ("        location /gz/ { gzip on; gzip_types *; gzip_min_length 1; "
                      "gzip_comp_level 6; }\n")
 
-    def __init__(self, tmp, cert, key, http2=False, gzip=False, log_format=None):
+    def __init__(self, tmp, cert, key, http2=False, gzip=False, log_format=None,
+                 worker_connections=128, keepalive="120s"):
         """log_format: an nginx log_format string for access.log (e.g. with $remote_port);
         access_log_lines() returns what it logged."""
         self.log_format = log_format
+        self.worker_connections = worker_connections
+        self.keepalive = keepalive
         self.dir = os.path.join(tmp, "nginx")
         self.root = os.path.join(self.dir, "www")
         os.makedirs(self.root)
@@ -265,14 +269,19 @@ class Nginx:
         self.proc = None
         self.url = None
 
-    def start(self, procs, timeout=10.0):
+    def start(self, procs, timeout=10.0, port=None):
+        """Starts on `port`, else on a free port (retried when another process takes it)."""
         last_err = ""
-        for _ in range(3):  # free_port() can race with another process; retry on a new port
-            self.port = free_port()
+        for _ in range(1 if port else 3):
+            self.port = port or free_port()
             conf = os.path.join(self.dir, "nginx.conf")
             with open(conf, "w") as f:
                 f.write(NGINX_CONF.format(t=self.dir, port=self.port, cert=self.cert,
                                           key=self.key, root=self.root,
+                                          conns=self.worker_connections,
+                                          keepalive=self.keepalive,
+                                          nofile=min(max(1024, self.worker_connections + 500),
+                                                     20000),
                                           http2=" http2" if self.http2 else "",
                                           extra=self.GZIP_LOCATION if self.gzip else "")
                         .replace(f"    access_log {self.dir}/access.log;\n",
@@ -771,6 +780,40 @@ def bpf_ids(kind):
 
 def bpf_snapshot():
     return {"prog": bpf_ids("prog"), "link": bpf_ids("link")}
+
+
+def owned_bpf_ids(pid):
+    """{"prog": ids, "link": ids} of the BPF programs and links process `pid` holds open (its
+    /proc/<pid>/fdinfo), with the programs behind its links, and "tcx": {link id: ifindex} of its
+    packet-capture links. Other ecapture processes may run on this machine at the same time: leak
+    checks compare these ids, never a system-wide snapshot."""
+    owned = {"prog": set(), "link": set(), "tcx": {}}
+    fdinfo = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:  # closed meanwhile
+            continue
+        if "link_id" in fields:
+            owned["link"].add(int(fields["link_id"]))
+            if fields.get("link_type", "").strip() == "tcx":
+                owned["tcx"][int(fields["link_id"])] = int(fields["ifindex"])
+        if "prog_id" in fields:
+            owned["prog"].add(int(fields["prog_id"]))
+    return owned
+
+
+def assert_bpf_released(testcase, owned, timeout=10.0):
+    """Fails unless every program and link in `owned` (owned_bpf_ids of an ecapture that has
+    exited) is gone from the kernel within `timeout`."""
+    def left():
+        now = bpf_snapshot()
+        return {"prog": owned["prog"] & now["prog"], "link": owned["link"] & now["link"]}
+    wait_until(lambda: not any(left().values()), timeout)
+    remaining = left()
+    testcase.assertEqual(remaining, {"prog": set(), "link": set()},
+                         f"BPF programs/links of the exited ecapture still loaded (owned: {owned})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -222,11 +222,16 @@ class Api(helpers.E2ETestCase):
                              ("tls", "running", 0, 0), st)
             code, health = api(self.api_port, "GET", "/healthz")
             self.assertEqual((code, health["code"], health["data"]["state"]), (200, 0, "running"))
+            since = len(run.stdout_bytes())  # the running module's counters start before this
             client = self.start_client()
             path = self.new_path()
             self.request(client, path)
-            self.wait_captured(run, self.request_line(path), client[0].pid)
-            self.assertGreater(self.status()["counters"]["events"], 0)
+            captured = self.wait_captured(run, self.request_line(path), client[0].pid)
+            self.assertEqual(captured[0].payload[:len(self.request_line(path))],
+                             self.request_line(path))
+            # Every block printed since came from at least one event the module counted.
+            printed = [b for b in run.blocks() if b.offset >= since]
+            self.assertGreaterEqual(self.status()["counters"]["events"], len(printed))
         self.assertLess(run.stop_seconds, 1.0, f"SIGINT with --listen\n{run.describe()}")
 
     def test_fifty_reloads_under_traffic(self):
@@ -274,10 +279,17 @@ class Api(helpers.E2ETestCase):
 
             # Requests keep being captured after the last reload (with is_hex now on).
             since = len(run.stdout_bytes())
-            helpers.wait_until(lambda: any(b.offset >= since and b.pid == traffic.pid
-                                           for b in run.blocks()), 5)
-            self.assertTrue([b for b in run.blocks() if b.offset >= since and b.hex],
-                            "no hex block after reloading with is_hex\n" + run.describe())
+            want = self.request_line(traffic_path)
+
+            def hex_requests():
+                return [b for b in run.blocks() if b.offset >= since and b.pid == traffic.pid
+                        and b.direction == "WRITE" and b.payload.startswith(want)]
+            helpers.wait_until(hex_requests, 5)
+            got = hex_requests()
+            self.assertTrue(got, "the traffic's request not captured after the reloads\n"
+                            + run.describe())
+            # Printed as a hex dump (is_hex) that decodes to the exact request bytes.
+            self.assertEqual([b.hex for b in got], [True] * len(got), summarize(got))
 
             # API connections are closed by then; the fd table is back to where it was.
             helpers.wait_until(lambda: len(fd_targets(run.pid)) == len(fds_before), 3)

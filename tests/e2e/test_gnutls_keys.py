@@ -7,7 +7,6 @@ other rows of the layout table (3.6.4-3.8.13) are covered by unit tests only.
 """
 import os
 import subprocess
-import time
 
 import helpers
 
@@ -80,7 +79,9 @@ class GnutlsKeys(helpers.E2ETestCase):
                 str(self.port)]
         with self.run_ecapture(args) as run:
             pid = self.wget(path, proto, out)
-            time.sleep(1.0)  # packets are held 0.5 s so that their secrets go first
+            # Packets are held 0.5 s so that their secrets go first, then flushed each second.
+            helpers.wait_until(lambda: os.path.exists(pcap) and len(
+                tshark_fields(pcap, ["http.file_data"], "http.response")) == 1, 10, 0.2)
         with open(out, "rb") as f:
             self.assertEqual(f.read(), body)
         info = subprocess.run(["capinfos", pcap], capture_output=True, timeout=30).stdout.decode()

@@ -243,7 +243,13 @@ class GoTls(helpers.E2ETestCase):
                                 "tcp"]) as run:
             pid, port, _ = self.run_program(self.bins["stripped"], "-h1", "-body", req,
                                             "-resp", resp)
-            time.sleep(1.0)
+
+            def flushed():  # packets are held 0.5 s, then flushed each second
+                r = subprocess.run(["tshark", "-n", "-r", pcap, *helpers.tls_decode_as(pcap),
+                                    "-Y", f"http && tcp.port == {port}"],
+                                   capture_output=True, timeout=60)
+                return b"HTTP/1.1 200 OK" in r.stdout
+            helpers.wait_until(flushed, 10, 0.2)
         r = subprocess.run(["tshark", "-n", "-r", pcap, *helpers.tls_decode_as(pcap), "-q", "-z",
                             "follow,tls,ascii,0"],
                            capture_output=True, timeout=60)

@@ -40,6 +40,17 @@ def describe(cmds):
                      for c in cmds) or "  (none)"
 
 
+def running_sleep(shell_pid):
+    """True once the shell runs `sleep` (it has read and started the command)."""
+    for child in helpers.children_of(shell_pid):
+        try:
+            if helpers.read_comm(child) == "sleep":
+                return True
+        except OSError:
+            pass
+    return False
+
+
 class PtyShell:
     """An interactive shell on a pseudo-terminal. send() types one line and waits for the next
     prompt, so the line editor reads each line on its own."""
@@ -227,7 +238,8 @@ class BashTest(ShellCase, helpers.E2ETestCase):
             sh.send(f"data_{tok}".encode())
             sh.send(b'test "$v" = data_' + tok.encode())
             sh.send(f"sleep 30 # running_{tok}".encode(), expect=None)
-            time.sleep(0.5)
+            self.assertTrue(helpers.wait_until(lambda: running_sleep(sh.pid), 10),
+                            "the shell did not start `sleep 30`")
             cmds = [c for c in self.commands(run) if c.pid == sh.pid]
             self.assertEqual([(c.text.decode(), c.status) for c in cmds],
                              [("read -e -p 'ECAPREAD> ' v", 0), (f'test "$v" = data_{tok}', 0)],

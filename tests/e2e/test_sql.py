@@ -187,7 +187,10 @@ class MysqldAudit(helpers.E2ETestCase):
             self.db.client("-e", f"select '{token}-mine'")
             other.client("-e", f"select '{token}-other'")
             wait_settled(run, lambda rs: any(token.encode() in r.text for r in rs))
-            time.sleep(0.5)
+            # A later statement of the same server: once it is out, so is all that came before.
+            barrier = helpers.rand_token()
+            self.db.client("-e", f"select '{barrier}'")
+            wait_settled(run, lambda rs: any(barrier.encode() in r.text for r in rs))
         recs = parse_audit(run.stdout_bytes())
         mine = [r for r in recs if token.encode() in r.text]
         self.assertEqual([(r.text, r.pid) for r in mine],
@@ -344,7 +347,10 @@ class PostgresAudit(helpers.E2ETestCase):
             self.assertIn("hooking pg_parse_query", run.stderr_text())
             pid = int(self.pg.psql("-c", simple).split("|")[1])
             recs = wait_settled(run, lambda rs: any(token.encode() in r.text for r in rs))
-            time.sleep(0.3)
+            # A later statement: once it is out, so is everything of the first one.
+            barrier = helpers.rand_token()
+            self.pg.psql("-c", f"select '{barrier}'")
+            wait_settled(run, lambda rs: any(barrier.encode() in r.text for r in rs))
         recs = [r for r in parse_audit(run.stdout_bytes()) if token.encode() in r.text]
         self.assertEqual([(r.text, r.pid, r.type, r.duration_ns) for r in recs],
                          [(simple.encode(), pid, "QUERY", None)])

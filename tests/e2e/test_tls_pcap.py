@@ -27,6 +27,14 @@ def tshark_fields(pcap, fields, display_filter=None, extra=()):
     return [line.split("|") for line in r.stdout.decode(errors="replace").splitlines()]
 
 
+def pcap_has_response_and_fin(pcap, client_port):
+    if not os.path.exists(pcap):
+        return False
+    return (len(tshark_fields(pcap, ["http.file_data"], "http.response")) == 1 and
+            tshark_fields(pcap, ["tcp.srcport"], f"tcp.srcport == {client_port} && "
+                          f"tcp.flags.fin == 1") != [])
+
+
 class TlsPcap(helpers.E2ETestCase):
     setUpClass = classmethod(TlsText.setUpClass.__func__)
     new_file = TlsText.new_file
@@ -61,7 +69,9 @@ class TlsPcap(helpers.E2ETestCase):
             lport, _ = self.finish_curl(p)
             subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{other}/"],
                            timeout=30, check=True)
-            time.sleep(1.0)  # packets are held 0.5 s so that their secrets go first
+            # Packets are held 0.5 s so that their secrets go first, then flushed each second:
+            # wait until the response and curl's last packet (its FIN) are in the file.
+            helpers.wait_until(lambda: pcap_has_response_and_fin(pcap, lport), 10, 0.2)
         t1 = time.time()
         with open(out, "rb") as f:
             self.assertEqual(f.read(), body)
@@ -130,14 +140,17 @@ class TlsPcap(helpers.E2ETestCase):
         path, body = self.new_file(40)
         pcap = os.path.join(self.tmp, "killed.pcapng")
         out = os.path.join(self.tmp, "body.out")
-        before = helpers.bpf_snapshot()
         args = ["tls", "-m", "pcap", "-i", "lo", "-w", pcap, "-k",
                 os.path.join(self.tmp, "k.log"), "tcp", "port", str(self.port)]
         with self.run_ecapture(args, stop_signal=signal.SIGKILL, expect_rc=None) as run:
+            owned = helpers.owned_bpf_ids(run.pid)
             p = self.procs.popen(self.curl_args(path, out, ["--tlsv1.3"]),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             lport, _ = self.finish_curl(p)
-            time.sleep(2.5)  # 0.5 s hold + the 1 s flush period, with margin
+            # Killed once a periodic flush has put the response in the file (packets are held
+            # 0.5 s, flushes come every second).
+            helpers.wait_until(lambda: len(tshark_fields(pcap, ["http.file_data"],
+                                                         "http.response")) == 1, 10, 0.2)
         self.assertEqual(run.returncode, -signal.SIGKILL)
         r = subprocess.run(["tshark", "-n", "-r", pcap], capture_output=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
@@ -148,11 +161,8 @@ class TlsPcap(helpers.E2ETestCase):
         self.assertEqual(len(bodies), 1, bodies)
         self.assertIn(bodies[0][0], (body.decode(), body.hex()))
 
-        def released():
-            now = helpers.bpf_snapshot()
-            return now["prog"] <= before["prog"] and now["link"] <= before["link"]
-        self.assertTrue(helpers.wait_until(released, 10),
-                        f"BPF left behind: {helpers.bpf_snapshot()} vs {before}")
+        self.assertTrue(owned["prog"] and owned["link"], owned)
+        helpers.assert_bpf_released(self, owned)
 
 
 if __name__ == "__main__":

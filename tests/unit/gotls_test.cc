@@ -357,3 +357,27 @@ TEST(GoTlsConfig, ModesAndJson) {
 
 }  // namespace
 }  // namespace ecapture::gotls
+
+namespace ecapture::gotls {
+namespace {
+
+// A function's size comes from the file (.symtab st_size, pclntab): a huge one must not make
+// offset + size wrap around and send the disassembler past the end of the file (issue 17).
+TEST_F(GoPrograms, HostileFunctionSizeIsRefused) {
+  auto bin = elf::GoBinary::open(path("default"));
+  ASSERT_TRUE(bin) << bin.error().to_string();
+  auto f = (*bin)->find_function(kConnRead);
+  ASSERT_TRUE(f.has_value());
+  for (uint64_t size : {~uint64_t{0}, ~uint64_t{0} - f->file_offset + 2, uint64_t{1} << 40}) {
+    elf::GoFunction bad = *f;
+    bad.size = size;
+    auto rets = (*bin)->ret_offsets(bad);
+    ASSERT_FALSE(rets);
+    EXPECT_EQ(rets.error().message, path("default") + ": the code of " + std::string(kConnRead) +
+                                        " is not in the file");
+    EXPECT_EQ((*bin)->body_offset(bad), f->file_offset);
+  }
+}
+
+}  // namespace
+}  // namespace ecapture::gotls

@@ -46,7 +46,7 @@ const std::string* find_header(const HeaderList& h, std::string_view name) {
 
 void Http1Parser::feed(const DataEvent& meta, std::string_view data) {
   cur_meta_ = meta_of(meta);
-  streamed_.clear();
+  release_buffer(streamed_);
   while (!data.empty() && !fell_back_) {
     size_t n = 0;
     switch (state_) {
@@ -317,7 +317,7 @@ void Http1Parser::emit_message(bool partial) {
   m.event.payload = std::move(payload);
   out_(std::move(m));
   head_.clear();
-  body_.clear();
+  release_buffer(body_);
 }
 
 void Http1Parser::complete() {
@@ -329,7 +329,7 @@ void Http1Parser::complete() {
     }
     msg_ = Message{};
     head_.clear();
-    body_.clear();
+    release_buffer(body_);
   } else {
     emit_message(false);
   }
@@ -359,7 +359,7 @@ void Http1Parser::reset() {
   state_ = State::kIdle;
   streaming_ = false;
   head_.clear();
-  body_.clear();
+  release_buffer(body_);
   line_.clear();
   wire_ = 0;
   remaining_ = 0;

@@ -34,6 +34,17 @@ Sniff sniff(std::string_view data, bool http2_conn);
 
 inline constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+// Empties a buffer and gives its memory back when it grew large: a connection's parser lives
+// until the connection expires (minutes), long after its big message went out, and thousands of
+// idle connections each keeping a multi-MiB capacity add up to gigabytes.
+inline void release_buffer(std::string& s, size_t keep = size_t{64} << 10) {
+  if (s.capacity() > keep) {
+    std::string().swap(s);
+  } else {
+    s.clear();
+  }
+}
+
 // The DataEvent's metadata without its payload.
 DataEvent meta_of(const DataEvent& e);
 
