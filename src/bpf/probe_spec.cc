@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <string_view>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -180,11 +182,51 @@ Result<std::vector<Link>> attach_tracepoints(bpf_object* obj) {
     if (std::strncmp(sec, "tracepoint/", 11) != 0 && std::strncmp(sec, "raw_tracepoint/", 15) != 0) {
       continue;
     }
+    if (!bpf_program__autoload(prog)) continue;
     bpf_link* link = bpf_program__attach(prog);
     if (link == nullptr) return make_errno_error(errno, "cannot attach {}", sec);
     links.emplace_back(link);
   }
   return links;
+}
+
+void skip_fd_learners(bpf_object* obj) {
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, obj) {
+    if (std::strncmp(bpf_program__section_name(prog), "tracepoint/syscalls/", 20) == 0) {
+      bpf_program__set_autoload(prog, false);
+    }
+  }
+}
+
+Result<void> apply_test_map_sizes(bpf_object* obj) {
+  const char* env = std::getenv("ECAPTURE_TEST_MAP_ENTRIES");
+  if (env == nullptr || *env == '\0') return {};
+  std::string_view rest(env);
+  while (!rest.empty()) {
+    std::string_view item = rest.substr(0, rest.find(','));
+    rest.remove_prefix(std::min(rest.size(), item.size() + 1));
+    size_t colon = item.find(':');
+    uint32_t entries = 0;
+    if (colon == std::string_view::npos ||
+        std::from_chars(item.data() + colon + 1, item.data() + item.size(), entries).ec !=
+            std::errc() ||
+        entries == 0) {
+      return make_error("ECAPTURE_TEST_MAP_ENTRIES: '{}' is not map:entries", item);
+    }
+    std::string name(item.substr(0, colon));
+    bpf_map* map = bpf_object__find_map_by_name(obj, name.c_str());
+    if (map == nullptr) continue;  // another module's map
+    if (int err = bpf_map__set_max_entries(map, entries); err != 0) {
+      return make_errno_error(err, "ECAPTURE_TEST_MAP_ENTRIES: cannot size {}", name);
+    }
+  }
+  return {};
+}
+
+void log_ring_capped(spdlog::logger& log, uint64_t mapsize_pages, const RingSize& ring) {
+  log.warn("--mapsize {} pages per CPU would make a {} MiB ring buffer (one ring serves all "
+           "CPUs); capped at {} MiB", mapsize_pages, ring.wanted >> 20, ring.bytes >> 20);
 }
 
 }  // namespace ecapture::bpf

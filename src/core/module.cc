@@ -113,8 +113,9 @@ void Module::release_locked() {
   on_close();
   if (ctx_.sink) ctx_.sink->flush();
   if (!started_) return;
-  ctx_.log->info("summary: events={} bytes={} lost={}", counters_.events.load(),
-                 counters_.bytes.load(), counters_.lost.load());
+  ctx_.log->info("summary: events={} bytes={} lost={} map_update_failed={}",
+                 counters_.events.load(), counters_.bytes.load(), counters_.lost.load(),
+                 counters_.map_failed.load());
 }
 
 void Module::report_error(const Error& e) {

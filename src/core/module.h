@@ -43,6 +43,7 @@ struct ModuleCounters {
   std::atomic<uint64_t> events{0};
   std::atomic<uint64_t> bytes{0};
   std::atomic<uint64_t> lost{0};  // records the kernel could not deliver
+  std::atomic<uint64_t> map_failed{0};  // BPF map updates that failed (state lost)
 };
 
 // BTF source chosen at init: the running kernel's or a file given with --btf-file.

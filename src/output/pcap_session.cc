@@ -62,17 +62,31 @@ Result<std::unique_ptr<PcapSession>> PcapSession::start(const PcapSessionConfig&
   ASSIGN_OR_RETURN(s->writer_,
                    PcapngWriter::create(cfg.path, {iface}, fmt::format("ecapture {}", kVersion)));
   PcapSession* self = s.get();
-  auto capture = bpf::TcCapture::start(
-      cfg.ifname, cfg.mapsize_pages, [self](const bpf::Packet& p) { self->on_packet(p); },
-      [self] { self->write_due(now_mono_ns(), false); });
+  auto on_packet = [self](const bpf::Packet& p) { self->on_packet(p); };
+  auto tick = [self] { self->write_due(now_mono_ns(), false); };
+  // The filter runs in the kernel: packets it rejects are never copied. The user-space match
+  // stays as the fallback when the kernel cannot run the program.
+  std::vector<bpf::ClassicInsn> insns = s->filter_->instructions();
+  const char* where = insns.empty() ? "" : "in the kernel";
+  auto capture = bpf::TcCapture::start(cfg.ifname, cfg.mapsize_pages, insns, on_packet, tick);
+  if (!capture && !insns.empty()) {
+    log.warn("pcap: the filter cannot run in the kernel ({}); filtering in user space",
+             capture.error().to_string());
+    where = "in user space";
+    capture = bpf::TcCapture::start(cfg.ifname, cfg.mapsize_pages, {}, on_packet, tick);
+  }
   if (!capture) {
     s->writer_.reset();
     ::unlink(cfg.path.c_str());  // we created it a moment ago; it holds no packet
     return std::move(capture).error();
   }
   s->capture_ = std::move(capture).value();
-  log.info("pcap: capturing packets on {} into {} (filter: {}, applied in user space)",
-           cfg.ifname, cfg.path, cfg.filter.empty() ? "none" : cfg.filter);
+  if (s->capture_->ring_capped()) {
+    log.warn("pcap: --mapsize {} pages per CPU is capped to a {} MiB ring buffer",
+             cfg.mapsize_pages, bpf::kMaxRingBytes >> 20);
+  }
+  log.info("pcap: capturing packets on {} into {} (filter: {}{}{})", cfg.ifname, cfg.path,
+           cfg.filter.empty() ? "none" : cfg.filter, *where ? ", applied " : "", where);
   return s;
 }
 

@@ -14,7 +14,7 @@ namespace {
 
 std::vector<uint8_t> record(uint32_t tid, uint64_t conn, uint64_t total, uint64_t offset,
                             std::string_view data, uint8_t dir = ECAP_DIR_WRITE) {
-  openssl_data_event h{};
+  tls_data_event h{};
   h.timestamp_ns = 1000;
   h.conn_id = conn;
   h.total_len = total;
@@ -116,8 +116,8 @@ TEST(ChunkAssemblerTest, MalformedRecordsAreRejected) {
 
 std::vector<uint8_t> conn_record(uint32_t pid, uint64_t conn, int32_t fd) {
   auto r = record(9, conn, 0, 0, "");
-  auto* h = reinterpret_cast<openssl_data_event*>(r.data());
-  h->kind = OPENSSL_RECORD_CONN;
+  auto* h = reinterpret_cast<tls_data_event*>(r.data());
+  h->kind = TLS_RECORD_CONN;
   h->pid = pid;
   h->fd = fd;
   h->tuple.lport = 5555;
@@ -127,7 +127,7 @@ std::vector<uint8_t> conn_record(uint32_t pid, uint64_t conn, int32_t fd) {
 TEST(ChunkAssemblerTest, UnknownFdIsHeldUntilTheConnectionIsReported) {
   Collector c;
   auto rec = record(1, 77, 3, 0, "abc");
-  reinterpret_cast<openssl_data_event*>(rec.data())->fd = -1;
+  reinterpret_cast<tls_data_event*>(rec.data())->fd = -1;
   ASSERT_TRUE(c.assembler.add(rec));
   ASSERT_TRUE(c.assembler.add(record(2, 88, 2, 0, "zz")));  // other connection, fd known
   ASSERT_EQ(c.events.size(), 1u);
@@ -139,7 +139,7 @@ TEST(ChunkAssemblerTest, UnknownFdIsHeldUntilTheConnectionIsReported) {
   EXPECT_EQ(c.events[1].src.to_string(), "127.0.0.1:5555");
   // Later calls of the same connection take the reported fd even if the kernel still says -1.
   rec = record(1, 77, 2, 0, "de");
-  reinterpret_cast<openssl_data_event*>(rec.data())->fd = -1;
+  reinterpret_cast<tls_data_event*>(rec.data())->fd = -1;
   ASSERT_TRUE(c.assembler.add(rec));
   ASSERT_EQ(c.events.size(), 3u);
   EXPECT_EQ(c.events[2].fd, 19);
@@ -148,7 +148,7 @@ TEST(ChunkAssemblerTest, UnknownFdIsHeldUntilTheConnectionIsReported) {
 TEST(ChunkAssemblerTest, AKnownCallReleasesEarlierHeldCallsFirst) {
   Collector c;
   auto rec = record(1, 55, 3, 0, "one", ECAP_DIR_READ);
-  reinterpret_cast<openssl_data_event*>(rec.data())->fd = -1;
+  reinterpret_cast<tls_data_event*>(rec.data())->fd = -1;
   ASSERT_TRUE(c.assembler.add(rec));
   EXPECT_TRUE(c.events.empty());
   ASSERT_TRUE(c.assembler.add(record(2, 55, 3, 0, "two")));  // same connection, fd known
@@ -163,7 +163,7 @@ TEST(ChunkAssemblerTest, AKnownCallReleasesEarlierHeldCallsFirst) {
 TEST(ChunkAssemblerTest, HeldCallsAreReleasedAfterTheHoldTime) {
   Collector c;
   auto rec = record(1, 77, 3, 0, "abc");
-  reinterpret_cast<openssl_data_event*>(rec.data())->fd = -1;
+  reinterpret_cast<tls_data_event*>(rec.data())->fd = -1;
   ASSERT_TRUE(c.assembler.add(rec));  // kernel timestamp 1000 ns
   c.assembler.tick(1000 + ChunkAssembler::kHoldNs - 1);
   EXPECT_TRUE(c.events.empty());
@@ -177,7 +177,7 @@ TEST(ChunkAssemblerTest, ClosedSocketKeepsTheConnectionsLastTuple) {
   Collector c;
   ASSERT_TRUE(c.assembler.add(record(1, 77, 2, 0, "hi")));
   auto rec = record(1, 77, 3, 0, "bye", ECAP_DIR_READ);
-  reinterpret_cast<openssl_data_event*>(rec.data())->tuple.lport = 0;  // unhashed after FIN
+  reinterpret_cast<tls_data_event*>(rec.data())->tuple.lport = 0;  // unhashed after FIN
   ASSERT_TRUE(c.assembler.add(rec));
   ASSERT_EQ(c.events.size(), 2u);
   EXPECT_EQ(c.events[1].dst.to_string(), "127.0.0.1:40000");

@@ -197,7 +197,7 @@ void GoTlsModule::handle_keys(std::span<const uint8_t> record) {
 }
 
 bool GoTlsModule::handle_own_record(std::span<const uint8_t> record) {
-  if (record.empty() || record[0] != OPENSSL_RECORD_KEYS) return false;
+  if (record.empty() || record[0] != TLS_RECORD_KEYS) return false;
   handle_keys(record);
   return true;
 }
@@ -211,6 +211,8 @@ void GoTlsModule::deliver(DataEvent&& e) {
 
 void GoTlsModule::on_stop() {
   counters_mut().lost.store(tls_.stop(skel_ ? skel_->maps.ecap_counters : nullptr));
+  counters_mut().map_failed.store(
+      bpf::map_update_failures(skel_ ? skel_->maps.ecap_counters : nullptr));
 }
 
 void GoTlsModule::on_close() {

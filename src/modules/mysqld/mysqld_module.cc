@@ -192,6 +192,8 @@ void MysqldModule::on_stop() {
   if (reader_) reader_->stop();
   counters_mut().lost.store(
       bpf::lost_records(skel_ ? skel_->maps.ecap_counters : nullptr, reader_.get()));
+  counters_mut().map_failed.store(
+      bpf::map_update_failures(skel_ ? skel_->maps.ecap_counters : nullptr));
 }
 
 void MysqldModule::on_close() {

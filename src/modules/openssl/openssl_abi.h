@@ -1,46 +1,9 @@
-/* Events of the OpenSSL/BoringSSL module (bpf/openssl.bpf.c), shared with C++. */
+/* Key records and library layouts of the OpenSSL/BoringSSL module (bpf/openssl.bpf.c), shared
+ * with C++. Its plaintext records are the shared struct tls_data_event (tls_abi.h). */
 #ifndef ECAP_OPENSSL_ABI_H
 #define ECAP_OPENSSL_ABI_H
 
-#include "ecap_abi.h"
-
-enum openssl_api {
-	OPENSSL_API_READ = 0,
-	OPENSSL_API_WRITE = 1,
-	OPENSSL_API_READ_EX = 2,
-	OPENSSL_API_WRITE_EX = 3,
-	OPENSSL_API_HANDSHAKE = 4, /* SSL_do_handshake: keys only */
-};
-
-/* Every record in the module's ring buffer starts with this byte. */
-enum openssl_record_kind {
-	OPENSSL_RECORD_DATA = 0,
-	/* The fd of conn_id became known after its data was emitted with fd -1 (libraries writing to
-	 * memory BIOs, like node's, touch the socket only after the SSL call): fd and tuple are set,
-	 * data_len is 0. Same layout as a data record. */
-	OPENSSL_RECORD_CONN = 1,
-	OPENSSL_RECORD_KEYS = 2, /* struct openssl_keys_event */
-	OPENSSL_RECORD_SECRET = 3, /* struct openssl_secret_event (BoringSSL) */
-};
-
-struct openssl_data_event {
-	__u8 kind;      /* enum openssl_record_kind */
-	__u8 direction; /* enum ecap_direction */
-	__u8 api;       /* enum openssl_api */
-	__u8 pad;
-	__s32 fd; /* -1 when unknown */
-	__u64 timestamp_ns; /* CLOCK_MONOTONIC at the return of the call */
-	__u64 conn_id;      /* the SSL* of the call */
-	__u64 total_len;    /* bytes the call moved */
-	__u64 offset;       /* where data[] starts within those bytes */
-	__u32 pid;
-	__u32 tid;
-	__u32 uid;
-	__u32 data_len;
-	char comm[ECAP_TASK_COMM_LEN];
-	struct ecap_sock_tuple tuple;
-	/* followed by data_len bytes of plaintext */
-};
+#include "tls_abi.h"
 
 #define OPENSSL_SECRET_MAX 64 /* EVP_MAX_MD_SIZE */
 
@@ -48,7 +11,7 @@ struct openssl_data_event {
  * master_key. TLS 1.3: the secrets as OpenSSL keeps them (64-byte buffers; the hash length is
  * found in user space). */
 struct openssl_keys_event {
-	__u8 kind; /* OPENSSL_RECORD_KEYS */
+	__u8 kind; /* TLS_RECORD_KEYS */
 	__u8 pad[3];
 	__u32 version; /* TLS1_2_VERSION 0x0303, TLS1_3_VERSION 0x0304, ... */
 	__u64 timestamp_ns;
@@ -74,7 +37,7 @@ struct openssl_keys_event {
  * taken one by one where they are derived (libcrypto's HKDF_expand for TLS 1.3, CRYPTO_tls1_prf's
  * "key expansion" for TLS 1.2), while the thread is inside an SSL call. */
 struct openssl_secret_event {
-	__u8 kind;       /* OPENSSL_RECORD_SECRET */
+	__u8 kind;       /* TLS_RECORD_SECRET */
 	__u8 label_len;  /* bytes used in label[] */
 	__u8 secret_len; /* bytes used in secret[] */
 	__u8 pad;
@@ -107,11 +70,5 @@ struct openssl_layout {
 	__u32 boringssl;         /* 1: secrets come as openssl_secret_event, only ssl_s3 and
 				  * s3_client_random are used */
 };
-
-/* Plaintext is emitted in chunks of at most OPENSSL_CHUNK bytes; one call of any size produces
- * ceil(len / OPENSSL_CHUNK) records with increasing `offset`. Header + chunk fill exactly 32 KiB,
- * the largest per-CPU map value the kernel allows (and below the 64 KiB perf record limit). */
-#define OPENSSL_RECORD_MAX 32768
-#define OPENSSL_CHUNK (OPENSSL_RECORD_MAX - sizeof(struct openssl_data_event))
 
 #endif /* ECAP_OPENSSL_ABI_H */

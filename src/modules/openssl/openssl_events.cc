@@ -8,14 +8,14 @@
 
 namespace ecapture::openssl {
 
-static_assert(sizeof(openssl_data_event) == 112, "ABI: openssl_data_event size");
-static_assert(offsetof(openssl_data_event, kind) == 0, "ABI: kind offset");
-static_assert(offsetof(openssl_data_event, timestamp_ns) == 8, "ABI: timestamp offset");
-static_assert(offsetof(openssl_data_event, data_len) == 52, "ABI: data_len offset");
+static_assert(sizeof(tls_data_event) == 112, "ABI: tls_data_event size");
+static_assert(offsetof(tls_data_event, kind) == 0, "ABI: kind offset");
+static_assert(offsetof(tls_data_event, timestamp_ns) == 8, "ABI: timestamp offset");
+static_assert(offsetof(tls_data_event, data_len) == 52, "ABI: data_len offset");
 static_assert(sizeof(openssl_keys_event) == 496, "ABI: openssl_keys_event size");
 static_assert(offsetof(openssl_keys_event, client_random) == 96, "ABI: client_random offset");
-static_assert(offsetof(openssl_data_event, comm) == 56, "ABI: comm offset");
-static_assert(offsetof(openssl_data_event, tuple) == 72, "ABI: tuple offset");
+static_assert(offsetof(tls_data_event, comm) == 56, "ABI: comm offset");
+static_assert(offsetof(tls_data_event, tuple) == 72, "ABI: tuple offset");
 static_assert(sizeof(ecap_sock_tuple) == 40, "ABI: ecap_sock_tuple size");
 static_assert(sizeof(openssl_secret_event) == 208, "ABI: openssl_secret_event size");
 static_assert(offsetof(openssl_secret_event, tuple) == 56, "ABI: secret tuple offset");
@@ -42,17 +42,17 @@ void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, 
 }
 
 Result<void> ChunkAssembler::add(std::span<const uint8_t> record) {
-  if (record.size() < sizeof(openssl_data_event)) {
+  if (record.size() < sizeof(tls_data_event)) {
     return make_error("short openssl record: {} bytes", record.size());
   }
-  openssl_data_event h;
+  tls_data_event h;
   std::memcpy(&h, record.data(), sizeof(h));
-  if (h.data_len > OPENSSL_CHUNK || sizeof(h) + h.data_len > record.size()) {
+  if (h.data_len > TLS_CHUNK || sizeof(h) + h.data_len > record.size()) {
     return make_error("malformed openssl record: data_len {} in a {}-byte record", h.data_len,
                       record.size());
   }
   const char* data = reinterpret_cast<const char*>(record.data() + sizeof(h));
-  if (h.kind == OPENSSL_RECORD_CONN) {
+  if (h.kind == TLS_RECORD_CONN) {
     add_conn(h);
     return {};
   }
@@ -138,7 +138,7 @@ void ChunkAssembler::release_held(uint64_t key, const DataEvent& known) {
   }
 }
 
-void ChunkAssembler::add_conn(const openssl_data_event& h) {
+void ChunkAssembler::add_conn(const tls_data_event& h) {
   ConnInfo info{h.fd, h.tuple};
   const uint64_t key = conn_key(h.pid, h.conn_id);
   conns_[key] = info;

@@ -22,7 +22,7 @@ void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, 
 // thread's next call starts or at flush.
 //
 // Calls whose socket was not yet known (fd -1: memory-BIO libraries such as node's) are held
-// until the kernel reports the connection (an OPENSSL_RECORD_CONN record) or kHoldNs passes.
+// until the kernel reports the connection (an TLS_RECORD_CONN record) or kHoldNs passes.
 class ChunkAssembler {
  public:
   using Emit = std::function<void(DataEvent&&)>;
@@ -56,7 +56,7 @@ class ChunkAssembler {
     return conn_id ^ (static_cast<uint64_t>(pid) << 48);
   }
   void complete(Pending&& p);
-  void add_conn(const openssl_data_event& h);
+  void add_conn(const tls_data_event& h);
   // Emits the held calls of connection `key`, in order, with the fd and endpoints of `known`.
   void release_held(uint64_t key, const DataEvent& known);
   void apply(const ConnInfo& info, DataEvent& e) const;

@@ -56,13 +56,13 @@ std::vector<bpf::ProbeSpec> OpenSslModule::key_probes(const std::string& binary)
   // run through it); the entries of SSL_read/SSL_write catch implicit ones. One trap per call.
   std::vector<bpf::ProbeSpec> specs = {
       {binary, "SSL_do_handshake", 0, "probe_openssl_rw_enter", ProbeType::kUprobe, false,
-       OPENSSL_API_HANDSHAKE},
+       TLS_API_HANDSHAKE},
       {binary, "SSL_do_handshake", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false,
-       OPENSSL_API_HANDSHAKE},
+       TLS_API_HANDSHAKE},
   };
   for (auto [name, api, optional] :
-       {std::tuple{"SSL_write", OPENSSL_API_WRITE, false}, {"SSL_read", OPENSSL_API_READ, false},
-        {"SSL_write_ex", OPENSSL_API_WRITE_EX, true}, {"SSL_read_ex", OPENSSL_API_READ_EX, true}}) {
+       {std::tuple{"SSL_write", TLS_API_WRITE, false}, {"SSL_read", TLS_API_READ, false},
+        {"SSL_write_ex", TLS_API_WRITE_EX, true}, {"SSL_read_ex", TLS_API_READ_EX, true}}) {
     specs.push_back({binary, name, 0, "probe_openssl_rw_enter", ProbeType::kUprobe, optional,
                      static_cast<uint64_t>(api)});
   }
@@ -76,9 +76,9 @@ std::vector<bpf::ProbeSpec> OpenSslModule::boringssl_key_probes(const std::strin
   // implicit handshakes through it too); the secrets come from libcrypto's derivations.
   return {
       {ssl, "SSL_do_handshake", 0, "probe_openssl_rw_enter", ProbeType::kUprobe, false,
-       OPENSSL_API_HANDSHAKE},
+       TLS_API_HANDSHAKE},
       {ssl, "SSL_do_handshake", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false,
-       OPENSSL_API_HANDSHAKE},
+       TLS_API_HANDSHAKE},
       {crypto, "HKDF_expand", 0, "probe_bssl_hkdf_enter", ProbeType::kUprobe, false, 0},
       {crypto, "HKDF_expand", 0, "probe_bssl_hkdf_exit", ProbeType::kUretprobe, false, 0},
       {crypto, "CRYPTO_tls1_prf", 0, "probe_bssl_tls1_prf", ProbeType::kUprobe, false, 0},
@@ -90,14 +90,16 @@ std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary
   std::vector<bpf::ProbeSpec> specs;
   struct Fn {
     const char* name;
-    openssl_api api;
+    tls_api api;
     bool optional;  // BoringSSL and OpenSSL < 1.1.1 have no _ex functions
   };
-  for (Fn fn : {Fn{"SSL_write", OPENSSL_API_WRITE, false}, Fn{"SSL_read", OPENSSL_API_READ, false},
-                Fn{"SSL_write_ex", OPENSSL_API_WRITE_EX, true},
-                Fn{"SSL_read_ex", OPENSSL_API_READ_EX, true}}) {
+  for (Fn fn : {Fn{"SSL_write", TLS_API_WRITE, false}, Fn{"SSL_read", TLS_API_READ, false},
+                Fn{"SSL_write_ex", TLS_API_WRITE_EX, true},
+                Fn{"SSL_read_ex", TLS_API_READ_EX, true}}) {
     specs.push_back({binary, fn.name, 0, "probe_openssl_rw_enter", ProbeType::kUprobe,
                      fn.optional, static_cast<uint64_t>(fn.api)});
+    // Writes are emitted at their entry: one trap per SSL_write, no return probe.
+    if (fn.api == TLS_API_WRITE || fn.api == TLS_API_WRITE_EX) continue;
     specs.push_back({binary, fn.name, 0, "probe_openssl_rw_exit", ProbeType::kUretprobe,
                      fn.optional, static_cast<uint64_t>(fn.api)});
   }
@@ -205,6 +207,8 @@ Result<void> OpenSslModule::on_start() {
                        settings, log(), openssl_bpf__open_opts, openssl_bpf__load,
                        openssl_bpf__destroy, &loaded, [&](openssl_bpf* sk) -> Result<void> {
                          if (mode_ == CaptureMode::kText) return {};
+                         // Keylog: the keys' fd comes from the connection's last fd only.
+                         if (mode_ == CaptureMode::kKeylog) bpf::skip_fd_learners(sk->obj);
                          sk->rodata->capture_data = false;
                          sk->rodata->capture_keys = true;
                          std::memcpy(const_cast<openssl_layout*>(&sk->rodata->layout),
@@ -301,11 +305,11 @@ void OpenSslModule::handle_secret(std::span<const uint8_t> record) {
 }
 
 bool OpenSslModule::handle_own_record(std::span<const uint8_t> record) {
-  if (!record.empty() && record[0] == OPENSSL_RECORD_KEYS) {
+  if (!record.empty() && record[0] == TLS_RECORD_KEYS) {
     handle_keys(record);
     return true;
   }
-  if (!record.empty() && record[0] == OPENSSL_RECORD_SECRET) {
+  if (!record.empty() && record[0] == TLS_RECORD_SECRET) {
     handle_secret(record);
     return true;
   }
@@ -320,6 +324,8 @@ void OpenSslModule::deliver(DataEvent&& e) {
 
 void OpenSslModule::on_stop() {
   counters_mut().lost.store(tls_.stop(skel_ ? skel_->maps.ecap_counters : nullptr));
+  counters_mut().map_failed.store(
+      bpf::map_update_failures(skel_ ? skel_->maps.ecap_counters : nullptr));
 }
 
 void OpenSslModule::on_close() {

@@ -141,6 +141,8 @@ void PostgresModule::on_stop() {
   }
   counters_mut().lost.store(
       bpf::lost_records(skel_ ? skel_->maps.ecap_counters : nullptr, reader_.get()));
+  counters_mut().map_failed.store(
+      bpf::map_update_failures(skel_ ? skel_->maps.ecap_counters : nullptr));
 }
 
 void PostgresModule::on_close() {

@@ -282,6 +282,7 @@ void ShellModule::on_stop() {
     uint64_t lost = bpf::read_percpu_counter(skel_->maps.ecap_counters, ECAP_CNT_LOST);
     if (reader_) lost += reader_->lost();
     counters_mut().lost.store(lost);
+    counters_mut().map_failed.store(bpf::map_update_failures(skel_->maps.ecap_counters));
   }
 }
 

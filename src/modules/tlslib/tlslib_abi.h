@@ -1,9 +1,9 @@
 /* Records of the gnutls key path (bpf/tlslib.bpf.c), shared with C++. Data records are the
- * OpenSSL module's openssl_data_event (modules/openssl/openssl_abi.h). */
+ * shared struct tls_data_event (tls_abi.h). */
 #ifndef ECAP_TLSLIB_ABI_H
 #define ECAP_TLSLIB_ABI_H
 
-#include "ecap_abi.h"
+#include "tls_abi.h"
 
 #define GNUTLS_RECORD_KEYS 16 /* first byte of a gnutls_keys_event (data kinds are 0..2) */
 #define GNUTLS_SECRET_MAX 64

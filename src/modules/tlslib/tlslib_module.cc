@@ -21,16 +21,16 @@ namespace {
 
 struct HookedFn {
   const char* name;
-  openssl_api api;  // OPENSSL_API_READ or OPENSSL_API_WRITE: the direction, as attach cookie
+  tls_api api;  // TLS_API_READ or TLS_API_WRITE: the direction, as attach cookie
 };
 
 // gnutls_record_send calls gnutls_record_send2: hooking only the former gives one event per call.
-constexpr HookedFn kGnutlsFns[] = {{"gnutls_record_send", OPENSSL_API_WRITE},
-                                   {"gnutls_record_recv", OPENSSL_API_READ}};
-constexpr HookedFn kNsprFns[] = {{"PR_Write", OPENSSL_API_WRITE},
-                                 {"PR_Send", OPENSSL_API_WRITE},
-                                 {"PR_Read", OPENSSL_API_READ},
-                                 {"PR_Recv", OPENSSL_API_READ}};
+constexpr HookedFn kGnutlsFns[] = {{"gnutls_record_send", TLS_API_WRITE},
+                                   {"gnutls_record_recv", TLS_API_READ}};
+constexpr HookedFn kNsprFns[] = {{"PR_Write", TLS_API_WRITE},
+                                 {"PR_Send", TLS_API_WRITE},
+                                 {"PR_Read", TLS_API_READ},
+                                 {"PR_Recv", TLS_API_READ}};
 
 std::span<const HookedFn> hooked(LibKind kind) {
   if (kind == LibKind::kGnutls) return kGnutlsFns;
@@ -118,9 +118,9 @@ std::vector<bpf::ProbeSpec> TlsLibModule::data_probes(LibKind kind, const std::s
 
 std::vector<bpf::ProbeSpec> TlsLibModule::key_probes(const std::string& binary) {
   return {{binary, "gnutls_handshake", 0, "probe_gnutls_hs_enter", bpf::ProbeType::kUprobe, false,
-           OPENSSL_API_HANDSHAKE},
+           TLS_API_HANDSHAKE},
           {binary, "gnutls_handshake", 0, "probe_gnutls_hs_exit", bpf::ProbeType::kUretprobe, false,
-           OPENSSL_API_HANDSHAKE}};
+           TLS_API_HANDSHAKE}};
 }
 
 Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
@@ -179,6 +179,8 @@ Result<void> TlsLibModule::on_start() {
                    bpf::open_and_load<tlslib_bpf>(
                        settings, log(), tlslib_bpf__open_opts, tlslib_bpf__load,
                        tlslib_bpf__destroy, &loaded, [&](tlslib_bpf* sk) -> Result<void> {
+                         // Keylog: the keys' fd comes from the connection's last fd only.
+                         if (mode_ == openssl::CaptureMode::kKeylog) bpf::skip_fd_learners(sk->obj);
                          if (mode_ != openssl::CaptureMode::kText) {
                            std::memcpy(const_cast<gnutls_layout*>(&sk->rodata->glayout),
                                        &layout_.layout, sizeof(gnutls_layout));
@@ -257,6 +259,8 @@ void TlsLibModule::deliver(DataEvent&& e) {
 
 void TlsLibModule::on_stop() {
   counters_mut().lost.store(tls_.stop(skel_ ? skel_->maps.ecap_counters : nullptr));
+  counters_mut().map_failed.store(
+      bpf::map_update_failures(skel_ ? skel_->maps.ecap_counters : nullptr));
 }
 
 void TlsLibModule::on_close() {
