@@ -3,8 +3,9 @@
  * trap; retries and partial-write continuations are recognised, see tls_write_at_entry); uprobes
  * on SSL_read/SSL_read_ex save the arguments and the uretprobe emits exactly the bytes the call
  * moved, in chunks, with the process and the connection's 4-tuple. While a connection's fd is
- * unknown the per-syscall tracepoints learn it. Keys: after SSL_do_handshake succeeds (or at the next SSL_read/SSL_write entry, for
- * implicit handshakes), the session's secrets are read through the layout in rodata. */
+ * unknown the per-syscall tracepoints learn it. Keys: after SSL_do_handshake succeeds (or at the
+ * next SSL_read/SSL_write entry, for implicit handshakes), the session's secrets are read
+ * through the layout in rodata. */
 #include "common.bpf.h"
 #include "tls_data.bpf.h"
 #include "modules/openssl/openssl_abi.h"

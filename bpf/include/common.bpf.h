@@ -59,10 +59,11 @@ static __always_inline long ecap_map_update(void *map, const void *key, const vo
 	return err;
 }
 
-/* A per-CPU array of one `value_type`, for records too large for the BPF stack. Only for programs that
- * cannot be preempted by another user of the same map on the same CPU (tracepoints, tc); the
- * uprobe paths reserve their records in the ring buffer instead (ecap_reserve). */
-#define ECAP_SCRATCH_MAP(name, value_type)                                                             \
+/* A per-CPU array of one `value_type`, for records too large for the BPF stack. Only for
+ * programs that cannot be preempted by another user of the same map on the same CPU
+ * (tracepoints, tc); the uprobe paths reserve their records in the ring buffer instead
+ * (ecap_reserve), and use these only on perf-buffer kernels. */
+#define ECAP_SCRATCH_MAP(name, value_type)                                                       \
 	struct {                                                                                 \
 		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                         \
 		__uint(max_entries, 1);                                                          \

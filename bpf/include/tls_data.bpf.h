@@ -94,6 +94,10 @@ static __always_inline void tls_waiter_done(struct tls_call *st)
 /* Stores the thread's entry; `st->waits` is counted only once the entry is in the map. */
 static __always_inline void tls_put_call(__u64 id, struct tls_call *st, bool want_fd)
 {
+	struct tls_call *old = bpf_map_lookup_elem(&tls_active_calls, &id);
+
+	if (old)
+		tls_waiter_done(old); /* replaced below: its count goes with it */
 	st->waits = 0;
 	if (ecap_map_update(&tls_active_calls, &id, st, BPF_ANY))
 		return;

@@ -227,15 +227,20 @@ Result<int> load_classic_filter(std::span<const ClassicInsn> filter, int prog_ar
   }
   Translator t(filter, prog_array_fd, tail_index);
   auto insns = t.run();
-  if (!insns.ok()) return make_error("pcap filter in the kernel: {}", insns.error().message());
-  std::vector<char> log(65536);
-  LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_level = 1, .log_size = log.size(),
-              .log_buf = log.data());
+  if (!insns.ok()) return make_error("pcap filter in the kernel: {}", insns.error().message);
   int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, name.c_str(), "GPL", insns->data(),
-                         insns->size(), &opts);
+                         insns->size(), nullptr);
   if (fd < 0) {
-    return make_errno_error(-fd, "the kernel refused the translated pcap filter: {}",
-                            std::string(log.data()).substr(0, 400));
+    // Again with the verifier's log, for the message.
+    std::vector<char> log(1 << 20);
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_level = 1,
+                .log_size = static_cast<uint32_t>(log.size()), .log_buf = log.data());
+    int again = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, name.c_str(), "GPL", insns->data(),
+                              insns->size(), &opts);
+    if (again >= 0) return again;
+    std::string why(log.data());
+    if (why.size() > 400) why = "..." + why.substr(why.size() - 400);
+    return make_errno_error(-fd, "the kernel refused the translated pcap filter: {}", why);
   }
   return fd;
 }

@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <ctime>
 
 #include "core/clock.h"
@@ -66,8 +68,15 @@ Result<std::unique_ptr<PcapSession>> PcapSession::start(const PcapSessionConfig&
   auto tick = [self] { self->write_due(now_mono_ns(), false); };
   // The filter runs in the kernel: packets it rejects are never copied. The user-space match
   // stays as the fallback when the kernel cannot run the program.
-  std::vector<bpf::ClassicInsn> insns = s->filter_->instructions();
-  const char* where = insns.empty() ? "" : "in the kernel";
+  // ECAPTURE_TEST_USERSPACE_FILTER=1 keeps the old user-space-only filtering (for bench/).
+  std::vector<bpf::ClassicInsn> insns;
+  const char* userspace_only = std::getenv("ECAPTURE_TEST_USERSPACE_FILTER");
+  if (userspace_only == nullptr || std::string_view(userspace_only) != "1") {
+    insns = s->filter_->instructions();
+  }
+  const char* where = !insns.empty()       ? "in the kernel"
+                      : cfg.filter.empty() ? ""
+                                           : "in user space";
   auto capture = bpf::TcCapture::start(cfg.ifname, cfg.mapsize_pages, insns, on_packet, tick);
   if (!capture && !insns.empty()) {
     log.warn("pcap: the filter cannot run in the kernel ({}); filtering in user space",
