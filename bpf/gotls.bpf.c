@@ -152,11 +152,14 @@ SEC("uprobe")
 int probe_gotls_read_ret(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct g_key k = current_g(ctx, id);
-	struct read_call *rcp = bpf_map_lookup_elem(&reads, &k);
-	struct read_call rc;
+	struct g_key k;
+	struct read_call *rcp, rc;
 	__s64 n;
 
+	if (ecap_filtered_out(id))
+		return 0;
+	k = current_g(ctx, id);
+	rcp = bpf_map_lookup_elem(&reads, &k);
 	if (!rcp)
 		return 0;
 	rc = *rcp;

@@ -241,9 +241,12 @@ SEC("uretprobe")
 int probe_bssl_hkdf_exit(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct bssl_hkdf_call *call = bpf_map_lookup_elem(&bssl_hkdf_calls, &id);
+	struct bssl_hkdf_call *call;
 	struct openssl_secret_event *e;
 
+	if (ecap_filtered_out(id))
+		return 0;
+	call = bpf_map_lookup_elem(&bssl_hkdf_calls, &id);
 	if (!call)
 		return 0;
 	if ((int)PT_REGS_RC(ctx) == 1) {
@@ -342,7 +345,7 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 	struct tls_call st;
 	__u64 len;
 
-	if (!tls_take_call(ctx, id, &st))
+	if (ecap_filtered_out(id) || !tls_take_call(ctx, id, &st))
 		return 0;
 	if (st.api == TLS_API_HANDSHAKE) {
 		tls_remember_fd(id, st.conn, st.fd);

@@ -142,7 +142,7 @@ int probe_gnutls_hs_exit(struct pt_regs *ctx)
 	struct tls_call st;
 	__s32 fd;
 
-	if (!tls_drop_call(id, &st))
+	if (ecap_filtered_out(id) || !tls_drop_call(id, &st))
 		return 0;
 	fd = st.fd;
 	if (fd >= 0)

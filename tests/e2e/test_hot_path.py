@@ -35,16 +35,25 @@ def partial_buffer(size):
 
 
 def maps_of(pid, name_prefix):
-    """Ids of the BPF maps process `pid` holds whose name starts with name_prefix."""
-    res = subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True, timeout=30)
-    if res.returncode != 0:
-        raise AssertionError(f"bpftool map show: {res.stderr.decode(errors='replace')}")
-    ids = []
-    for m in json.loads(res.stdout or b"[]"):
-        if m.get("name", "").startswith(name_prefix) and \
-                any(p.get("pid") == pid for p in m.get("pids", [])):
-            ids.append(m["id"])
-    return ids
+    """Ids of the BPF maps process `pid` holds (its fds' fdinfo) whose name starts with
+    name_prefix."""
+    ids = set()
+    fdinfo = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                m = re.search(r"^map_id:\s+(\d+)", f.read(), re.M)
+        except OSError:
+            continue
+        if m:
+            ids.add(int(m.group(1)))
+    found = []
+    for map_id in sorted(ids):
+        res = subprocess.run(["bpftool", "-j", "map", "show", "id", str(map_id)],
+                             capture_output=True, timeout=30)
+        if res.returncode == 0 and json.loads(res.stdout).get("name", "").startswith(name_prefix):
+            found.append(map_id)
+    return found
 
 
 def entries(map_id):
