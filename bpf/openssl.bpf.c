@@ -323,7 +323,7 @@ int probe_bssl_tls1_prf(struct pt_regs *ctx)
 }
 
 static __always_inline int enter_call(void *ctx, void *ssl, const void *buf, void *len_ptr,
-				      __u8 direction, __u8 api, __u64 num)
+				      __u8 direction, __u8 api)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
@@ -334,8 +334,6 @@ static __always_inline int enter_call(void *ctx, void *ssl, const void *buf, voi
 		check_keys(ctx, id, (__u64)ssl, -1);
 		return 0;
 	}
-	if (direction == ECAP_DIR_WRITE && api != TLS_API_HANDSHAKE)
-		return tls_write_at_entry(ctx, id, (__u64)ssl, (__u64)buf, num, api);
 	return tls_enter_ex(id, (__u64)ssl, (__u64)buf, (__u64)len_ptr, direction, api);
 }
 
@@ -374,8 +372,8 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 }
 
 /* One entry and one return program serve SSL_read, SSL_write and their _ex variants: the attach
- * cookie says which function (enum tls_api). Two programs mean two links to detach. The writes
- * have no return probe in text mode (see probe specs in openssl_module.cc). */
+ * cookie says which function (enum tls_api). Two programs mean two links to detach. Where the
+ * kernel has session uprobes, the writes use probe_openssl_write_session instead. */
 SEC("uprobe")
 int probe_openssl_rw_enter(struct pt_regs *ctx)
 {
@@ -383,11 +381,9 @@ int probe_openssl_rw_enter(struct pt_regs *ctx)
 	bool ex = api == TLS_API_READ_EX || api == TLS_API_WRITE_EX;
 	__u8 dir = (api == TLS_API_WRITE || api == TLS_API_WRITE_EX) ? ECAP_DIR_WRITE
 								     : ECAP_DIR_READ;
-	/* SSL_write(SSL *, const void *, int num); SSL_write_ex(..., size_t num, size_t *) */
-	__u64 num = ex ? PT_REGS_PARM3(ctx) : (__u64)(__s64)(int)PT_REGS_PARM3(ctx);
 
 	return enter_call(ctx, (void *)PT_REGS_PARM1(ctx), (void *)PT_REGS_PARM2(ctx),
-			  ex ? (void *)PT_REGS_PARM4(ctx) : NULL, dir, api, num);
+			  ex ? (void *)PT_REGS_PARM4(ctx) : NULL, dir, api);
 }
 
 SEC("uretprobe")
@@ -396,6 +392,41 @@ int probe_openssl_rw_exit(struct pt_regs *ctx)
 	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
 
 	return exit_call(ctx, api == TLS_API_READ_EX || api == TLS_API_WRITE_EX);
+}
+
+extern bool bpf_session_is_return(void) __ksym;
+
+/* SSL_write and SSL_write_ex as a session uprobe (loaded only where the kernel has them): on a
+ * connection whose fd is known the bytes are emitted at the entry and the entry returns 1, so no
+ * return probe runs (one trap per call); otherwise the call goes the read path's way (the return
+ * probe emits what the call wrote). */
+SEC("uprobe")
+int probe_openssl_write_session(struct pt_regs *ctx)
+{
+	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
+	bool ex = api == TLS_API_WRITE_EX;
+	__u64 id = bpf_get_current_pid_tgid(), ssl, num;
+	__s32 fd;
+
+	if (bpf_session_is_return())
+		return exit_call(ctx, ex);
+	if (ecap_filtered_out(id))
+		return 1;
+	ssl = PT_REGS_PARM1(ctx);
+	if (!capture_data) {
+		check_keys(ctx, id, ssl, -1);
+		return 1;
+	}
+	fd = tls_cached_fd(id, ssl);
+	if (fd < 0) {
+		tls_enter_ex(id, ssl, PT_REGS_PARM2(ctx), ex ? PT_REGS_PARM4(ctx) : 0, ECAP_DIR_WRITE,
+			     api);
+		return 0;
+	}
+	/* SSL_write(SSL *, const void *, int num); SSL_write_ex(..., size_t num, size_t *) */
+	num = ex ? PT_REGS_PARM3(ctx) : (__u64)(__s64)(int)PT_REGS_PARM3(ctx);
+	tls_write_at_entry(ctx, id, ssl, fd, PT_REGS_PARM2(ctx), num, api);
+	return 1;
 }
 
 TLS_DEFINE_FD_LEARNERS()

@@ -2,9 +2,10 @@
 /* GnuTLS and NSS/NSPR plaintext capture through the shared TLS data path (tls_data.bpf.h).
  * GnuTLS: gnutls_record_send/gnutls_record_recv(session, buf, len) -> ssize_t.
  * NSPR: PR_Write/PR_Send/PR_Read/PR_Recv(PRFileDesc *fd, buf, amount, ...) -> PRInt32, kept only
- * when the descriptor is a layered one (NSS's SSL layer sets PR_DESC_LAYERED in its methods) whose
- * bottom layer's OS fd is a socket: stdout, files and pipes are dropped in the kernel at the entry,
- * before anything is saved or copied, and the fd is known from the start. */
+ * when the descriptor is a layered one (NSS's SSL layer sets PR_DESC_LAYERED in its methods):
+ * stdout, files, pipes and plain sockets carry other descriptor types and are dropped at the
+ * entry, before anything is saved or copied. The socket under the layers gives the fd at once
+ * where NSPR's private layout is the expected one. */
 #include "common.bpf.h"
 #include "tls_data.bpf.h"
 #include "modules/tlslib/tlslib_abi.h"
@@ -14,10 +15,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define NSPR_PR_DESC_LAYERED 4 /* PRDescType of a layered descriptor (NSS SSL layer) */
 
 /* NSPR's PRFileDesc {methods, secret, lower, higher, ...}; the bottom layer's PRFilePrivate
- * {state, nonblocking, inheritable, next, lockCount, _MDFileDesc md {osfd, ...}} (64-bit). */
+ * {state, nonblocking, inheritable, next, lockCount, [peek buffer,] appendMode, _MDFileDesc md
+ * {osfd, ...}} (64-bit): md.osfd is at 32, or at 52 in builds with a peek buffer. */
 #define NSPR_FD_SECRET 8
 #define NSPR_FD_LOWER 16
 #define NSPR_SECRET_OSFD 32
+#define NSPR_SECRET_OSFD_PEEK 52
 #define NSPR_MAX_LAYERS 8
 
 /* The attach cookie of every probe: TLS_API_READ or TLS_API_WRITE. */
@@ -26,11 +29,12 @@ static __always_inline __u8 cookie_direction(__u8 api)
 	return api == TLS_API_WRITE ? ECAP_DIR_WRITE : ECAP_DIR_READ;
 }
 
-/* The OS fd under the layered NSPR descriptor `fd`, or -1. */
-static __always_inline __s32 nspr_os_fd(__u64 fd)
+/* The socket fd under the layered NSPR descriptor `fd`: >= 0 a socket, -2 found and not a
+ * socket, -1 not found (an unknown layout: the fd is then learned from the call's syscalls). */
+static __always_inline __s32 nspr_socket_fd(__u64 fd)
 {
 	__u64 lower = 0, secret = 0;
-	__s32 osfd = -1;
+	__s32 osfd = -1, alt = -1;
 
 	for (int i = 0; i < NSPR_MAX_LAYERS; i++) {
 		if (bpf_probe_read_user(&lower, sizeof(lower), (void *)(fd + NSPR_FD_LOWER)))
@@ -41,10 +45,15 @@ static __always_inline __s32 nspr_os_fd(__u64 fd)
 	}
 	if (lower)
 		return -1;
-	if (bpf_probe_read_user(&secret, sizeof(secret), (void *)(fd + NSPR_FD_SECRET)) || !secret ||
-	    bpf_probe_read_user(&osfd, sizeof(osfd), (void *)(secret + NSPR_SECRET_OSFD)))
+	if (bpf_probe_read_user(&secret, sizeof(secret), (void *)(fd + NSPR_FD_SECRET)) || !secret)
 		return -1;
-	return osfd;
+	bpf_probe_read_user(&osfd, sizeof(osfd), (void *)(secret + NSPR_SECRET_OSFD));
+	bpf_probe_read_user(&alt, sizeof(alt), (void *)(secret + NSPR_SECRET_OSFD_PEEK));
+	if (ecap_fd_to_sock(osfd))
+		return osfd;
+	if (ecap_fd_to_sock(alt))
+		return alt;
+	return -1;
 }
 
 SEC("uprobe")
@@ -81,10 +90,9 @@ int probe_nspr_enter(struct pt_regs *ctx)
 	if (bpf_probe_read_user(&file_type, sizeof(file_type), (void *)methods) ||
 	    file_type != NSPR_PR_DESC_LAYERED)
 		return 0;
-	/* An fd that is not a socket ends here; one that cannot be found is learned as for GnuTLS. */
-	osfd = nspr_os_fd(fd);
-	if (osfd >= 0 && !ecap_fd_to_sock(osfd))
-		return 0;
+	/* The socket under the layers gives the fd at once; when it cannot be found it is learned
+	 * from the call's syscalls, as for GnuTLS. */
+	osfd = nspr_socket_fd(fd);
 	tls_remember_fd(id, fd, osfd);
 	return tls_enter(id, fd, PT_REGS_PARM2(ctx), cookie_direction(api), api);
 }

@@ -215,14 +215,18 @@ static __always_inline int tls_exit(void *ctx, __s64 ret)
 /* ---- writes at entry ---- */
 
 /* The write last emitted at entry on a connection: [start, end) of the caller's buffer, the
- * thread, and how many bytes that thread had written to files and sockets (task io accounting)
- * when it was emitted. */
+ * thread, and the progress counters when it was emitted: the TCP socket's write_seq (bytes the
+ * application queued on it, whatever the syscall), else the thread's io accounting (bytes and
+ * calls of write(2)-family syscalls). */
 struct tls_write_mark {
 	__u64 start;
 	__u64 end;
 	__u64 wchar;
+	__u64 syscw;
 	__u32 tid;
-	__u32 pad;
+	__u32 seq;
+	__u8 has_seq;
+	__u8 pad[7];
 };
 
 struct {
@@ -232,15 +236,25 @@ struct {
 	__type(value, struct tls_write_mark);
 } tls_write_marks SEC(".maps");
 
-/* Bytes the current thread has written through write(2)-family calls so far (0 without
- * CONFIG_TASK_XACCT, which turns the retry test below off). */
-static __always_inline __u64 tls_thread_wchar(void)
+#define ECAP_IPPROTO_TCP 6
+
+/* Fills the progress counters of `m` for socket `fd` and the current thread. */
+static __always_inline void tls_progress(struct tls_write_mark *m, __s32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct sock *sk = ecap_fd_to_sock(fd);
 
-	if (!bpf_core_field_exists(task->ioac.wchar))
-		return 0;
-	return BPF_CORE_READ(task, ioac.wchar);
+	m->has_seq = 0;
+	if (sk && BPF_CORE_READ(sk, sk_protocol) == ECAP_IPPROTO_TCP) {
+		m->seq = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
+		m->has_seq = 1;
+	}
+	m->wchar = 0;
+	m->syscw = 0;
+	if (bpf_core_field_exists(task->ioac.wchar)) {
+		m->wchar = BPF_CORE_READ(task, ioac.wchar);
+		m->syscw = BPF_CORE_READ(task, ioac.syscw);
+	}
 }
 
 /* A TLS record adds at least this much to its plaintext (5-byte header, 16-byte AEAD tag). */
@@ -251,56 +265,51 @@ static __always_inline __u64 tls_thread_wchar(void)
  * with SSL_ERROR_WANT_WRITE retried with the same arguments, and after a partial write
  * (SSL_MODE_ENABLE_PARTIAL_WRITE) the caller goes on with the rest of the same buffer. Either
  * way the range ends where the last emitted one did, on the same thread, and since that entry
- * the thread wrote fewer bytes than the emitted plaintext as TLS records (so that write did not
- * complete). A thread writing to other files meanwhile can hide a retry (then it is emitted
- * twice); without io accounting every call is emitted. */
+ * fewer bytes went to the socket than the emitted plaintext makes as TLS records (so that write
+ * did not complete). Without a counter that shows it (not TCP, and no write(2) by the thread
+ * since) the call is emitted: a retry may then show twice, a new write is never lost. */
 static __always_inline bool tls_write_seen(struct tls_write_mark *m, __u64 buf, __u64 len,
-					   __u32 tid, __u64 wchar)
+					   __u32 tid, struct tls_write_mark *now)
 {
-	__u64 emitted, records;
+	__u64 emitted, records, progress;
 
-	if (!m || !wchar || m->tid != tid || buf + len != m->end || buf < m->start)
+	if (!m || m->tid != tid || buf + len != m->end || buf < m->start)
+		return false;
+	if (m->has_seq && now->has_seq)
+		progress = (__u32)(now->seq - m->seq);
+	else if (now->syscw != m->syscw)
+		progress = now->wchar - m->wchar;
+	else
 		return false;
 	emitted = m->end - m->start;
 	records = (emitted + TLS_MAX_RECORD_PLAINTEXT - 1) / TLS_MAX_RECORD_PLAINTEXT;
-	return wchar - m->wchar < emitted + records * TLS_MIN_RECORD_OVERHEAD;
+	return progress < emitted + records * TLS_MIN_RECORD_OVERHEAD;
 }
 
-/* The entry of a write of `len` bytes at `buf` on `conn`: emits them now, unless they were
- * emitted by the call this one retries or continues. The fd is the connection's last one, or
- * comes later (TLS_RECORD_CONN) from the socket syscall this call makes. */
-static __always_inline int tls_write_at_entry(void *ctx, __u64 id, __u64 conn, __u64 buf,
-					      __u64 len, __u8 api)
+/* The entry of a write of `len` bytes at `buf` on `conn`, whose fd is `fd` (known: the caller
+ * asks for no return probe): emits them now, unless they were emitted by the call this one
+ * retries or continues. */
+static __always_inline int tls_write_at_entry(void *ctx, __u64 id, __u64 conn, __s32 fd,
+					      __u64 buf, __u64 len, __u8 api)
 {
 	struct tls_conn_key key = {.tgid = id >> 32, .conn = conn};
-	struct tls_write_mark *m, mark = {};
-	struct tls_call st = {};
-	__u64 wchar = tls_thread_wchar();
-	__s32 fd;
+	struct tls_write_mark *m, now = {};
 
 	if (len == 0 || len > (1ull << 31))
 		return 0;
+	tls_progress(&now, fd);
 	m = bpf_map_lookup_elem(&tls_write_marks, &key);
-	if (tls_write_seen(m, buf, len, (__u32)id, wchar)) {
+	if (tls_write_seen(m, buf, len, (__u32)id, &now)) {
+		*m = now;
 		m->start = buf;
-		m->wchar = wchar;
+		m->end = buf + len;
+		m->tid = (__u32)id;
 		return 0;
 	}
-	mark.start = buf;
-	mark.end = buf + len;
-	mark.wchar = wchar;
-	mark.tid = (__u32)id;
-	ecap_map_update(&tls_write_marks, &key, &mark, BPF_ANY);
-	fd = tls_cached_fd(id, conn);
-	if (fd < 0) {
-		/* A pending read's state (if any) is replaced: this call's syscall shows the fd. */
-		tls_drop_call(id, NULL);
-		st.conn = conn;
-		st.fd = -1;
-		st.direction = ECAP_DIR_WRITE;
-		st.api = api;
-		tls_await_fd(id, &st);
-	}
+	now.start = buf;
+	now.end = buf + len;
+	now.tid = (__u32)id;
+	ecap_map_update(&tls_write_marks, &key, &now, BPF_ANY);
 	tls_emit_record(ctx, id, conn, fd, buf, len, ECAP_DIR_WRITE, api);
 	return 0;
 }

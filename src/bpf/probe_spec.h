@@ -13,7 +13,9 @@
 
 namespace ecapture::bpf {
 
-enum class ProbeType { kUprobe, kUretprobe };
+// kUprobeSession: one program runs at the entry and, if the entry returned 0, at the return
+// (bpf_session_is_return() tells which); needs uprobe_session_supported().
+enum class ProbeType { kUprobe, kUretprobe, kUprobeSession };
 
 struct ProbeSpec {
   std::string binary;   // file to probe
@@ -35,7 +37,12 @@ struct AttachResult {
 // become a single link, attached and detached at once. ECAPTURE_FORCE_PERF_UPROBES=1 says no.
 bool uprobe_multi_supported();
 
-// Before load: prepares the object's uprobe programs for the chosen attach method.
+// True when the kernel has session uprobes (6.13+) on uprobe_multi links: an entry program can
+// skip the return probe of a call. ECAPTURE_NO_UPROBE_SESSION=1 says no.
+bool uprobe_session_supported();
+
+// Before load: prepares the object's uprobe programs for the chosen attach method (programs
+// named "*_session" are loaded only where session uprobes exist).
 void prepare_uprobe_programs(bpf_object* obj, bool multi);
 
 // Attaches every spec to the programs of `obj`. `pid` restricts the uprobes to one process

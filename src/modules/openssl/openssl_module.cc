@@ -96,10 +96,16 @@ std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary
   for (Fn fn : {Fn{"SSL_write", TLS_API_WRITE, false}, Fn{"SSL_read", TLS_API_READ, false},
                 Fn{"SSL_write_ex", TLS_API_WRITE_EX, true},
                 Fn{"SSL_read_ex", TLS_API_READ_EX, true}}) {
+    // Writes on connections whose fd is known are emitted at their entry with no return probe
+    // (one trap per SSL_write) where the kernel has session uprobes.
+    if ((fn.api == TLS_API_WRITE || fn.api == TLS_API_WRITE_EX) &&
+        bpf::uprobe_session_supported()) {
+      specs.push_back({binary, fn.name, 0, "probe_openssl_write_session",
+                       ProbeType::kUprobeSession, fn.optional, static_cast<uint64_t>(fn.api)});
+      continue;
+    }
     specs.push_back({binary, fn.name, 0, "probe_openssl_rw_enter", ProbeType::kUprobe,
                      fn.optional, static_cast<uint64_t>(fn.api)});
-    // Writes are emitted at their entry: one trap per SSL_write, no return probe.
-    if (fn.api == TLS_API_WRITE || fn.api == TLS_API_WRITE_EX) continue;
     specs.push_back({binary, fn.name, 0, "probe_openssl_rw_exit", ProbeType::kUretprobe,
                      fn.optional, static_cast<uint64_t>(fn.api)});
   }
