@@ -50,16 +50,19 @@ class Translator {
       start_[i] = out_.size();
       RETURN_IF_ERROR(translate(i, f_[i]));
     }
-    start_[f_.size()] = out_.size();  // falling off the end: no match
-    jump_to(kNoMatch);
+    // Falling off the end is "no match": the no-match exit comes right there. The verifier
+    // refuses unreachable instructions, so nothing is emitted that no path reaches.
+    start_[f_.size()] = out_.size();
+    size_t nomatch = out_.size();
+    emit(insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, kTcxNext));
+    emit(insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
     size_t match = out_.size();
     emit(insn(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_1, kCtx, 0, 0));
     emit(insn(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_2, BPF_PSEUDO_MAP_FD, 0, map_fd_));
     emit(insn(0, 0, 0, 0, 0));
     emit(insn(BPF_ALU | BPF_MOV | BPF_K, BPF_REG_3, 0, 0, static_cast<int32_t>(tail_index_)));
     emit(insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_tail_call));
-    size_t nomatch = out_.size();
-    emit(insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, kTcxNext));
+    emit(insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, kTcxNext));  // no copier
     emit(insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
     for (const Fixup& fx : fixups_) {
       size_t target = fx.target == kMatch ? match : fx.target == kNoMatch ? nomatch
