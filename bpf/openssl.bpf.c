@@ -345,8 +345,9 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 
 	if (ecap_filtered_out(id) || !tls_take_call(ctx, id, &st))
 		return 0;
+	/* Even a failed call (WANT_WRITE, WANT_READ) shows the socket: its retry knows the fd. */
+	tls_remember_fd(id, st.conn, st.fd);
 	if (st.api == TLS_API_HANDSHAKE) {
-		tls_remember_fd(id, st.conn, st.fd);
 		if ((int)PT_REGS_RC(ctx) == 1)
 			check_keys(ctx, id, st.conn, st.fd);
 		return 0;

@@ -207,7 +207,10 @@ static __always_inline int tls_exit(void *ctx, __s64 ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct tls_call st;
 
-	if (ecap_filtered_out(id) || !tls_take_call(ctx, id, &st) || ret <= 0)
+	if (ecap_filtered_out(id) || !tls_take_call(ctx, id, &st))
+		return 0;
+	tls_remember_fd(id, st.conn, st.fd); /* a failed call's socket is its retry's */
+	if (ret <= 0)
 		return 0;
 	return tls_emit_data(ctx, id, &st, (__u64)ret);
 }
