@@ -1,8 +1,8 @@
-// empty_probe: attaches an empty uprobe and an empty uretprobe to a function of a library
+// empty_probe: attaches an empty uprobe and an empty uretprobe to functions of a library
 // (default: SSL_write in the system libssl.so.3), prints "attached", waits for SIGINT/SIGTERM,
 // detaches and exits 0.
 //
-// Usage: empty_probe [library [function]]
+// Usage: empty_probe [library [function[,function...]]]
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <signal.h>
@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "empty_probe.skel.h"
 
@@ -57,15 +59,27 @@ int main(int argc, char **argv) {
     fprintf(stderr, "empty_probe: loading the BPF object failed: %s\n", strerror(errno));
     return 1;
   }
-  skel->links.empty_enter = attach(skel->progs.empty_enter, lib, func, false);
-  if (!skel->links.empty_enter) return 1;
-  skel->links.empty_exit = attach(skel->progs.empty_exit, lib, func, true);
-  if (!skel->links.empty_exit) return 1;
+  std::vector<bpf_link *> links;
+  std::string names(func);
+  for (size_t start = 0; start <= names.size();) {
+    size_t end = names.find(',', start);
+    if (end == std::string::npos) end = names.size();
+    std::string one = names.substr(start, end - start);
+    start = end + 1;
+    if (one.empty()) continue;
+    for (bool ret : {false, true}) {
+      bpf_link *l = attach(ret ? skel->progs.empty_exit : skel->progs.empty_enter, lib,
+                           one.c_str(), ret);
+      if (!l) return 1;
+      links.push_back(l);
+    }
+  }
 
   printf("attached %s:%s\n", lib, func);
   fflush(stdout);
 
   int sig = 0;
   sigwait(&set, &sig);
-  return 0;  // the skeleton deleter detaches and frees everything
+  for (bpf_link *l : links) bpf_link__destroy(l);
+  return 0;  // the skeleton deleter frees the rest
 }

@@ -40,12 +40,8 @@ struct {
 	__type(value, __u64);
 } handshakes SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gotls_keys_event);
-} keys_scratch SEC(".maps");
+/* Perf-buffer kernels only: records are reserved in the ring buffer otherwise. */
+ECAP_SCRATCH_MAP(keys_scratch, struct gotls_keys_event);
 
 /* Offset in pt_regs of the register holding integer argument word `i` (ABIInternal). */
 static __always_inline __u32 go_reg_offset(int i)
@@ -148,7 +144,7 @@ int probe_gotls_read_enter(struct pt_regs *ctx)
 	k = current_g(ctx, id);
 	rc.conn = go_arg(ctx, 0);
 	rc.buf = go_arg(ctx, GOTLS_READ_BUF);
-	bpf_map_update_elem(&reads, &k, &rc, BPF_ANY);
+	ecap_map_update(&reads, &k, &rc, BPF_ANY);
 	return 0;
 }
 
@@ -156,11 +152,14 @@ SEC("uprobe")
 int probe_gotls_read_ret(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct g_key k = current_g(ctx, id);
-	struct read_call *rcp = bpf_map_lookup_elem(&reads, &k);
-	struct read_call rc;
+	struct g_key k;
+	struct read_call *rcp, rc;
 	__s64 n;
 
+	if (ecap_filtered_out(id))
+		return 0;
+	k = current_g(ctx, id);
+	rcp = bpf_map_lookup_elem(&reads, &k);
 	if (!rcp)
 		return 0;
 	rc = *rcp;
@@ -184,7 +183,7 @@ int probe_gotls_handshake(struct pt_regs *ctx)
 		return 0;
 	k = current_g(ctx, id);
 	conn = go_arg(ctx, 0);
-	bpf_map_update_elem(&handshakes, &k, &conn, BPF_ANY);
+	ecap_map_update(&handshakes, &k, &conn, BPF_ANY);
 	return 0;
 }
 
@@ -195,12 +194,8 @@ int probe_gotls_keylog(struct pt_regs *ctx)
 	struct gotls_keys_event *e;
 	struct g_key k;
 	__u64 *conn, lp, rp, sp, ll, rl, sl;
-	__u32 zero = 0;
 
 	if (ecap_filtered_out(id))
-		return 0;
-	e = bpf_map_lookup_elem(&keys_scratch, &zero);
-	if (!e)
 		return 0;
 	lp = go_arg(ctx, GOTLS_KEYLOG_LABEL);
 	ll = go_arg(ctx, GOTLS_KEYLOG_LABEL_LEN);
@@ -211,22 +206,22 @@ int probe_gotls_keylog(struct pt_regs *ctx)
 	if (ll == 0 || ll > GOTLS_LABEL_MAX || rl != GOTLS_RANDOM_MAX || sl == 0 ||
 	    sl > GOTLS_SECRET_MAX)
 		return 0;
+	e = ecap_reserve(&keys_scratch, sizeof(*e));
+	if (!e)
+		return 0;
 	__builtin_memset(e, 0, sizeof(*e));
 	if (bpf_probe_read_user(e->label, ll, (void *)lp) ||
 	    bpf_probe_read_user(e->client_random, GOTLS_RANDOM_MAX, (void *)rp) ||
 	    bpf_probe_read_user(e->secret, sl, (void *)sp)) {
 		ecap_count(ECAP_CNT_READ_FAILED);
+		ecap_discard(e);
 		return 0;
 	}
-	e->kind = GOTLS_RECORD_KEYS;
+	e->kind = TLS_RECORD_KEYS;
 	e->label_len = ll;
 	e->random_len = rl;
 	e->secret_len = sl;
-	e->timestamp_ns = bpf_ktime_get_ns();
-	e->pid = id >> 32;
-	e->tid = (__u32)id;
-	e->uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	ECAP_FILL_TASK(e, id);
 	k = current_g(ctx, id);
 	conn = bpf_map_lookup_elem(&handshakes, &k);
 	e->fd = -1;
@@ -235,6 +230,6 @@ int probe_gotls_keylog(struct pt_regs *ctx)
 		e->fd = conn_fd(*conn);
 		ecap_fill_tuple(e->fd, &e->tuple);
 	}
-	ecap_output(ctx, e, sizeof(*e));
+	ecap_submit(ctx, e, sizeof(*e));
 	return 0;
 }

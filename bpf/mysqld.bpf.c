@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* MySQL/MariaDB command audit: a uprobe on dispatch_command copies the command's packet (the query
  * text, in chunks, any size), a uprobe on the server's send_error notes the error it answers
- * with, a syscall tracepoint reads the statement id out of a COM_STMT_PREPARE answer, and the
- * uretprobe reports the outcome and the duration. Two traps per command; one more on errors. */
+ * with, the write/sendto syscall tracepoints read the statement id out of a COM_STMT_PREPARE
+ * answer (returning at once while no prepare is in flight), and the uretprobe reports the outcome
+ * and the duration. Two traps per command; one more on errors. */
 #include "common.bpf.h"
 #include "modules/mysqld/mysqld_abi.h"
 
@@ -46,13 +47,30 @@ struct {
 	__type(value, struct record_scratch);
 } scratch SEC(".maps");
 
-/* A zeroed state to insert (too large for the BPF stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct cmd_state);
-} state_init SEC(".maps");
+/* A zeroed state to insert (too large for the BPF stack); never written. */
+ECAP_SCRATCH_MAP(state_init, struct cmd_state);
+
+/* COM_STMT_PREPAREs in flight whose answer was not seen: the syscall tracepoints' fast exit. */
+__u64 prepares_in_flight = 0;
+
+static __always_inline void prepare_done(struct cmd_state *st)
+{
+	if (st->command == MYSQLD_COM_STMT_PREPARE && !(st->flags & STATE_F_ANSWERED)) {
+		st->flags |= STATE_F_ANSWERED;
+		__sync_fetch_and_add(&prepares_in_flight, -1);
+	}
+}
+
+/* Removes the thread's command (and its prepare count). */
+static __always_inline void drop_cmd(__u64 id)
+{
+	struct cmd_state *st = bpf_map_lookup_elem(&active_cmds, &id);
+
+	if (!st)
+		return;
+	prepare_done(st);
+	bpf_map_delete_elem(&active_cmds, &id);
+}
 
 ECAP_DEFINE_CHUNK_COPY(copy_chunk, scratch, MYSQLD_CHUNK)
 
@@ -121,24 +139,25 @@ int probe_mysqld_dispatch_enter(struct pt_regs *ctx)
 	st = bpf_map_lookup_elem(&state_init, &zero);
 	if (!st)
 		return 0;
-	bpf_map_update_elem(&active_cmds, &id, st, BPF_ANY);
+	drop_cmd(id);
+	if (ecap_map_update(&active_cmds, &id, st, BPF_ANY))
+		return 0;
 	st = bpf_map_lookup_elem(&active_cmds, &id);
 	if (!st)
 		return 0;
+	if (cmd == MYSQLD_COM_STMT_PREPARE)
+		__sync_fetch_and_add(&prepares_in_flight, 1);
 	st->start_ns = bpf_ktime_get_ns();
 	st->thd = thd;
 	st->total_len = len;
 	st->command = cmd;
 
+	ECAP_FILL_TASK(&s->hdr, id);
 	s->hdr.timestamp_ns = st->start_ns;
 	s->hdr.thd = thd;
 	s->hdr.total_len = len;
-	s->hdr.pid = id >> 32;
-	s->hdr.tid = (__u32)id;
-	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
 	s->hdr.command = cmd;
 	s->hdr.kind = MYSQLD_RECORD_DATA;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
 	if (len == 0)
 		return 0;
 	cc.regs = ctx;
@@ -161,32 +180,29 @@ int probe_mysqld_dispatch_exit(struct pt_regs *ctx)
 		return 0;
 	s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s) {
-		bpf_map_delete_elem(&active_cmds, &id);
+		drop_cmd(id);
 		return 0;
 	}
-	now = bpf_ktime_get_ns();
 	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
+	ECAP_FILL_TASK(&s->hdr, id);
+	now = s->hdr.timestamp_ns;
 	s->hdr.timestamp_ns = st->start_ns;
 	s->hdr.thd = st->thd;
 	s->hdr.total_len = st->total_len;
 	s->hdr.duration_ns = now - st->start_ns;
 	/* bool in MariaDB and MySQL: only the low byte is defined */
 	s->hdr.retval = (__u8)PT_REGS_RC(ctx);
-	s->hdr.pid = id >> 32;
-	s->hdr.tid = (__u32)id;
-	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
 	s->hdr.command = st->command;
 	s->hdr.sql_errno = st->sql_errno;
 	s->hdr.stmt_id = st->stmt_id;
 	s->hdr.flags = st->flags & (MYSQLD_F_ERROR | MYSQLD_F_STMT_ID);
 	s->hdr.kind = MYSQLD_RECORD_END;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
 	n = st->errmsg_len;
 	if (n > MYSQLD_ERRMSG_MAX)
 		n = MYSQLD_ERRMSG_MAX;
 	__builtin_memcpy(s->data, st->errmsg, MYSQLD_ERRMSG_MAX);
 	s->hdr.data_len = n;
-	bpf_map_delete_elem(&active_cmds, &id);
+	drop_cmd(id);
 	ecap_output(ctx, s, sizeof(s->hdr) + n);
 	return 0;
 }
@@ -228,36 +244,50 @@ int probe_mysqld_send_error(struct pt_regs *ctx)
 
 /* While a thread answers a COM_STMT_PREPARE, its first write to the client starts with the
  * COM_STMT_PREPARE_OK packet: 3-byte length, sequence id, 0x00, 4-byte statement id. */
-SEC("raw_tracepoint/sys_enter")
-int tp_mysqld_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+static __always_inline int prepare_answer(__u64 buf, __u64 len)
 {
-	long nr = (long)ctx->args[1];
 	struct cmd_state *st;
-	struct pt_regs *regs;
 	__u8 head[9];
-	__u64 id, buf, len;
+	__u64 id;
 
-#if defined(__TARGET_ARCH_x86)
-	if (nr != 1 && nr != 44) /* write, sendto */
+	if (!prepares_in_flight)
 		return 0;
-#elif defined(__TARGET_ARCH_arm64)
-	if (nr != 64 && nr != 206) /* write, sendto */
-		return 0;
-#endif
 	id = bpf_get_current_pid_tgid();
+	if (ecap_filtered_out(id))
+		return 0;
 	st = bpf_map_lookup_elem(&active_cmds, &id);
 	if (!st || st->command != MYSQLD_COM_STMT_PREPARE || (st->flags & STATE_F_ANSWERED))
 		return 0;
-	regs = (struct pt_regs *)ctx->args[0];
-	buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	len = PT_REGS_PARM3_CORE_SYSCALL(regs);
 	if (len < sizeof(head) || bpf_probe_read_user(head, sizeof(head), (const void *)buf))
 		return 0;
 	/* Only the first answer counts; an error packet (0xff) has no id. */
-	st->flags |= STATE_F_ANSWERED;
+	prepare_done(st);
 	if (head[4] != 0x00)
 		return 0;
 	st->flags |= MYSQLD_F_STMT_ID;
 	st->stmt_id = head[5] | (head[6] << 8) | (head[7] << 16) | ((__u32)head[8] << 24);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int tp_mysqld_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return prepare_answer(ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int tp_mysqld_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return prepare_answer(ctx->args[1], ctx->args[2]);
+}
+
+/* A thread that dies inside a command leaves no entry. */
+SEC("tracepoint/sched/sched_process_exit")
+int tp_mysqld_thread_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (!ecap_filtered_out(id))
+		drop_cmd(id);
 	return 0;
 }

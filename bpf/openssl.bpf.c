@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
-/* OpenSSL/BoringSSL capture. Plaintext: uprobes on SSL_read/SSL_write (and the _ex variants) save
- * the arguments, a syscall tracepoint inside the call learns the socket fd, and the uretprobe
- * emits exactly the bytes the call moved, in chunks, with the process and the connection's
- * 4-tuple. Keys: after SSL_do_handshake succeeds (or at the next SSL_read/SSL_write entry, for
- * implicit handshakes), the session's secrets are read through the layout in rodata. */
+/* OpenSSL/BoringSSL capture. Plaintext: SSL_write/SSL_write_ex are emitted at their entry (one
+ * trap; retries and partial-write continuations are recognised, see tls_write_at_entry); uprobes
+ * on SSL_read/SSL_read_ex save the arguments and the uretprobe emits exactly the bytes the call
+ * moved, in chunks, with the process and the connection's 4-tuple. While a connection's fd is
+ * unknown the per-syscall tracepoints learn it. Keys: after SSL_do_handshake succeeds (or at the
+ * next SSL_read/SSL_write entry, for implicit handshakes), the session's secrets are read
+ * through the layout in rodata. */
 #include "common.bpf.h"
-#include "modules/openssl/openssl_abi.h"
 #include "tls_data.bpf.h"
+#include "modules/openssl/openssl_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -15,12 +17,8 @@ const volatile bool capture_data = true;
 const volatile bool capture_keys = false;
 const volatile struct openssl_layout layout = {};
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct openssl_keys_event);
-} keys_scratch SEC(".maps");
+/* Perf-buffer kernels only: records are reserved in the ring buffer otherwise. */
+ECAP_SCRATCH_MAP(keys_scratch, struct openssl_keys_event);
 
 /* (tgid, SSL*) -> first 8 bytes of the client random whose keys were sent. */
 struct {
@@ -35,40 +33,28 @@ static __always_inline bool all_zero8(const __u8 *p)
 	return *(const __u64 *)p == 0;
 }
 
-/* Reads the session secrets of `ssl` and emits them once per (SSL*, client random). Returns
- * quietly while the handshake is not finished (version or secrets not set yet). */
-static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
+/* Fills `k` with the session secrets of `ssl` (version `version`); false while the handshake is
+ * not finished (secrets not set yet) or when they were sent already. */
+static __always_inline bool fill_keys(struct openssl_keys_event *k, struct tls_conn_key *key,
+				      __u64 ssl, __s32 version)
 {
-	struct tls_conn_key key = {.tgid = id >> 32, .conn = ssl};
-	struct openssl_keys_event *k;
 	__u64 *sent, cr_addr, session = 0;
-	__u32 zero = 0;
-	__s32 version = 0;
 
-	if (layout.boringssl)
-		return; /* its secrets come from the derivation probes below */
-	if (bpf_probe_read_user(&version, sizeof(version), (void *)(ssl + layout.ssl_version)))
-		return;
-	if (version < 0x0300 || version > 0x0304)
-		return;
-	k = bpf_map_lookup_elem(&keys_scratch, &zero);
-	if (!k)
-		return;
 	cr_addr = ssl + layout.s3_client_random;
 	if (layout.ssl_s3) {
 		__u64 s3 = 0;
 
 		if (bpf_probe_read_user(&s3, sizeof(s3), (void *)(ssl + layout.ssl_s3)) || !s3)
-			return;
+			return false;
 		cr_addr = s3 + layout.s3_client_random;
 	}
 	if (bpf_probe_read_user(k->client_random, sizeof(k->client_random), (void *)cr_addr))
-		return;
+		return false;
 	if (all_zero8(k->client_random))
-		return;
-	sent = bpf_map_lookup_elem(&keys_sent, &key);
+		return false;
+	sent = bpf_map_lookup_elem(&keys_sent, key);
 	if (sent && *sent == *(__u64 *)k->client_random)
-		return;
+		return false;
 
 	__builtin_memset(k->master_key, 0, sizeof(k->master_key));
 	__builtin_memset(k->handshake_secret, 0, OPENSSL_SECRET_MAX * 5);
@@ -76,14 +62,14 @@ static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 		__u64 base = ssl + layout.ssl_early_secret;
 
 		if (!layout.ssl_early_secret)
-			return;
+			return false;
 		/* early, handshake, master, resumption, client/server finished, server finished hash,
 		 * handshake traffic hash, client/server app traffic, exporter: 64 bytes each. */
 		if (bpf_probe_read_user(k->client_app_traffic_secret, OPENSSL_SECRET_MAX,
 					(void *)(base + 8 * OPENSSL_SECRET_MAX)))
-			return;
+			return false;
 		if (all_zero8(k->client_app_traffic_secret))
-			return; /* handshake not finished */
+			return false; /* handshake not finished */
 		bpf_probe_read_user(k->handshake_secret, OPENSSL_SECRET_MAX,
 				    (void *)(base + 1 * OPENSSL_SECRET_MAX));
 		bpf_probe_read_user(k->handshake_traffic_hash, OPENSSL_SECRET_MAX,
@@ -95,32 +81,50 @@ static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 	} else {
 		if (bpf_probe_read_user(&session, sizeof(session), (void *)(ssl + layout.ssl_session)) ||
 		    !session)
-			return;
+			return false;
 		if (bpf_probe_read_user(k->master_key, sizeof(k->master_key),
 					(void *)(session + layout.session_master_key)))
-			return;
+			return false;
 		if (all_zero8(k->master_key))
-			return;
+			return false;
 	}
-	k->kind = OPENSSL_RECORD_KEYS;
-	k->version = version;
-	k->timestamp_ns = bpf_ktime_get_ns();
-	k->conn_id = ssl;
-	k->pid = id >> 32;
-	k->tid = (__u32)id;
-	k->uid = (__u32)bpf_get_current_uid_gid();
-	if (fd < 0) {
-		__s32 *cached = bpf_map_lookup_elem(&tls_conn_fds, &key);
+	return true;
+}
 
-		if (cached)
-			fd = *cached;
+/* Reads the session secrets of `ssl` and emits them once per (SSL*, client random). Returns
+ * quietly while the handshake is not finished (version or secrets not set yet). */
+static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
+{
+	struct tls_conn_key key = {.tgid = id >> 32, .conn = ssl};
+	struct openssl_keys_event *k;
+	__s32 version = 0;
+	__u64 random8;
+
+	if (layout.boringssl)
+		return; /* its secrets come from the derivation probes below */
+	if (bpf_probe_read_user(&version, sizeof(version), (void *)(ssl + layout.ssl_version)))
+		return;
+	if (version < 0x0300 || version > 0x0304)
+		return;
+	k = ecap_reserve(&keys_scratch, sizeof(*k));
+	if (!k)
+		return;
+	if (!fill_keys(k, &key, ssl, version)) {
+		ecap_discard(k);
+		return;
 	}
+	k->kind = TLS_RECORD_KEYS;
+	k->version = version;
+	k->conn_id = ssl;
+	ECAP_FILL_TASK(k, id);
+	if (fd < 0)
+		fd = tls_cached_fd(id, ssl);
 	k->fd = fd;
-	bpf_get_current_comm(k->comm, sizeof(k->comm));
 	__builtin_memset(&k->tuple, 0, sizeof(k->tuple));
 	ecap_fill_tuple(fd, &k->tuple);
-	ecap_output(ctx, k, sizeof(*k));
-	bpf_map_update_elem(&keys_sent, &key, k->client_random, BPF_ANY);
+	random8 = *(__u64 *)k->client_random;
+	ecap_submit(ctx, k, sizeof(*k));
+	ecap_map_update(&keys_sent, &key, &random8, BPF_ANY);
 }
 
 /* ---- BoringSSL: secrets where they are derived ---- */
@@ -134,19 +138,15 @@ struct bssl_hkdf_call {
 	char label[OPENSSL_LABEL_MAX];
 };
 
+/* LRU: an HKDF_expand whose thread dies inside it leaves nothing behind for long. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct bssl_hkdf_call);
 } bssl_hkdf_calls SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct openssl_secret_event);
-} secret_scratch SEC(".maps");
+ECAP_SCRATCH_MAP(secret_scratch, struct openssl_secret_event);
 
 /* The SSL object (and its fd when known) of the SSL call this thread is inside, if any. */
 static __always_inline bool current_ssl(__u64 id, __u64 *ssl, __s32 *fd)
@@ -157,33 +157,24 @@ static __always_inline bool current_ssl(__u64 id, __u64 *ssl, __s32 *fd)
 		return false;
 	*ssl = st->conn;
 	*fd = st->fd;
-	if (*fd < 0) {
-		struct tls_conn_key key = {.tgid = id >> 32, .conn = st->conn};
-		__s32 *cached = bpf_map_lookup_elem(&tls_conn_fds, &key);
-
-		if (cached)
-			*fd = *cached;
-	}
+	if (*fd < 0)
+		*fd = tls_cached_fd(id, st->conn);
 	return true;
 }
 
-/* Fills everything but the client random, label and secret. */
+/* Reserves a secret record and fills everything but the client random, label and secret;
+ * the caller submits or discards it. */
 static __always_inline struct openssl_secret_event *secret_record(__u64 id, __u64 ssl, __s32 fd)
 {
-	__u32 zero = 0;
-	struct openssl_secret_event *e = bpf_map_lookup_elem(&secret_scratch, &zero);
+	struct openssl_secret_event *e = ecap_reserve(&secret_scratch, sizeof(*e));
 
 	if (!e)
 		return NULL;
 	__builtin_memset(e, 0, sizeof(*e));
-	e->kind = OPENSSL_RECORD_SECRET;
+	e->kind = TLS_RECORD_SECRET;
 	e->fd = fd;
-	e->timestamp_ns = bpf_ktime_get_ns();
 	e->conn_id = ssl;
-	e->pid = id >> 32;
-	e->tid = (__u32)id;
-	e->uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	ECAP_FILL_TASK(e, id);
 	ecap_fill_tuple(fd, &e->tuple);
 	return e;
 }
@@ -216,31 +207,21 @@ int probe_bssl_hkdf_enter(struct pt_regs *ctx)
 	__builtin_memcpy(call.label, &info[9], 12);
 	call.out = PT_REGS_PARM1(ctx);
 	call.out_len = out_len;
-	bpf_map_update_elem(&bssl_hkdf_calls, &id, &call, BPF_ANY);
+	ecap_map_update(&bssl_hkdf_calls, &id, &call, BPF_ANY);
 	return 0;
 }
 
-SEC("uretprobe")
-int probe_bssl_hkdf_exit(struct pt_regs *ctx)
+/* Reads the secret HKDF_expand wrote and the connection's client random into `e`. */
+static __always_inline bool fill_hkdf_secret(struct openssl_secret_event *e,
+					     struct bssl_hkdf_call *call)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct bssl_hkdf_call *call = bpf_map_lookup_elem(&bssl_hkdf_calls, &id);
-	struct openssl_secret_event *e;
 	__u64 s3 = 0;
-	__u32 n;
+	__u32 n = call->out_len;
 
-	if (!call)
-		return 0;
-	if ((int)PT_REGS_RC(ctx) != 1)
-		goto out;
-	e = secret_record(id, call->ssl, call->fd);
-	if (!e)
-		goto out;
-	n = call->out_len;
 	if (n > OPENSSL_SECRET_MAX)
-		goto out;
+		return false;
 	if (bpf_probe_read_user(e->secret, n, (const void *)call->out))
-		goto out;
+		return false;
 	/* Pointers are untagged first: arm64 top-byte tags (MTE) are not part of the address. */
 	if (bpf_probe_read_user(&s3, sizeof(s3),
 				(void *)((call->ssl & 0x00ffffffffffffffULL) + layout.ssl_s3)) ||
@@ -248,13 +229,35 @@ int probe_bssl_hkdf_exit(struct pt_regs *ctx)
 	    bpf_probe_read_user(e->client_random, sizeof(e->client_random),
 				(void *)(s3 + layout.s3_client_random))) {
 		ecap_count(ECAP_CNT_READ_FAILED);
-		goto out;
+		return false;
 	}
 	e->secret_len = n;
 	e->label_len = call->label_len;
 	__builtin_memcpy(e->label, call->label, sizeof(e->label));
-	ecap_output(ctx, e, sizeof(*e));
-out:
+	return true;
+}
+
+SEC("uretprobe")
+int probe_bssl_hkdf_exit(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct bssl_hkdf_call *call;
+	struct openssl_secret_event *e;
+
+	if (ecap_filtered_out(id))
+		return 0;
+	call = bpf_map_lookup_elem(&bssl_hkdf_calls, &id);
+	if (!call)
+		return 0;
+	if ((int)PT_REGS_RC(ctx) == 1) {
+		e = secret_record(id, call->ssl, call->fd);
+		if (e) {
+			if (fill_hkdf_secret(e, call))
+				ecap_submit(ctx, e, sizeof(*e));
+			else
+				ecap_discard(e);
+		}
+	}
 	bpf_map_delete_elem(&bssl_hkdf_calls, &id);
 	return 0;
 }
@@ -268,7 +271,7 @@ int probe_bssl_tls1_prf(struct pt_regs *ctx)
 	static const char kExpansion[] = "key expansion";
 	__u64 id = bpf_get_current_pid_tgid();
 	struct openssl_secret_event *e;
-	__u64 ssl = 0, sp = PT_REGS_SP(ctx), label_len = 0, seed2 = 0;
+	__u64 ssl = 0, sp = PT_REGS_SP(ctx), label_len = 0, seed2 = 0, random8;
 	__s32 fd = -1;
 	char label[sizeof(kExpansion) - 1];
 	struct tls_conn_key key = {};
@@ -293,25 +296,29 @@ int probe_bssl_tls1_prf(struct pt_regs *ctx)
 		if (label[i] != kExpansion[i])
 			return 0;
 	}
+	/* Called once per direction's keys: report the session once. */
+	key.tgid = id >> 32;
+	key.conn = ssl;
 	e = secret_record(id, ssl, fd);
 	if (!e)
 		return 0;
 	if (bpf_probe_read_user(e->secret, 48, (const void *)PT_REGS_PARM4(ctx)) ||
 	    bpf_probe_read_user(e->client_random, sizeof(e->client_random), (const void *)seed2)) {
 		ecap_count(ECAP_CNT_READ_FAILED);
+		ecap_discard(e);
 		return 0;
 	}
-	/* Called once per direction's keys: report the session once. */
-	key.tgid = id >> 32;
-	key.conn = ssl;
+	random8 = *(__u64 *)e->client_random;
 	sent = bpf_map_lookup_elem(&keys_sent, &key);
-	if (sent && *sent == *(__u64 *)e->client_random)
+	if (sent && *sent == random8) {
+		ecap_discard(e);
 		return 0;
+	}
 	e->secret_len = 48;
 	e->label_len = sizeof(label);
 	__builtin_memcpy(e->label, label, sizeof(label));
-	ecap_output(ctx, e, sizeof(*e));
-	bpf_map_update_elem(&keys_sent, &key, e->client_random, BPF_ANY);
+	ecap_submit(ctx, e, sizeof(*e));
+	ecap_map_update(&keys_sent, &key, &random8, BPF_ANY);
 	return 0;
 }
 
@@ -336,13 +343,11 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 	struct tls_call st;
 	__u64 len;
 
-	if (!tls_take_call(ctx, id, &st))
+	if (ecap_filtered_out(id) || !tls_take_call(ctx, id, &st))
 		return 0;
+	/* Even a failed call (WANT_WRITE, WANT_READ) shows the socket: its retry knows the fd. */
+	tls_remember_fd(id, st.conn, st.fd);
 	if (st.api == TLS_API_HANDSHAKE) {
-		struct tls_conn_key key = {.tgid = id >> 32, .conn = st.conn};
-
-		if (st.fd >= 0)
-			bpf_map_update_elem(&tls_conn_fds, &key, &st.fd, BPF_ANY);
 		if ((int)PT_REGS_RC(ctx) == 1)
 			check_keys(ctx, id, st.conn, st.fd);
 		return 0;
@@ -368,14 +373,15 @@ static __always_inline int exit_call(struct pt_regs *ctx, bool ex)
 }
 
 /* One entry and one return program serve SSL_read, SSL_write and their _ex variants: the attach
- * cookie says which function (enum openssl_api). Two programs mean two links to detach. */
+ * cookie says which function (enum tls_api). Two programs mean two links to detach. Where the
+ * kernel has session uprobes, the writes use probe_openssl_write_session instead. */
 SEC("uprobe")
 int probe_openssl_rw_enter(struct pt_regs *ctx)
 {
 	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
 	bool ex = api == TLS_API_READ_EX || api == TLS_API_WRITE_EX;
 	__u8 dir = (api == TLS_API_WRITE || api == TLS_API_WRITE_EX) ? ECAP_DIR_WRITE
-									       : ECAP_DIR_READ;
+								     : ECAP_DIR_READ;
 
 	return enter_call(ctx, (void *)PT_REGS_PARM1(ctx), (void *)PT_REGS_PARM2(ctx),
 			  ex ? (void *)PT_REGS_PARM4(ctx) : NULL, dir, api);
@@ -389,11 +395,40 @@ int probe_openssl_rw_exit(struct pt_regs *ctx)
 	return exit_call(ctx, api == TLS_API_READ_EX || api == TLS_API_WRITE_EX);
 }
 
-/* A syscall on an fd while this thread is inside a hooked SSL call: that fd is the call's socket.
- * One raw tracepoint (one link) instead of eight syscall tracepoints: every detach costs an RCU
- * grace period, and the id test below is cheaper than the lookup it guards. */
-SEC("raw_tracepoint/sys_enter")
-int tp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+extern bool bpf_session_is_return(void) __ksym;
+
+/* SSL_write and SSL_write_ex as a session uprobe (loaded only where the kernel has them): on a
+ * connection whose fd is known the bytes are emitted at the entry and the entry returns 1, so no
+ * return probe runs (one trap per call); otherwise the call goes the read path's way (the return
+ * probe emits what the call wrote). */
+SEC("uprobe")
+int probe_openssl_write_session(struct pt_regs *ctx)
 {
-	return tls_sys_enter(ctx);
+	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
+	bool ex = api == TLS_API_WRITE_EX;
+	__u64 id = bpf_get_current_pid_tgid(), ssl, num;
+	__s32 fd;
+
+	if (bpf_session_is_return())
+		return exit_call(ctx, ex);
+	if (ecap_filtered_out(id))
+		return 1;
+	ssl = PT_REGS_PARM1(ctx);
+	if (!capture_data) {
+		check_keys(ctx, id, ssl, -1);
+		return 1;
+	}
+	fd = tls_cached_fd(id, ssl);
+	if (fd < 0) {
+		tls_enter_ex(id, ssl, PT_REGS_PARM2(ctx), ex ? PT_REGS_PARM4(ctx) : 0, ECAP_DIR_WRITE,
+			     api);
+		return 0;
+	}
+	/* SSL_write(SSL *, const void *, int num); SSL_write_ex(..., size_t num, size_t *) */
+	num = ex ? PT_REGS_PARM3(ctx) : (__u64)(__s64)(int)PT_REGS_PARM3(ctx);
+	tls_write_at_entry(ctx, id, ssl, fd, PT_REGS_PARM2(ctx), num, api);
+	return 1;
 }
+
+TLS_DEFINE_FD_LEARNERS()
+TLS_DEFINE_EXIT_CLEANUP()

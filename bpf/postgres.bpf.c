@@ -99,13 +99,9 @@ int probe_postgres_enter(struct pt_regs *ctx)
 	if (!s)
 		return 0;
 	__builtin_memset(&s->hdr, 0, sizeof(s->hdr));
-	s->hdr.timestamp_ns = bpf_ktime_get_ns();
-	s->hdr.pid = id >> 32;
-	s->hdr.tid = (__u32)id;
-	s->hdr.uid = (__u32)bpf_get_current_uid_gid();
+	ECAP_FILL_TASK(&s->hdr, id);
 	s->hdr.state = state;
 	s->hdr.hook = hook;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
 	if (!text) {
 		if (hook != POSTGRES_HOOK_ACTIVITY)
 			return 0;

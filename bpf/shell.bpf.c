@@ -79,15 +79,12 @@ static __always_inline bool read_global(__u64 base, __u64 off, __s32 *v)
 static __always_inline void fill_header(struct shell_event *h, __u64 id, __u8 kind, __u8 flags,
 					__s32 status)
 {
-	h->timestamp_ns = bpf_ktime_get_ns();
+	ECAP_FILL_PROCESS(h, id);
 	h->offset = 0;
-	h->pid = id >> 32;
-	h->uid = (__u32)bpf_get_current_uid_gid();
 	h->status = status;
 	h->data_len = 0;
 	h->kind = kind;
 	h->flags = flags;
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
 static __always_inline void emit_small(void *ctx, __u64 id, __u8 kind, __u8 flags, __s32 status)
@@ -146,7 +143,7 @@ static __always_inline void emit_line(void *ctx, __u64 id, __u64 str, __u8 flags
 	if (!s)
 		return;
 	fill_header(&s->hdr, id, SHELL_RECORD_LINE, flags, 0);
-	bpf_map_update_elem(&shell_pids, &tgid, &one, BPF_ANY);
+	ecap_map_update(&shell_pids, &tgid, &one, BPF_ANY);
 	bpf_loop(SHELL_MAX_CHUNKS, emit_line_chunk, &c, 0);
 }
 
@@ -230,7 +227,7 @@ int probe_zsh_zleentry_enter(struct pt_regs *ctx)
 	if ((int)PT_REGS_PARM1(ctx) != SHELL_ZLE_CMD_READ || ecap_filtered_out(id))
 		return 0;
 	context = (__u32)PT_REGS_PARM5(ctx);
-	bpf_map_update_elem(&zle_reads, &id, &context, BPF_ANY);
+	ecap_map_update(&zle_reads, &id, &context, BPF_ANY);
 	if (tracked(id)) {
 		have_base = shell_base(&base);
 		emit_prompt(ctx, id, have_base, base, context != SHELL_ZLCON_LINE_START);
@@ -284,6 +281,7 @@ int tp_shell_exit(void *ctx)
 	struct task_struct *task;
 	int code;
 
+	bpf_map_delete_elem(&zle_reads, &id); /* a zsh thread that died inside zleentry */
 	if ((__u32)id != tgid || !bpf_map_lookup_elem(&shell_pids, &tgid))
 		return 0;
 	bpf_map_delete_elem(&shell_pids, &tgid);

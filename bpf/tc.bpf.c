@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Whole-packet capture on an interface (tcx ingress/egress): every packet is copied to the ring
- * buffer with its length and direction. Pure observation: always TC_ACT_UNSPEC/next. */
+ * buffer with its length and direction. Pure observation: always TC_ACT_UNSPEC/next. With a pcap
+ * filter, user space attaches the filter translated to eBPF (src/bpf/classic_filter.cc) instead,
+ * which tail-calls these programs through `capture_progs` only for the packets it accepts. */
 #include "common.bpf.h"
 #include "tc_abi.h"
 
@@ -20,6 +22,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pkt_scratch);
 } pkt_scratch SEC(".maps");
+
+/* 0: ecap_tc_ingress, 1: ecap_tc_egress (filled by user space when a filter is given). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32);
+} capture_progs SEC(".maps");
 
 static __always_inline int capture(struct __sk_buff *skb, __u8 egress)
 {

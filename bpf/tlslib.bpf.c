@@ -3,19 +3,57 @@
  * GnuTLS: gnutls_record_send/gnutls_record_recv(session, buf, len) -> ssize_t.
  * NSPR: PR_Write/PR_Send/PR_Read/PR_Recv(PRFileDesc *fd, buf, amount, ...) -> PRInt32, kept only
  * when the descriptor is a layered one (NSS's SSL layer sets PR_DESC_LAYERED in its methods):
- * stdout, files, pipes and plain sockets carry other descriptor types. */
+ * stdout, files, pipes and plain sockets carry other descriptor types and are dropped at the
+ * entry, before anything is saved or copied. The socket under the layers gives the fd at once
+ * where NSPR's private layout is the expected one. */
 #include "common.bpf.h"
-#include "modules/tlslib/tlslib_abi.h"
 #include "tls_data.bpf.h"
+#include "modules/tlslib/tlslib_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define NSPR_PR_DESC_LAYERED 4 /* PRDescType of a layered descriptor (NSS SSL layer) */
 
+/* NSPR's PRFileDesc {methods, secret, lower, higher, ...}; the bottom layer's PRFilePrivate
+ * {state, nonblocking, inheritable, next, lockCount, [peek buffer,] appendMode, _MDFileDesc md
+ * {osfd, ...}} (64-bit): md.osfd is at 32, or at 52 in builds with a peek buffer. */
+#define NSPR_FD_SECRET 8
+#define NSPR_FD_LOWER 16
+#define NSPR_SECRET_OSFD 32
+#define NSPR_SECRET_OSFD_PEEK 52
+#define NSPR_MAX_LAYERS 8
+
 /* The attach cookie of every probe: TLS_API_READ or TLS_API_WRITE. */
 static __always_inline __u8 cookie_direction(__u8 api)
 {
 	return api == TLS_API_WRITE ? ECAP_DIR_WRITE : ECAP_DIR_READ;
+}
+
+/* The socket fd under the layered NSPR descriptor `fd`: >= 0 a socket, -2 found and not a
+ * socket, -1 not found (an unknown layout: the fd is then learned from the call's syscalls). */
+static __always_inline __s32 nspr_socket_fd(__u64 fd)
+{
+	__u64 lower = 0, secret = 0;
+	__s32 osfd = -1, alt = -1;
+
+	for (int i = 0; i < NSPR_MAX_LAYERS; i++) {
+		if (bpf_probe_read_user(&lower, sizeof(lower), (void *)(fd + NSPR_FD_LOWER)))
+			return -1;
+		if (!lower)
+			break;
+		fd = lower;
+	}
+	if (lower)
+		return -1;
+	if (bpf_probe_read_user(&secret, sizeof(secret), (void *)(fd + NSPR_FD_SECRET)) || !secret)
+		return -1;
+	bpf_probe_read_user(&osfd, sizeof(osfd), (void *)(secret + NSPR_SECRET_OSFD));
+	bpf_probe_read_user(&alt, sizeof(alt), (void *)(secret + NSPR_SECRET_OSFD_PEEK));
+	if (ecap_fd_to_sock(osfd))
+		return osfd;
+	if (ecap_fd_to_sock(alt))
+		return alt;
+	return -1;
 }
 
 SEC("uprobe")
@@ -41,7 +79,7 @@ int probe_nspr_enter(struct pt_regs *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u8 api = (__u8)bpf_get_attach_cookie(ctx);
 	__u64 fd = PT_REGS_PARM1(ctx), methods = 0;
-	__s32 file_type = 0;
+	__s32 file_type = 0, osfd;
 
 	if (ecap_filtered_out(id))
 		return 0;
@@ -52,6 +90,10 @@ int probe_nspr_enter(struct pt_regs *ctx)
 	if (bpf_probe_read_user(&file_type, sizeof(file_type), (void *)methods) ||
 	    file_type != NSPR_PR_DESC_LAYERED)
 		return 0;
+	/* The socket under the layers gives the fd at once; when it cannot be found it is learned
+	 * from the call's syscalls, as for GnuTLS. */
+	osfd = nspr_socket_fd(fd);
+	tls_remember_fd(id, fd, osfd);
 	return tls_enter(id, fd, PT_REGS_PARM2(ctx), cookie_direction(api), api);
 }
 
@@ -64,12 +106,8 @@ int probe_nspr_exit(struct pt_regs *ctx)
 /* Keys: gnutls_handshake(session) returning 0 means the session's secrets are final. */
 const volatile struct gnutls_layout glayout = {};
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gnutls_keys_event);
-} gnutls_keys_scratch SEC(".maps");
+/* Perf-buffer kernels only: records are reserved in the ring buffer otherwise. */
+ECAP_SCRATCH_MAP(gnutls_keys_scratch, struct gnutls_keys_event);
 
 SEC("uprobe")
 int probe_gnutls_hs_enter(struct pt_regs *ctx)
@@ -81,63 +119,61 @@ int probe_gnutls_hs_enter(struct pt_regs *ctx)
 	return tls_enter(id, PT_REGS_PARM1(ctx), 0, ECAP_DIR_READ, TLS_API_HANDSHAKE);
 }
 
-SEC("uretprobe")
-int probe_gnutls_hs_exit(struct pt_regs *ctx)
+/* Reads the session's secrets into `k`; false when a read fails. */
+static __always_inline bool fill_gnutls_keys(struct gnutls_keys_event *k, __u64 session)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct tls_call *stp = bpf_map_lookup_elem(&tls_active_calls, &id);
-	struct tls_conn_key key = {};
-	struct gnutls_keys_event *k;
-	__u64 session, cs = 0, prf = 0;
-	__u32 zero = 0;
-	__s32 fd, *cached;
+	__u64 cs = 0, prf = 0;
 
-	if (!stp)
-		return 0;
-	session = stp->conn;
-	fd = stp->fd;
-	bpf_map_delete_elem(&tls_active_calls, &id);
-	key.tgid = id >> 32;
-	key.conn = session;
-	if (fd >= 0) {
-		bpf_map_update_elem(&tls_conn_fds, &key, &fd, BPF_ANY);
-	} else {
-		cached = bpf_map_lookup_elem(&tls_conn_fds, &key);
-		if (cached)
-			fd = *cached;
-	}
-	if ((int)PT_REGS_RC(ctx) != 0)
-		return 0;
-	k = bpf_map_lookup_elem(&gnutls_keys_scratch, &zero);
-	if (!k)
-		return 0;
 	__builtin_memset(k, 0, sizeof(*k));
 	if (bpf_probe_read_user(&cs, sizeof(cs), (void *)(session + glayout.cs)) || !cs ||
 	    bpf_probe_read_user(k->cs_id, sizeof(k->cs_id), (void *)(cs + glayout.cs_id)))
-		return 0;
+		return false;
 	if (bpf_probe_read_user(&prf, sizeof(prf), (void *)(session + glayout.prf)) || !prf ||
 	    bpf_probe_read_user(&k->hash_len, sizeof(k->hash_len),
 				(void *)(prf + glayout.prf_output_size)))
-		return 0;
+		return false;
 	if (bpf_probe_read_user(k->client_random, sizeof(k->client_random),
 				(void *)(session + glayout.client_random)) ||
 	    bpf_probe_read_user(k->master_secret, sizeof(k->master_secret),
 				(void *)(session + glayout.master_secret)) ||
 	    bpf_probe_read_user(k->tls13, sizeof(k->tls13),
 				(void *)(session + glayout.tls13_secrets)))
+		return false;
+	return true;
+}
+
+SEC("uretprobe")
+int probe_gnutls_hs_exit(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct gnutls_keys_event *k;
+	struct tls_call st;
+	__s32 fd;
+
+	if (ecap_filtered_out(id) || !tls_drop_call(id, &st))
 		return 0;
+	fd = st.fd;
+	if (fd >= 0)
+		tls_remember_fd(id, st.conn, fd);
+	else
+		fd = tls_cached_fd(id, st.conn);
+	if ((int)PT_REGS_RC(ctx) != 0)
+		return 0;
+	k = ecap_reserve(&gnutls_keys_scratch, sizeof(*k));
+	if (!k)
+		return 0;
+	if (!fill_gnutls_keys(k, st.conn)) {
+		ecap_discard(k);
+		return 0;
+	}
 	k->kind = GNUTLS_RECORD_KEYS;
-	k->timestamp_ns = bpf_ktime_get_ns();
-	k->conn_id = session;
-	k->pid = id >> 32;
-	k->tid = (__u32)id;
-	k->uid = (__u32)bpf_get_current_uid_gid();
+	k->conn_id = st.conn;
+	ECAP_FILL_TASK(k, id);
 	k->fd = fd;
-	bpf_get_current_comm(k->comm, sizeof(k->comm));
 	ecap_fill_tuple(fd, &k->tuple);
-	ecap_output(ctx, k, sizeof(*k));
+	ecap_submit(ctx, k, sizeof(*k));
 	return 0;
 }
 
-SEC("raw_tracepoint/sys_enter")
-int tp_sys_enter(struct bpf_raw_tracepoint_args *ctx) { return tls_sys_enter(ctx); }
+TLS_DEFINE_FD_LEARNERS()
+TLS_DEFINE_EXIT_CLEANUP()

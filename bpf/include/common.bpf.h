@@ -1,6 +1,7 @@
 /* Helpers every module's BPF program shares: filters in rodata, the event output map (ring
- * buffer, or perf buffer on kernels without one), counters, and fd -> socket tuple resolution
- * through the current task's file table (no kprobes). */
+ * buffer, or perf buffer on kernels without one), counters, counted map updates, the task header
+ * fill, per-CPU scratch declarations, and fd -> socket tuple resolution through the current
+ * task's file table (no kprobes). */
 #ifndef ECAP_COMMON_BPF_H
 #define ECAP_COMMON_BPF_H
 
@@ -46,6 +47,56 @@ static __always_inline void ecap_count(__u32 which)
 		*v += 1;
 }
 
+/* Every map update goes through this: a failure (map full, no memory) loses state that a later
+ * probe needed, so it is counted (ECAP_CNT_MAP_FAILED, shown in the exit summary). */
+static __always_inline long ecap_map_update(void *map, const void *key, const void *value,
+					    __u64 flags)
+{
+	long err = bpf_map_update_elem(map, key, value, flags);
+
+	if (err)
+		ecap_count(ECAP_CNT_MAP_FAILED);
+	return err;
+}
+
+/* A per-CPU array of one `value_type`, for records too large for the BPF stack. Only for
+ * programs that cannot be preempted by another user of the same map on the same CPU
+ * (tracepoints, tc); the uprobe paths reserve their records in the ring buffer instead
+ * (ecap_reserve), and use these only on perf-buffer kernels. */
+#define ECAP_SCRATCH_MAP(name, value_type)                                                       \
+	struct {                                                                                 \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                         \
+		__uint(max_entries, 1);                                                          \
+		__type(key, __u32);                                                              \
+		__type(value, value_type);                                                       \
+	} name SEC(".maps")
+
+static __always_inline void *ecap_scratch(void *map)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(map, &zero);
+}
+
+/* The task part of every record header: when, which process/thread, whose, which command. */
+#define ECAP_FILL_TASK(h, id)                                                                    \
+	do {                                                                                     \
+		(h)->timestamp_ns = bpf_ktime_get_ns();                                          \
+		(h)->pid = (id) >> 32;                                                           \
+		(h)->tid = (__u32)(id);                                                          \
+		(h)->uid = (__u32)bpf_get_current_uid_gid();                                     \
+		bpf_get_current_comm((h)->comm, sizeof((h)->comm));                              \
+	} while (0)
+
+/* The same for records that carry no thread id. */
+#define ECAP_FILL_PROCESS(h, id)                                                                 \
+	do {                                                                                     \
+		(h)->timestamp_ns = bpf_ktime_get_ns();                                          \
+		(h)->pid = (id) >> 32;                                                           \
+		(h)->uid = (__u32)bpf_get_current_uid_gid();                                     \
+		bpf_get_current_comm((h)->comm, sizeof((h)->comm));                              \
+	} while (0)
+
 static __always_inline bool ecap_filtered_out(__u64 pid_tgid)
 {
 	if (targ_tgid && (__u32)(pid_tgid >> 32) != targ_tgid)
@@ -55,21 +106,56 @@ static __always_inline bool ecap_filtered_out(__u64 pid_tgid)
 	return false;
 }
 
+static __always_inline __u64 ecap_wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= ringbuf_wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
 /* Sends `size` bytes at `data` to user space; counts a loss when the buffer is full. */
 static __always_inline void ecap_output(void *ctx, void *data, __u64 size)
 {
 	long err;
 
-	if (use_ringbuf) {
-		__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= ringbuf_wakeup_bytes
-				      ? BPF_RB_FORCE_WAKEUP
-				      : BPF_RB_NO_WAKEUP;
-		err = bpf_ringbuf_output(&events, data, size, flags);
-	} else {
+	if (use_ringbuf)
+		err = bpf_ringbuf_output(&events, data, size, ecap_wakeup_flags());
+	else
 		err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, data, size);
-	}
 	if (err)
 		ecap_count(ECAP_CNT_LOST);
+}
+
+/* Memory for a record of `size` bytes (a constant): reserved in the ring buffer itself, so two
+ * tasks preempting each other on one CPU never write into the same buffer; with a perf buffer
+ * (old kernels) the per-CPU `fallback` map's slot. Every path hands it to ecap_submit or
+ * ecap_discard. NULL (counted as lost) when the ring is full. */
+static __always_inline void *ecap_reserve(void *fallback, __u64 size)
+{
+	void *p;
+
+	if (!use_ringbuf)
+		return ecap_scratch(fallback);
+	p = bpf_ringbuf_reserve(&events, size, 0);
+	if (!p)
+		ecap_count(ECAP_CNT_LOST);
+	return p;
+}
+
+static __always_inline void ecap_submit(void *ctx, void *p, __u64 size)
+{
+	if (use_ringbuf) {
+		bpf_ringbuf_submit(p, ecap_wakeup_flags());
+		return;
+	}
+	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, p, size))
+		ecap_count(ECAP_CNT_LOST);
+}
+
+static __always_inline void ecap_discard(void *p)
+{
+	if (use_ringbuf)
+		bpf_ringbuf_discard(p, BPF_RB_NO_WAKEUP);
 }
 
 /* libbpf 1.1 (Debian 12) stops at the fifth argument. */
@@ -115,19 +201,6 @@ struct ecap_chunk_ctx {
 		ecap_output(c->regs, s, sizeof(s->hdr) + n);                                     \
 		return 0;                                                                        \
 	}
-
-/* read, write, readv, writev, sendto, recvfrom, sendmsg, recvmsg: the syscalls that move a
- * socket's bytes, whose first argument is the fd. */
-static __always_inline bool ecap_is_fd_io_syscall(long nr)
-{
-#if defined(__TARGET_ARCH_x86)
-	return (nr >= 0 && nr <= 1) || (nr >= 19 && nr <= 20) || (nr >= 44 && nr <= 47);
-#elif defined(__TARGET_ARCH_arm64)
-	return (nr >= 63 && nr <= 66) || (nr >= 206 && nr <= 207) || (nr >= 211 && nr <= 212);
-#else
-#error "syscall numbers for this architecture are missing"
-#endif
-}
 
 /* The socket behind `fd` of the current task, or NULL. */
 static __always_inline struct sock *ecap_fd_to_sock(__s32 fd)

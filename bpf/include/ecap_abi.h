@@ -29,7 +29,7 @@ struct ecap_sock_tuple {
 enum ecap_counter {
 	ECAP_CNT_LOST = 0,        /* output buffer full: record dropped */
 	ECAP_CNT_READ_FAILED = 1, /* user memory could not be read */
-	ECAP_CNT_MAP_FAILED = 2,  /* a map update the kernel refused (map full, no memory) */
+	ECAP_CNT_MAP_FAILED = 2,  /* a map update failed (map full, no memory): state was lost */
 	ECAP_CNT_MAX = 4,
 };
 

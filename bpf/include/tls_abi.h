@@ -1,38 +1,41 @@
-/* The plaintext record every TLS module's kernel side emits (openssl, gnutls, nss, gotls), shared
- * with C++ (src/tls/chunk_assembler). Module-specific records (keys, secrets) use kinds from
- * TLS_RECORD_MODULE on and live in the module's own ABI header. */
+/* The TLS plaintext record every TLS module (tls, gotls, gnutls, nss) sends, shared by their BPF
+ * programs (tls_emit.bpf.h, tls_data.bpf.h) and the C++ chunk assembler. A module's own key or
+ * secret records live in its module ABI header. */
 #ifndef ECAP_TLS_ABI_H
 #define ECAP_TLS_ABI_H
 
 #include "ecap_abi.h"
 
-/* Which library call a data record comes from (also the attach cookie of the data probes). */
+/* Which library call produced a record (the attach cookie of the data probes). Modules number
+ * their own calls from TLS_API_MODULE on. */
 enum tls_api {
 	TLS_API_READ = 0,
 	TLS_API_WRITE = 1,
 	TLS_API_READ_EX = 2,
 	TLS_API_WRITE_EX = 3,
-	TLS_API_HANDSHAKE = 4, /* handshake functions: keys only */
+	TLS_API_HANDSHAKE = 4, /* keys only */
+	TLS_API_MODULE = 16,
 };
 
 /* Every record in a TLS module's ring buffer starts with this byte. */
 enum tls_record_kind {
 	TLS_RECORD_DATA = 0,
 	/* The fd of conn_id became known after its data was emitted with fd -1 (libraries writing to
-	 * memory BIOs, like node's, touch the socket only after the TLS call): fd and tuple are set,
+	 * memory BIOs, like node's, touch the socket only after the SSL call): fd and tuple are set,
 	 * data_len is 0. Same layout as a data record. */
 	TLS_RECORD_CONN = 1,
-	TLS_RECORD_MODULE = 2, /* the first kind a module may define for its own records */
+	TLS_RECORD_KEYS = 2,   /* a module's keys record */
+	TLS_RECORD_SECRET = 3, /* a module's single-secret record (BoringSSL) */
 };
 
 struct tls_data_event {
 	__u8 kind;      /* enum tls_record_kind */
 	__u8 direction; /* enum ecap_direction */
-	__u8 api;       /* enum tls_api */
+	__u8 api;       /* enum tls_api, or the module's own */
 	__u8 pad;
-	__s32 fd; /* -1 when unknown */
-	__u64 timestamp_ns; /* CLOCK_MONOTONIC at the return of the call */
-	__u64 conn_id;      /* the library's connection object (SSL*, gnutls_session_t, ...) */
+	__s32 fd;           /* -1 when unknown */
+	__u64 timestamp_ns; /* CLOCK_MONOTONIC when the call's bytes were taken */
+	__u64 conn_id;      /* the library's connection object (SSL*, session, PRFileDesc*) */
 	__u64 total_len;    /* bytes the call moved */
 	__u64 offset;       /* where data[] starts within those bytes */
 	__u32 pid;

@@ -15,17 +15,27 @@ namespace {
 constexpr int kPollTimeoutMs = 10;
 }
 
-Result<uint64_t> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages) {
+RingSize ring_size_for(uint64_t mapsize_pages, int cpus, uint64_t page_size) {
+  RingSize r;
+  r.wanted = mapsize_pages * page_size * static_cast<uint64_t>(cpus > 0 ? cpus : 1);
+  r.capped = r.wanted > kMaxRingBytes;
+  uint64_t want = r.capped ? kMaxRingBytes : r.wanted;
+  r.bytes = page_size;
+  while (r.bytes < want) r.bytes <<= 1;
+  return r;
+}
+
+Result<uint64_t> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages,
+                                     RingSize* out) {
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0) return make_errno_error(cpus, "cannot count the possible CPUs");
   if (ringbuf) {
-    uint64_t want = mapsize_pages * static_cast<uint64_t>(getpagesize()) * cpus;
-    uint64_t size = static_cast<uint64_t>(getpagesize());
-    while (size < want && size < (1ull << 30)) size <<= 1;
-    if (int err = bpf_map__set_max_entries(map, static_cast<uint32_t>(size)); err != 0) {
-      return make_errno_error(err, "cannot size the ring buffer to {} bytes", size);
+    RingSize r = ring_size_for(mapsize_pages, cpus, static_cast<uint64_t>(getpagesize()));
+    if (out != nullptr) *out = r;
+    if (int err = bpf_map__set_max_entries(map, static_cast<uint32_t>(r.bytes)); err != 0) {
+      return make_errno_error(err, "cannot size the ring buffer to {} bytes", r.bytes);
     }
-    return size;
+    return r.bytes;
   }
   if (int err = bpf_map__set_type(map, BPF_MAP_TYPE_PERF_EVENT_ARRAY); err != 0) {
     return make_errno_error(err, "cannot turn the event map into a perf event array");
@@ -54,6 +64,10 @@ uint64_t lost_records(const bpf_map* counters, const EventReader* reader) {
   }
   if (reader != nullptr) lost += reader->lost();
   return lost;
+}
+
+uint64_t map_update_failures(const bpf_map* counters) {
+  return counters != nullptr ? read_percpu_counter(counters, ECAP_CNT_MAP_FAILED) : 0;
 }
 
 Result<std::unique_ptr<EventReader>> EventReader::create(bpf_map* map, bool ringbuf,

@@ -20,10 +20,22 @@ struct perf_buffer;
 
 namespace ecapture::bpf {
 
-// Before load: makes `map` a ring buffer of at least mapsize_pages pages per CPU (rounded up to a
-// power of two), or a perf event array when ringbuf is false. Returns the ring buffer's size in
-// bytes (0 for a perf event array).
-Result<uint64_t> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages);
+// The ring buffer's size: --mapsize keeps eCapture's meaning (pages per CPU, for its per-CPU perf
+// buffers), but one ring serves every CPU, so the total is rounded up to a power of two and capped
+// at kMaxRingBytes (a 64-CPU host would otherwise get 256 MiB for the default).
+constexpr uint64_t kMaxRingBytes = 128ull << 20;
+struct RingSize {
+  uint64_t bytes = 0;      // what the ring gets
+  uint64_t wanted = 0;     // mapsize pages x page size x possible CPUs
+  bool capped = false;     // wanted > kMaxRingBytes
+};
+RingSize ring_size_for(uint64_t mapsize_pages, int cpus, uint64_t page_size);
+
+// Before load: makes `map` a ring buffer sized by ring_size_for, or a perf event array when
+// ringbuf is false. Returns the ring buffer's size in bytes (0 for a perf event array); `*size`,
+// when given, gets the whole RingSize (for the message when capped).
+Result<uint64_t> configure_event_map(bpf_map* map, bool ringbuf, uint64_t mapsize_pages,
+                                     RingSize* size = nullptr);
 
 // Sum over CPUs of slot `index` of a per-CPU u64 array.
 uint64_t read_percpu_counter(const bpf_map* map, uint32_t index);
@@ -32,6 +44,10 @@ class EventReader;
 // Records a module lost: those the BPF side could not output or read (its `ecap_counters` map,
 // may be null) and those the reader missed (may be null).
 uint64_t lost_records(const bpf_map* counters, const EventReader* reader);
+
+// BPF map updates of a module that failed (map full, no memory): its `ecap_counters` map's
+// ECAP_CNT_MAP_FAILED slot; 0 when `counters` is null.
+uint64_t map_update_failures(const bpf_map* counters);
 
 class EventReader {
  public:

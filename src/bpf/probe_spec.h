@@ -1,16 +1,21 @@
 // Probes are data: a module lists what to attach, one attacher walks the list.
 #pragma once
 
+#include <spdlog/logger.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "bpf/event_reader.h"
 #include "bpf/handles.h"
 #include "core/result.h"
 
 namespace ecapture::bpf {
 
-enum class ProbeType { kUprobe, kUretprobe };
+// kUprobeSession: one program runs at the entry and, if the entry returned 0, at the return
+// (bpf_session_is_return() tells which); needs uprobe_session_supported().
+enum class ProbeType { kUprobe, kUretprobe, kUprobeSession };
 
 struct ProbeSpec {
   std::string binary;   // file to probe
@@ -32,7 +37,12 @@ struct AttachResult {
 // become a single link, attached and detached at once. ECAPTURE_FORCE_PERF_UPROBES=1 says no.
 bool uprobe_multi_supported();
 
-// Before load: prepares the object's uprobe programs for the chosen attach method.
+// True when the kernel has session uprobes (6.13+) on uprobe_multi links: an entry program can
+// skip the return probe of a call. ECAPTURE_NO_UPROBE_SESSION=1 says no.
+bool uprobe_session_supported();
+
+// Before load: prepares the object's uprobe programs for the chosen attach method (programs
+// named "*_session" are loaded only where session uprobes exist).
 void prepare_uprobe_programs(bpf_object* obj, bool multi);
 
 // Attaches every spec to the programs of `obj`. `pid` restricts the uprobes to one process
@@ -41,7 +51,19 @@ void prepare_uprobe_programs(bpf_object* obj, bool multi);
 Result<AttachResult> attach_uprobes(bpf_object* obj, const std::vector<ProbeSpec>& specs, int pid,
                                     const std::string& hint, bool multi);
 
-// Attaches every program of `obj` whose section starts with "tracepoint/" or "raw_tracepoint/".
+// Attaches every loaded program of `obj` whose section starts with "tracepoint/" or
+// "raw_tracepoint/".
 Result<std::vector<Link>> attach_tracepoints(bpf_object* obj);
+
+// Before load: leaves the fd-learning syscall tracepoints ("tracepoint/syscalls/...") of `obj`
+// unloaded, so that they are neither loaded nor attached (keylog mode needs no fd).
+void skip_fd_learners(bpf_object* obj);
+
+// Before load, for tests only: ECAPTURE_TEST_MAP_ENTRIES="map:entries[,map:entries]" sets those
+// maps' sizes (e.g. a tiny tls_active_calls, to show failed map updates being counted).
+Result<void> apply_test_map_sizes(bpf_object* obj);
+
+// Tells that the ring buffer got less than --mapsize asked for (see ring_size_for).
+void log_ring_capped(spdlog::logger& log, uint64_t mapsize_pages, const RingSize& ring);
 
 }  // namespace ecapture::bpf

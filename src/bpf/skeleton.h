@@ -55,8 +55,12 @@ Result<Skel*> open_and_load(const SkeletonSettings& s, spdlog::logger& log, Open
   skel->rodata->targ_tgid = s.pid;
   skel->rodata->targ_uid = s.uid;
   skel->rodata->use_ringbuf = facts->ringbuf;
-  auto ring_bytes = configure_event_map(skel->maps.events, facts->ringbuf, s.mapsize_pages);
+  RingSize ring;
+  auto ring_bytes =
+      configure_event_map(skel->maps.events, facts->ringbuf, s.mapsize_pages, &ring);
   if (!ring_bytes) return fail(std::move(ring_bytes).error());
+  if (ring.capped) log_ring_capped(log, s.mapsize_pages, ring);
+  if (auto r = apply_test_map_sizes(skel->obj); !r) return fail(std::move(r).error());
   skel->rodata->ringbuf_wakeup_bytes =
       s.wake_every_record ? (*ring_bytes > 0 ? 1 : 0) : *ring_bytes / 4;
   if (auto r = tweak(skel); !r) return fail(std::move(r).error());

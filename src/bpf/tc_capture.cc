@@ -36,8 +36,9 @@ bool is_loopback(const std::string& ifname) {
 void TcCapture::SkelDeleter::operator()(tc_bpf* s) const { tc_bpf__destroy(s); }
 
 Result<std::unique_ptr<TcCapture>> TcCapture::start(const std::string& ifname,
-                                                    uint64_t mapsize_pages, Handler on_packet,
-                                                    EventReader::Tick tick) {
+                                                    uint64_t mapsize_pages,
+                                                    std::span<const ClassicInsn> filter,
+                                                    Handler on_packet, EventReader::Tick tick) {
   unsigned ifindex = if_nametoindex(ifname.c_str());
   if (ifindex == 0) {
     return make_error("-i {}: no such network interface (see `ip link`)", ifname);
@@ -48,16 +49,33 @@ Result<std::unique_ptr<TcCapture>> TcCapture::start(const std::string& ifname,
   if (!c->skel_) return make_errno_error(errno, "cannot open the packet capture BPF object");
   const bool ringbuf = ringbuf_supported();
   c->skel_->rodata->use_ringbuf = ringbuf;
+  RingSize ring;
   ASSIGN_OR_RETURN(uint64_t ring_bytes,
-                   configure_event_map(c->skel_->maps.events, ringbuf, mapsize_pages));
+                   configure_event_map(c->skel_->maps.events, ringbuf, mapsize_pages, &ring));
+  c->ring_capped_ = ring.capped;
   c->skel_->rodata->ringbuf_wakeup_bytes = ring_bytes / 4;
   int cpus = libbpf_num_possible_cpus();
   bpf_map__set_max_entries(c->skel_->maps.pkt_scratch, static_cast<uint32_t>(cpus > 0 ? cpus : 1));
   if (int err = tc_bpf__load(c->skel_.get()); err != 0) {
     return make_errno_error(err, "cannot load the packet capture BPF programs");
   }
-  auto attach = [&](bpf_program* prog, int type) -> Result<void> {
-    int fd = bpf_link_create(bpf_program__fd(prog), static_cast<int>(ifindex),
+  // With a filter, the attached program is the translated filter, which tail-calls the copier
+  // (slot 0 ingress, 1 egress of capture_progs) for the packets it accepts.
+  auto entry = [&](bpf_program* copier, uint32_t slot) -> Result<int> {
+    int copier_fd = bpf_program__fd(copier);
+    if (filter.empty()) return copier_fd;
+    int progs = bpf_map__fd(c->skel_->maps.capture_progs);
+    if (bpf_map_update_elem(progs, &slot, &copier_fd, BPF_ANY) != 0) {
+      return make_errno_error(errno, "cannot register the packet copier for the pcap filter");
+    }
+    ASSIGN_OR_RETURN(int fd, load_classic_filter(filter, progs, slot,
+                                                 slot == 0 ? "ecap_pcap_in" : "ecap_pcap_out"));
+    c->filter_fds_.push_back(fd);
+    return fd;
+  };
+  auto attach = [&](bpf_program* copier, int type) -> Result<void> {
+    ASSIGN_OR_RETURN(int prog_fd, entry(copier, type == kTcxIngress ? 0 : 1));
+    int fd = bpf_link_create(prog_fd, static_cast<int>(ifindex),
                              static_cast<bpf_attach_type>(type), nullptr);
     if (fd < 0) {
       return make_errno_error(-fd, "cannot attach packet capture to {} (tcx links need Linux "
@@ -90,6 +108,8 @@ TcCapture::~TcCapture() { stop(); }
 
 void TcCapture::stop() {
   destroy_links(links_);
+  for (int fd : filter_fds_) ::close(fd);
+  filter_fds_.clear();
   if (reader_) reader_->stop();
 }
 

@@ -113,54 +113,145 @@ std::string encode_message_text(const Message& m, bool hex) {
   return block;
 }
 
+namespace {
+
+// A JSON object written straight into one string, for the per-message hot path. Keys must come
+// in the order nlohmann::json (a std::map) would print them, so that the output is byte for byte
+// what the nlohmann encoding gave.
+class JsonLine {
+ public:
+  explicit JsonLine(size_t reserve) { out_.reserve(reserve); }
+  void key(std::string_view k) {
+    out_ += first_ ? '{' : ',';
+    first_ = false;
+    out_ += '"';
+    out_.append(k);
+    out_ += "\":";
+  }
+  void num(std::string_view k, uint64_t v) {
+    key(k);
+    fmt::format_to(std::back_inserter(out_), "{}", v);
+  }
+  void snum(std::string_view k, int64_t v) {
+    key(k);
+    fmt::format_to(std::back_inserter(out_), "{}", v);
+  }
+  void boolean(std::string_view k, bool v) {
+    key(k);
+    out_ += v ? "true" : "false";
+  }
+  void raw(std::string_view k, std::string_view json) {
+    key(k);
+    out_.append(json);
+  }
+  // A string value: escaped here when it is valid UTF-8 (checked by `utf8_known` or found to
+  // be ASCII), else through nlohmann (which replaces invalid sequences).
+  void str(std::string_view k, std::string_view v, bool utf8_known = false) {
+    key(k);
+    if (!utf8_known) {
+      for (char c : v) {
+        if (static_cast<unsigned char>(c) >= 0x80) {
+          out_ += nlohmann::json(std::string(v))
+                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+          return;
+        }
+      }
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    out_ += '"';
+    size_t run = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+      auto c = static_cast<unsigned char>(v[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out_.append(v.substr(run, i - run));
+      run = i + 1;
+      switch (c) {
+        case '"': out_ += "\\\""; break;
+        case '\\': out_ += "\\\\"; break;
+        case '\b': out_ += "\\b"; break;
+        case '\f': out_ += "\\f"; break;
+        case '\n': out_ += "\\n"; break;
+        case '\r': out_ += "\\r"; break;
+        case '\t': out_ += "\\t"; break;
+        default:
+          out_ += "\\u00";
+          out_ += kHex[c >> 4];
+          out_ += kHex[c & 0xf];
+      }
+    }
+    out_.append(v.substr(run));
+    out_ += '"';
+  }
+  std::string finish() {
+    out_ += first_ ? "{}\n" : "}\n";
+    return std::move(out_);
+  }
+
+ private:
+  std::string out_;
+  bool first_ = true;
+};
+
+std::string http_json(const Message& m) {
+  nlohmann::json h;
+  h["version"] = m.http.version;
+  if (is_request(m.proto)) {
+    h["method"] = m.http.method;
+    h["path"] = m.http.path;
+  } else {
+    h["status"] = m.http.status;
+  }
+  h["authority"] = m.http.authority;
+  if (m.stream_id != 0) h["stream_id"] = m.stream_id;
+  nlohmann::json headers = nlohmann::json::array();
+  for (const auto& [k, v] : m.http.headers) {
+    headers.push_back({is_utf8_text(k) ? k : base64_encode(k),
+                       is_utf8_text(v) ? v : base64_encode(v)});
+  }
+  h["headers"] = std::move(headers);
+  h["content_encoding"] = m.http.content_encoding;
+  h["body_decoded"] = m.http.body_decoded;
+  h["partial"] = m.http.partial;
+  return h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
 std::string encode_message_json(const Message& m) {
   const DataEvent& e = m.event;
-  nlohmann::json j;
-  j["time"] = format_timestamp(e.timestamp_ns);
-  j["timestamp"] = e.timestamp_ns;
-  j["uuid"] = message_uuid(m);
-  j["host"] = host_id();
-  j["source"] = e.source;
-  j["pid"] = e.pid;
-  j["tid"] = e.tid;
-  j["uid"] = e.uid;
-  j["comm"] = is_utf8_text(e.comm) ? e.comm : base64_encode(e.comm);
-  j["fd"] = e.fd;
-  j["conn_id"] = e.conn_id;
-  j["direction"] = to_string(e.direction);
-  j["src_ip"] = ip_of(e.src);
-  j["src_port"] = e.src.port;
-  j["dst_ip"] = ip_of(e.dst);
-  j["dst_port"] = e.dst.port;
-  j["proto"] = protocol_name(m.proto);
-  j["type"] = static_cast<int>(m.proto);
-  j["length"] = e.length;
-  j["wire_length"] = m.wire_bytes;
-  j["truncated"] = e.payload.size() < e.length;
-  put_payload(j, e.payload);
-  if (m.proto != Protocol::kRaw) {
-    nlohmann::json h;
-    h["version"] = m.http.version;
-    if (is_request(m.proto)) {
-      h["method"] = m.http.method;
-      h["path"] = m.http.path;
-    } else {
-      h["status"] = m.http.status;
-    }
-    h["authority"] = m.http.authority;
-    if (m.stream_id != 0) h["stream_id"] = m.stream_id;
-    nlohmann::json headers = nlohmann::json::array();
-    for (const auto& [k, v] : m.http.headers) {
-      headers.push_back({is_utf8_text(k) ? k : base64_encode(k),
-                         is_utf8_text(v) ? v : base64_encode(v)});
-    }
-    h["headers"] = std::move(headers);
-    h["content_encoding"] = m.http.content_encoding;
-    h["body_decoded"] = m.http.body_decoded;
-    h["partial"] = m.http.partial;
-    j["http"] = std::move(h);
+  const bool text = is_utf8_text(e.payload);
+  JsonLine j(e.payload.size() * (text ? 1 : 4) / (text ? 1 : 3) + 512);
+  const bool comm_text = is_utf8_text(e.comm);
+  j.str("comm", comm_text ? e.comm : base64_encode(e.comm), comm_text);
+  j.num("conn_id", e.conn_id);
+  j.str("direction", to_string(e.direction));
+  j.str("dst_ip", ip_of(e.dst));
+  j.num("dst_port", e.dst.port);
+  j.snum("fd", e.fd);
+  j.str("host", host_id());
+  if (m.proto != Protocol::kRaw) j.raw("http", http_json(m));
+  j.num("length", e.length);
+  if (text) {
+    j.str("payload", e.payload, true);
+    j.str("payload_encoding", "text");
+  } else {
+    j.str("payload", base64_encode(e.payload), true);
+    j.str("payload_encoding", "base64");
   }
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  j.num("pid", e.pid);
+  j.str("proto", protocol_name(m.proto));
+  j.str("source", e.source);
+  j.str("src_ip", ip_of(e.src));
+  j.num("src_port", e.src.port);
+  j.num("tid", e.tid);
+  j.str("time", format_timestamp(e.timestamp_ns));
+  j.num("timestamp", e.timestamp_ns);
+  j.boolean("truncated", e.payload.size() < e.length);
+  j.snum("type", static_cast<int>(m.proto));
+  j.num("uid", e.uid);
+  j.str("uuid", message_uuid(m));
+  j.num("wire_length", m.wire_bytes);
+  return j.finish();
 }
 
 std::string encode_audit_json(const AuditEvent& e) {

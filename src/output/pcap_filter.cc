@@ -29,6 +29,17 @@ PcapFilter::~PcapFilter() {
   if (prog_) pcap_freecode(&prog_->prog);
 }
 
+std::vector<bpf::ClassicInsn> PcapFilter::instructions() const {
+  std::vector<bpf::ClassicInsn> out;
+  if (!prog_) return out;
+  static_assert(sizeof(bpf::ClassicInsn) == sizeof(bpf_insn), "classic BPF instruction layout");
+  for (u_int i = 0; i < prog_->prog.bf_len; ++i) {
+    const bpf_insn& in = prog_->prog.bf_insns[i];
+    out.push_back({in.code, in.jt, in.jf, in.k});
+  }
+  return out;
+}
+
 bool PcapFilter::matches(std::span<const uint8_t> frame, uint32_t original_len) const {
   if (!prog_) return true;
   pcap_pkthdr h{};

@@ -1,4 +1,5 @@
-// libpcap filter expressions applied to captured frames in user space. Kept apart from libbpf:
+// libpcap filter expressions: compiled to classic BPF (run in the kernel by bpf/tc_capture), and
+// matched against captured frames in user space. Kept apart from libbpf:
 // <pcap/bpf.h> and <linux/bpf.h> cannot share a translation unit.
 #pragma once
 
@@ -6,6 +7,9 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
+
+#include "bpf/classic_filter.h"
 
 #include "core/result.h"
 
@@ -18,6 +22,8 @@ class PcapFilter {
   static Result<std::unique_ptr<PcapFilter>> compile(const std::string& expression);
   ~PcapFilter();
   bool matches(std::span<const uint8_t> frame, uint32_t original_len) const;
+  // The compiled classic BPF program (empty for ""), for running it in the kernel.
+  std::vector<bpf::ClassicInsn> instructions() const;
 
  private:
   struct Program;

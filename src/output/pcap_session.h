@@ -56,6 +56,9 @@ class PcapSession {
   void add_packet(uint64_t mono_ns, std::span<const uint8_t> frame, uint32_t original_len);
   // Writes what is due (packets wait briefly for their connection's secrets) and flushes.
   void tick();
+  // The filter as classic BPF, for a packet source that can run it in the kernel (packets that
+  // reach add_packet are matched again, which costs little once the kernel has filtered).
+  std::vector<bpf::ClassicInsn> kernel_filter() const { return filter_->instructions(); }
   // Writes everything still held. Idempotent.
   void close();
   // Closes and removes the file, for a capture that never started (it holds no packet).

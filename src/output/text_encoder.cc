@@ -38,27 +38,41 @@ bool looks_like_text(std::string_view data) {
   return true;
 }
 
+// Lines of "oooooooo  xx xx xx xx xx xx xx xx  xx xx xx xx xx xx xx xx  |cccccccccccccccc|\n"
+// written straight into a buffer sized once: no formatting call per byte.
 std::string hex_dump(std::string_view data) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  constexpr size_t kLine = 8 + 2 + 16 * 3 + 1 + 2 + 16 + 2;  // 79
   std::string out;
-  out.reserve(data.size() * 4 + 16);
+  out.resize((data.size() + 15) / 16 * kLine);
+  char* p = out.data();
   for (size_t off = 0; off < data.size(); off += 16) {
     size_t n = std::min<size_t>(16, data.size() - off);
-    fmt::format_to(std::back_inserter(out), "{:08x}  ", off);
+    for (int shift = 28; shift >= 0; shift -= 4) *p++ = kHex[(off >> shift) & 0xf];
+    *p++ = ' ';
+    *p++ = ' ';
     for (size_t i = 0; i < 16; ++i) {
       if (i < n) {
-        fmt::format_to(std::back_inserter(out), "{:02x} ", static_cast<unsigned char>(data[off + i]));
+        auto c = static_cast<unsigned char>(data[off + i]);
+        *p++ = kHex[c >> 4];
+        *p++ = kHex[c & 0xf];
       } else {
-        out += "   ";
+        *p++ = ' ';
+        *p++ = ' ';
       }
-      if (i == 7) out += ' ';
+      *p++ = ' ';
+      if (i == 7) *p++ = ' ';
     }
-    out += " |";
+    *p++ = ' ';
+    *p++ = '|';
     for (size_t i = 0; i < n; ++i) {
       auto c = static_cast<unsigned char>(data[off + i]);
-      out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '.';
+      *p++ = (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '.';
     }
-    out += "|\n";
+    *p++ = '|';
+    *p++ = '\n';
   }
+  out.resize(static_cast<size_t>(p - out.data()));
   return out;
 }
 

@@ -7,6 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <string_view>
+
 #include "output/pcap_filter.h"
 
 namespace ecapture::tls {
@@ -46,18 +49,39 @@ Result<void> KeyOutput::start(spdlog::logger& log) {
     PcapSessionConfig pc{cfg_.ifname, cfg_.filter, cfg_.pcapfile, cfg_.pid, cfg_.uid};
     ASSIGN_OR_RETURN(pcap_, PcapSession::open(pc, log));
     PcapSession* file = pcap_.get();
-    auto capture = bpf::TcCapture::start(
-        cfg_.ifname, cfg_.mapsize_pages,
-        [file](const bpf::Packet& p) { file->add_packet(p.mono_ns, p.data, p.len); },
-        [file] { file->tick(); });
+    auto on_packet = [file](const bpf::Packet& p) { file->add_packet(p.mono_ns, p.data, p.len); };
+    auto tick = [file] { file->tick(); };
+    // The filter runs in the kernel: packets it rejects are never copied. Filtering in user space
+    // is the fallback when the kernel cannot run the translated program;
+    // ECAPTURE_TEST_USERSPACE_FILTER=1 forces it (for bench/).
+    std::vector<bpf::ClassicInsn> insns;
+    const char* userspace_only = std::getenv("ECAPTURE_TEST_USERSPACE_FILTER");
+    if (userspace_only == nullptr || std::string_view(userspace_only) != "1") {
+      insns = pcap_->kernel_filter();
+    }
+    const char* where = !insns.empty()        ? "in the kernel"
+                        : cfg_.filter.empty() ? ""
+                                              : "in user space";
+    auto capture = bpf::TcCapture::start(cfg_.ifname, cfg_.mapsize_pages, insns, on_packet, tick);
+    if (!capture && !insns.empty()) {
+      log.warn("pcap: the filter cannot run in the kernel ({}); filtering in user space",
+               capture.error().to_string());
+      where = "in user space";
+      capture = bpf::TcCapture::start(cfg_.ifname, cfg_.mapsize_pages, {}, on_packet, tick);
+    }
     if (!capture) {
       pcap_->discard();
       pcap_.reset();
       return std::move(capture).error();
     }
     capture_ = std::move(capture).value();
-    log.info("pcap: capturing packets on {} into {} (filter: {}, applied in user space)",
-             cfg_.ifname, cfg_.pcapfile, cfg_.filter.empty() ? "none" : cfg_.filter);
+    if (capture_->ring_capped()) {
+      log.warn("pcap: --mapsize {} pages per CPU is capped to a {} MiB ring buffer",
+               cfg_.mapsize_pages, bpf::kMaxRingBytes >> 20);
+    }
+    log.info("pcap: capturing packets on {} into {} (filter: {}{}{})", cfg_.ifname,
+             cfg_.pcapfile, cfg_.filter.empty() ? "none" : cfg_.filter, *where ? ", applied " : "",
+             where);
   }
   started_ = true;
   return {};

@@ -163,7 +163,7 @@ TEST(BoringSslOffsetsTest, OtherShapesGiveNothing) {
 
 TEST(BoringSslSecretsTest, LabelsMapToKeylogLabels) {
   openssl_secret_event e{};
-  e.kind = OPENSSL_RECORD_SECRET;
+  e.kind = TLS_RECORD_SECRET;
   for (int i = 0; i < 32; ++i) e.client_random[i] = static_cast<uint8_t>(i);
   for (int i = 0; i < 48; ++i) e.secret[i] = static_cast<uint8_t>(0xa0 + (i & 0xf));
   auto line_for = [&](std::string_view label, uint8_t n) {

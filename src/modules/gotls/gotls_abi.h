@@ -1,15 +1,13 @@
 /* Events of the Go crypto/tls module (bpf/gotls.bpf.c), shared with C++. Plaintext records are
- * tls_abi.h's (conn_id is the *tls.Conn). */
+ * the shared struct tls_data_event (tls_abi.h); conn_id is the *tls.Conn. */
 #ifndef ECAP_GOTLS_ABI_H
 #define ECAP_GOTLS_ABI_H
 
 #include "tls_abi.h"
 
-#define GOTLS_RECORD_KEYS TLS_RECORD_MODULE /* first byte of a gotls_keys_event */
-
 enum gotls_api {
-	GOTLS_API_WRITE = 16, /* (*Conn).writeRecordLocked, application data records */
-	GOTLS_API_READ = 17,  /* (*Conn).Read, at each RET */
+	GOTLS_API_WRITE = TLS_API_MODULE, /* (*Conn).writeRecordLocked, application data records */
+	GOTLS_API_READ = TLS_API_MODULE + 1, /* (*Conn).Read, at each RET */
 };
 
 /* Attach cookies: which hook a shared program serves. */
@@ -23,7 +21,7 @@ enum gotls_hook {
 
 /* One (*Config).writeKeyLog call: label, client random and secret as Go passed them. */
 struct gotls_keys_event {
-	__u8 kind; /* GOTLS_RECORD_KEYS */
+	__u8 kind; /* TLS_RECORD_KEYS */
 	__u8 label_len;
 	__u8 random_len;
 	__u8 secret_len;

@@ -161,7 +161,7 @@ Result<void> GoTlsModule::on_run() {
 }
 
 Result<bool> GoTlsModule::handle_own_record(std::span<const uint8_t> record) {
-  if (record.empty() || record[0] != GOTLS_RECORD_KEYS) return false;
+  if (record.empty() || record[0] != TLS_RECORD_KEYS) return false;
   ASSIGN_OR_RETURN(auto k, bpf::read_struct<gotls_keys_event>(record, "gotls key"));
   ASSIGN_OR_RETURN(KeylogLine line, keylog_line(k));
   add_keys(std::span(&line, 1), line.label, k.pid, k.uid, k.comm, k.tuple);

@@ -1,15 +1,9 @@
-/* Key records of the OpenSSL/BoringSSL module (bpf/openssl.bpf.c), shared with C++; its plaintext
- * records are tls_abi.h's. */
+/* Key records and library layouts of the OpenSSL/BoringSSL module (bpf/openssl.bpf.c), shared
+ * with C++. Its plaintext records are the shared struct tls_data_event (tls_abi.h). */
 #ifndef ECAP_OPENSSL_ABI_H
 #define ECAP_OPENSSL_ABI_H
 
 #include "tls_abi.h"
-
-/* Records of this module besides tls_abi.h's data records. */
-enum openssl_record_kind {
-	OPENSSL_RECORD_KEYS = TLS_RECORD_MODULE, /* struct openssl_keys_event */
-	OPENSSL_RECORD_SECRET, /* struct openssl_secret_event (BoringSSL) */
-};
 
 #define OPENSSL_SECRET_MAX 64 /* EVP_MAX_MD_SIZE */
 
@@ -17,7 +11,7 @@ enum openssl_record_kind {
  * master_key. TLS 1.3: the secrets as OpenSSL keeps them (64-byte buffers; the hash length is
  * found in user space). */
 struct openssl_keys_event {
-	__u8 kind; /* OPENSSL_RECORD_KEYS */
+	__u8 kind; /* TLS_RECORD_KEYS */
 	__u8 pad[3];
 	__u32 version; /* TLS1_2_VERSION 0x0303, TLS1_3_VERSION 0x0304, ... */
 	__u64 timestamp_ns;
@@ -43,7 +37,7 @@ struct openssl_keys_event {
  * taken one by one where they are derived (libcrypto's HKDF_expand for TLS 1.3, CRYPTO_tls1_prf's
  * "key expansion" for TLS 1.2), while the thread is inside an SSL call. */
 struct openssl_secret_event {
-	__u8 kind;       /* OPENSSL_RECORD_SECRET */
+	__u8 kind;       /* TLS_RECORD_SECRET */
 	__u8 label_len;  /* bytes used in label[] */
 	__u8 secret_len; /* bytes used in secret[] */
 	__u8 pad;

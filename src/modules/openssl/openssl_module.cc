@@ -96,6 +96,14 @@ std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary
   for (Fn fn : {Fn{"SSL_write", TLS_API_WRITE, false}, Fn{"SSL_read", TLS_API_READ, false},
                 Fn{"SSL_write_ex", TLS_API_WRITE_EX, true},
                 Fn{"SSL_read_ex", TLS_API_READ_EX, true}}) {
+    // Writes on connections whose fd is known are emitted at their entry with no return probe
+    // (one trap per SSL_write) where the kernel has session uprobes.
+    if ((fn.api == TLS_API_WRITE || fn.api == TLS_API_WRITE_EX) &&
+        bpf::uprobe_session_supported()) {
+      specs.push_back({binary, fn.name, 0, "probe_openssl_write_session",
+                       ProbeType::kUprobeSession, fn.optional, static_cast<uint64_t>(fn.api)});
+      continue;
+    }
     specs.push_back({binary, fn.name, 0, "probe_openssl_rw_enter", ProbeType::kUprobe,
                      fn.optional, static_cast<uint64_t>(fn.api)});
     specs.push_back({binary, fn.name, 0, "probe_openssl_rw_exit", ProbeType::kUretprobe,
@@ -196,6 +204,8 @@ Result<void> OpenSslModule::on_start() {
                        settings, openssl_bpf__open_opts, openssl_bpf__load,
                        openssl_bpf__destroy, [&](openssl_bpf* sk) -> Result<void> {
                          if (mode_ == CaptureMode::kText) return {};
+                         // Keylog: the keys' fd comes from the connection's last fd only.
+                         if (mode_ == CaptureMode::kKeylog) bpf::skip_fd_learners(sk->obj);
                          sk->rodata->capture_data = false;
                          sk->rodata->capture_keys = true;
                          std::memcpy(const_cast<openssl_layout*>(&sk->rodata->layout),
@@ -267,11 +277,11 @@ Result<void> OpenSslModule::handle_secret(std::span<const uint8_t> record) {
 }
 
 Result<bool> OpenSslModule::handle_own_record(std::span<const uint8_t> record) {
-  if (!record.empty() && record[0] == OPENSSL_RECORD_KEYS) {
+  if (!record.empty() && record[0] == TLS_RECORD_KEYS) {
     RETURN_IF_ERROR(handle_keys(record));
     return true;
   }
-  if (!record.empty() && record[0] == OPENSSL_RECORD_SECRET) {
+  if (!record.empty() && record[0] == TLS_RECORD_SECRET) {
     RETURN_IF_ERROR(handle_secret(record));
     return true;
   }

@@ -1,5 +1,5 @@
 /* Records of the gnutls key path (bpf/tlslib.bpf.c), shared with C++. Data records are the
- * shared TLS record of tls_abi.h. */
+ * shared struct tls_data_event (tls_abi.h). */
 #ifndef ECAP_TLSLIB_ABI_H
 #define ECAP_TLSLIB_ABI_H
 

@@ -171,6 +171,8 @@ Result<void> TlsLibModule::on_start() {
   RETURN_IF_ERROR(session().load<tlslib_bpf>(
                        settings, tlslib_bpf__open_opts, tlslib_bpf__load,
                        tlslib_bpf__destroy, [&](tlslib_bpf* sk) -> Result<void> {
+                         // Keylog: the keys' fd comes from the connection's last fd only.
+                         if (mode_ == tls::CaptureMode::kKeylog) bpf::skip_fd_learners(sk->obj);
                          if (mode_ != tls::CaptureMode::kText) {
                            std::memcpy(const_cast<gnutls_layout*>(&sk->rodata->glayout),
                                        &layout_.layout, sizeof(gnutls_layout));
