@@ -8,7 +8,7 @@
 #include "output/ecaptureq_server.h"
 #include "output/kafka_writer.h"
 #include "output/text_encoder.h"
-#include "web/web_hub.h"
+#include "output/tee_sink.h"
 
 namespace ecapture {
 namespace {
@@ -101,7 +101,7 @@ Result<std::unique_ptr<Outputs>> Outputs::create(const OutputConfig& cfg, const 
   popt.parse = !cfg.raw;
   MessageSink* out = o->router_.get();
   if (tap != nullptr) {
-    o->tee_ = std::make_unique<web::TeeSink>(o->router_.get(), tap);
+    o->tee_ = std::make_unique<TeeSink>(o->router_.get(), tap);
     out = o->tee_.get();
   }
   o->processor_ = std::make_unique<EventProcessor>(popt, out);

@@ -107,26 +107,4 @@ class WebHub : public MessageSink {
   std::unordered_map<uint32_t, ProcInfo> procs_;  // bounded: cleared when it grows past 4096
 };
 
-// Sends every message and audit record to two sinks (the OutputRouter and the WebHub).
-class TeeSink : public MessageSink {
- public:
-  TeeSink(MessageSink* a, MessageSink* b) : a_(a), b_(b) {}
-  void write(const Message& m) override {
-    a_->write(m);
-    b_->write(m);
-  }
-  void write_audit(const AuditEvent& e) override {
-    a_->write_audit(e);
-    b_->write_audit(e);
-  }
-  void flush() override {
-    a_->flush();
-    b_->flush();
-  }
-
- private:
-  MessageSink* a_;
-  MessageSink* b_;
-};
-
 }  // namespace ecapture::web
