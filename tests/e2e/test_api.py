@@ -28,9 +28,12 @@ CLIENT = textwrap.dedent("""\
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
     def get(path):
         conn.request("GET", path)
+        # Taken before the response: nginx closes a keep-alive connection after 1000 requests,
+        # and http.client then drops the socket (and opens a new one for the next request).
+        port = conn.sock.getsockname()[1]
         r = conn.getresponse()
         body = r.read()
-        print(json.dumps(dict(pid=os.getpid(), port=conn.sock.getsockname()[1], path=path,
+        print(json.dumps(dict(pid=os.getpid(), port=port, path=path,
                               status=r.status, body=body.decode("latin-1"))), flush=True)
     if loop:
         while True:
