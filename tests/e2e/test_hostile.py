@@ -31,13 +31,23 @@ sys.stdin.read()
 
 
 def run_measured(argv, timeout, tmp):
-    """Runs argv to completion; returns (returncode, stdout, stderr, seconds, maxrss KiB) with
-    the rusage of that one process (wait4)."""
+    """Runs argv to completion; returns (returncode, stdout, stderr, seconds, peak RSS KiB)."""
     out_path, err_path = os.path.join(tmp, "measured.out"), os.path.join(tmp, "measured.err")
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+    # Peak memory of the program itself: VmHWM of its own (post-exec) address space, sampled while
+    # it runs. (wait4's ru_maxrss would also count the test runner's memory, which the forked
+    # child carried until its exec.)
+    hwm = 0
     while True:
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        hwm = max(hwm, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass
         pid, status, usage = os.wait4(p.pid, os.WNOHANG)
         if pid == p.pid:
             break
@@ -53,7 +63,7 @@ def run_measured(argv, timeout, tmp):
         out = f.read()
     with open(err_path, "rb") as f:
         err = f.read().decode(errors="replace")
-    return p.returncode, out, err, seconds, usage.ru_maxrss
+    return p.returncode, out, err, seconds, hwm
 
 
 class Hostile(helpers.E2ETestCase):

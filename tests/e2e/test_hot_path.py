@@ -188,8 +188,8 @@ class HotPath(helpers.E2ETestCase):
             p.stdin.flush()
             self.assertEqual(lines.get_json()["event"], "blocked")
             self.assertTrue(helpers.wait_until(lambda: entries(calls) == 2, 5))
-        m = re.search(r"summary: events=\d+ bytes=\d+ lost=\d+ map_update_failed=(\d+)",
-                      run.stderr_text())
+        m = re.search(r"summary: events=\d+ bytes=\d+ lost=\d+ decode_errors=\d+ "
+                      r"map_update_failures=(\d+)", run.stderr_text())
         self.assertIsNotNone(m, run.describe())
         self.assertEqual(int(m.group(1)), 2, run.describe())
 
