@@ -201,7 +201,9 @@ void KafkaWriter::write_record(const RecordMeta& meta, std::string_view bytes, b
       RD_KAFKA_V_HEADER("host", host.data(), static_cast<ssize_t>(host.size())),
       RD_KAFKA_V_HEADER("module", meta.module.data(), static_cast<ssize_t>(meta.module.size())),
       RD_KAFKA_V_HEADER("pid", pid.data(), static_cast<ssize_t>(pid.size())), RD_KAFKA_V_END);
-  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++in_queue_;
+  } else {
     // __QUEUE_FULL: the bound is reached (a broker away or slow); never wait for room.
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       ++queue_full_;
@@ -215,6 +217,7 @@ void KafkaWriter::write_record(const RecordMeta& meta, std::string_view bytes, b
 
 void KafkaWriter::on_delivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
   auto* self = static_cast<KafkaWriter*>(opaque);
+  --self->in_queue_;
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++self->messages_;
     self->bytes_ += msg->len;
@@ -261,7 +264,7 @@ void KafkaWriter::close() {
   // What the brokers did not take in time is dropped, and counted through its delivery report.
   rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_flush(rk_, 500);
-  int left = rd_kafka_outq_len(rk_);
+  const int64_t left = in_queue_.exchange(0);
   if (left > 0) {
     delivery_failed_ += static_cast<uint64_t>(left);
     dropped_ += static_cast<uint64_t>(left);
@@ -281,8 +284,7 @@ KafkaStats KafkaWriter::kafka_stats() const {
   KafkaStats s;
   s.queue_full = queue_full_.load();
   s.delivery_failed = delivery_failed_.load();
-  std::shared_lock lock(mu_);
-  if (rk_ != nullptr) s.queued = static_cast<uint64_t>(std::max(0, rd_kafka_outq_len(rk_)));
+  s.queued = static_cast<uint64_t>(std::max<int64_t>(0, in_queue_.load()));
   return s;
 }
 

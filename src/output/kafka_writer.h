@@ -74,6 +74,9 @@ class KafkaWriter : public Writer {
   std::atomic<bool> stop_{false};
   std::atomic<bool> brokers_down_{false};
   std::atomic<uint64_t> queue_full_{0}, delivery_failed_{0};
+  // Messages librdkafka accepted and has not reported on yet (rd_kafka_outq_len also counts
+  // its own requests and events, so it is not a message count).
+  std::atomic<int64_t> in_queue_{0};
 };
 
 }  // namespace ecapture
