@@ -23,6 +23,7 @@ nlohmann::json status_json(const RunnerStatus& s, bool reloading) {
         {"decode_errors", s.decode_errors},
         {"map_update_failures", s.map_update_failures},
         {"targets", s.targets}}},
+      {"target_report", s.target_report},
       {"error", s.error},
   };
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/logger.h>
 
 #include "core/config.h"
@@ -76,6 +77,9 @@ class Module {
   const std::string& name() const { return name_; }
   const ModuleConfig* config() const { return config_.get(); }
   const ModuleCounters& counters() const { return counters_; }
+  // What the module hooked and what it could not, for /status: a JSON array of objects (one per
+  // target: "path", "reason" or "version", ...). Thread-safe; empty by default.
+  virtual nlohmann::json target_report() const { return nlohmann::json::array(); }
 
  protected:
   virtual Result<void> on_init() = 0;

@@ -187,6 +187,7 @@ RunnerStatus Runner::status() const {
     s.decode_errors = c.decode_errors.load();
     s.map_update_failures = c.map_update_failures.load();
     s.targets = c.targets.load();
+    s.target_report = module_->target_report();
     s.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
   } else {

@@ -27,6 +27,7 @@ struct RunnerStatus {
   uint64_t events = 0, bytes = 0, lost = 0;
   uint64_t decode_errors = 0, map_update_failures = 0, targets = 0;
   std::string error;  // why the module failed (state kError), else empty
+  nlohmann::json target_report = nlohmann::json::array();  // Module::target_report()
 };
 
 class Runner {
