@@ -6,12 +6,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/result.h"
 
@@ -38,10 +37,10 @@ struct FieldRow {
   std::vector<std::string> json;  // JSON names, alternatives ("both given" is refused); the first
                                   // is shown in /status; empty: not in JSON
   std::string help;
-  std::string default_text;       // shown in --help
-  uint64_t max = UINT64_MAX;      // Number and ExitStatus rows
-  bool existing_file = false;     // Text: a non-empty JSON value must name a regular file
-  bool positional = false;        // Text: the trailing words of the command line, joined by spaces
+  std::string default_text;    // shown in --help
+  uint64_t max = UINT64_MAX;   // Number and ExitStatus rows
+  bool existing_file = false;  // Text: a non-empty JSON value must name a regular file
+  bool positional = false;     // Text: the trailing words of the command line, joined by spaces
 };
 
 // The rows of one module's configuration plus its checks across fields.
@@ -71,6 +70,14 @@ class FieldTableBuilder {
   FieldTableBuilder& text(std::string Config::*m, FieldRow row) {
     row.ref = FieldRow::Text([m](ModuleConfig& c) -> std::string& { return as(c).*m; });
     return add(std::move(row));
+  }
+  // A path that must name an existing file (checked for JSON values too).
+  FieldTableBuilder& file(std::string Config::*m, std::string flag, std::vector<std::string> json,
+                          std::string help) {
+    return text(m, {.flag = std::move(flag),
+                    .json = std::move(json),
+                    .help = std::move(help),
+                    .existing_file = true});
   }
   FieldTableBuilder& number(uint64_t Config::*m, FieldRow row) {
     row.ref = FieldRow::Number([m](ModuleConfig& c) -> uint64_t& { return as(c).*m; });

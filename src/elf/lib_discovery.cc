@@ -19,6 +19,8 @@
 #include <string_view>
 #include <utility>
 
+#include <fmt/ranges.h>
+
 namespace ecapture::elf {
 namespace {
 
@@ -191,15 +193,6 @@ std::vector<CacheEntry> parse_cache(std::string_view cache, std::string_view son
   return entries;
 }
 
-std::string join(const std::vector<std::string>& items, std::string_view separator) {
-  std::string out;
-  for (const std::string& item : items) {
-    if (!out.empty()) out += separator;
-    out += item;
-  }
-  return out;
-}
-
 std::string read_link(const std::string& path) {
   char target[256];
   const ssize_t n = ::readlink(path.c_str(), target, sizeof(target));
@@ -283,7 +276,7 @@ Result<std::string> find_library(const std::vector<std::string>& sonames) {
   const std::string hint = sonames.front().starts_with("libssl") ? "pass its path with --libssl"
                                                                  : "pass its path explicitly";
   return make_error("cannot find {} in the ld cache or in /etc/ld.so.conf directories ({}); {}",
-                    join(sonames, " or "), join(dirs, ", "), hint);
+                    fmt::join(sonames, " or "), fmt::join(dirs, ", "), hint);
 }
 
 namespace {

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/ranges.h>
+
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
 
@@ -138,15 +140,6 @@ bool is_regular_file(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::string join(const std::vector<std::string>& items, std::string_view separator) {
-  std::string out;
-  for (const std::string& item : items) {
-    if (!out.empty()) out += separator;
-    out += item;
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string SslVersion::display() const {
@@ -235,7 +228,7 @@ Result<SslVersion> detect_ssl_version(const std::string& libssl_path) {
   return make_error(
       "no OpenSSL/BoringSSL version string in {}; pass the version with "
       "--ssl_version",
-      join(searched, ", "));
+      fmt::join(searched, ", "));
 }
 
 }  // namespace ecapture::elf

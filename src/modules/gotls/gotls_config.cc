@@ -5,18 +5,16 @@ namespace ecapture::gotls {
 
 const FieldTable& GoTlsConfig::fields() const {
   return field_table<GoTlsConfig>([](FieldTableBuilder<GoTlsConfig>& b) {
-    b.text(&GoTlsConfig::elfpath,
-           {.flag = "-e,--elfpath",
-            .json = {"elf_path"},
-            .help = "the Go program to hook (default with --pid: that process's executable)",
-            .existing_file = true});
+    b.file(&GoTlsConfig::elfpath, "-e,--elfpath", {"elf_path"},
+           "the Go program to hook (default with --pid: that process's executable)");
     tls::add_capture_rows(b, {"capture_mode", "keylog_file", "pcap_file", "ifname", "pcap_filter"},
                           GoTlsConfig{});
     add_perf_reorder_rows(b);
     b.check([](const GoTlsConfig& c) -> Result<void> {
       if (c.elfpath.empty() && c.global.pid == 0) {
-        return make_error("-e/--elfpath is required: give the path of the Go program to capture "
-                          "(or the --pid of a running one)");
+        return make_error(
+            "-e/--elfpath is required: give the path of the Go program to capture "
+            "(or the --pid of a running one)");
       }
       return {};
     });

@@ -5,12 +5,9 @@ namespace ecapture::mysqld {
 
 const FieldTable& MysqldConfig::fields() const {
   return field_table<MysqldConfig>([](FieldTableBuilder<MysqldConfig>& b) {
-    b.text(&MysqldConfig::mysqld,
-           {.flag = "-m,--mysqld",
-            .json = {"mysqldpath", "mysqlpath"},
-            .help = "mysqld/mariadbd binary (default: the running server's, /proc/<pid>/exe "
-                    "with --pid, else /usr/sbin/mariadbd)",
-            .existing_file = true})
+    b.file(&MysqldConfig::mysqld, "-m,--mysqld", {"mysqldpath", "mysqlpath"},
+           "mysqld/mariadbd binary (default: the running server's, /proc/<pid>/exe "
+           "with --pid, else /usr/sbin/mariadbd)")
         .text(&MysqldConfig::funcname,
               {.flag = "-f,--funcname",
                .json = {"funcname"},
@@ -24,15 +21,18 @@ const FieldTable& MysqldConfig::fields() const {
     add_perf_reorder_rows(b);
     b.check([](const MysqldConfig& c) -> Result<void> {
       if (c.offset != 0 && !c.funcname.empty()) {
-        return make_error("--offset {:#x} and --funcname {} both name the function to hook: give "
-                          "only one", c.offset, c.funcname);
+        return make_error(
+            "--offset {:#x} and --funcname {} both name the function to hook: give "
+            "only one",
+            c.offset, c.funcname);
       }
       return {};
     });
     b.check_json([](const MysqldConfig& c) -> Result<void> {
       if (c.offset != 0 && !c.funcname.empty()) {
-        return make_error("fields 'offset' and 'funcname' both name the function to hook: give "
-                          "one");
+        return make_error(
+            "fields 'offset' and 'funcname' both name the function to hook: give "
+            "one");
       }
       return {};
     });

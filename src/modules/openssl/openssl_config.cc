@@ -5,12 +5,9 @@ namespace ecapture::openssl {
 
 const FieldTable& OpenSslConfig::fields() const {
   return field_table<OpenSslConfig>([](FieldTableBuilder<OpenSslConfig>& b) {
-    b.text(&OpenSslConfig::libssl,
-           {.flag = "--libssl",
-            .json = {"opensslpath"},
-            .help = "libssl.so file or statically linked executable exporting SSL_* (default: "
-                    "found through /etc/ld.so.conf and the ld cache)",
-            .existing_file = true});
+    b.file(&OpenSslConfig::libssl, "--libssl", {"opensslpath"},
+           "libssl.so file or statically linked executable exporting SSL_* (default: "
+           "found through /etc/ld.so.conf and the ld cache)");
     tls::add_capture_rows(b, {"capturemode", "keylogfile", "pcapfile", "ifname", "pcapfilter"},
                           OpenSslConfig{});
     b.text(&OpenSslConfig::ssl_version,

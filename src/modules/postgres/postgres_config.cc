@@ -5,12 +5,9 @@ namespace ecapture::postgres {
 
 const FieldTable& PostgresConfig::fields() const {
   return field_table<PostgresConfig>([](FieldTableBuilder<PostgresConfig>& b) {
-    b.text(&PostgresConfig::postgres,
-           {.flag = "-m,--postgres",
-            .json = {"postgrespath"},
-            .help = "postgres binary (default: the running server's, /proc/<pid>/exe with "
-                    "--pid, else the newest /usr/lib/postgresql/*/bin/postgres)",
-            .existing_file = true})
+    b.file(&PostgresConfig::postgres, "-m,--postgres", {"postgrespath"},
+           "postgres binary (default: the running server's, /proc/<pid>/exe with "
+           "--pid, else the newest /usr/lib/postgresql/*/bin/postgres)")
         .text(&PostgresConfig::funcname,
               {.flag = "-f,--funcname",
                .json = {"funcname"},

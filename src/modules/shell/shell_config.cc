@@ -15,8 +15,10 @@ void add_shell_rows(FieldTableBuilder<Config>& b) {
                  .max = 255})
       .check([](const Config& c) -> Result<void> {
         if (c.errnumber && (*c.errnumber < 0 || *c.errnumber > 255)) {
-          return make_error("invalid value {} for -e/--errnumber: an exit status is 0-255 (leave "
-                            "it out to show every command)", *c.errnumber);
+          return make_error(
+              "invalid value {} for -e/--errnumber: an exit status is 0-255 (leave "
+              "it out to show every command)",
+              *c.errnumber);
         }
         return {};
       })
@@ -27,11 +29,8 @@ void add_shell_rows(FieldTableBuilder<Config>& b) {
 
 const FieldTable& BashConfig::fields() const {
   return field_table<BashConfig>([](FieldTableBuilder<BashConfig>& b) {
-    b.text(&BashConfig::bash,
-           {.flag = "--bash",
-            .json = {"bashpath"},
-            .help = "bash executable to watch (default: $SHELL if it is bash, else /bin/bash)",
-            .existing_file = true})
+    b.file(&BashConfig::bash, "--bash", {"bashpath"},
+           "bash executable to watch (default: $SHELL if it is bash, else /bin/bash)")
         .text(&BashConfig::readlineso,
               {.flag = "--readlineso",
                .json = {"readline"},
@@ -44,11 +43,8 @@ const FieldTable& BashConfig::fields() const {
 
 const FieldTable& ZshConfig::fields() const {
   return field_table<ZshConfig>([](FieldTableBuilder<ZshConfig>& b) {
-    b.text(&ZshConfig::zsh,
-           {.flag = "--zsh",
-            .json = {"zshpath"},
-            .help = "zsh executable to watch (default: $SHELL if it is zsh, else /bin/zsh)",
-            .existing_file = true});
+    b.file(&ZshConfig::zsh, "--zsh", {"zshpath"},
+           "zsh executable to watch (default: $SHELL if it is zsh, else /bin/zsh)");
     add_shell_rows(b);
   });
 }

@@ -5,12 +5,9 @@ namespace ecapture::tlslib {
 
 const FieldTable& GnutlsConfig::fields() const {
   return field_table<GnutlsConfig>([](FieldTableBuilder<GnutlsConfig>& b) {
-    b.text(&GnutlsConfig::gnutls,
-           {.flag = "--gnutls",
-            .json = {"gnutlspath"},
-            .help = "libgnutls.so file (default: libgnutls.so.30 found through /etc/ld.so.conf "
-                    "and the ld cache)",
-            .existing_file = true});
+    b.file(&GnutlsConfig::gnutls, "--gnutls", {"gnutlspath"},
+           "libgnutls.so file (default: libgnutls.so.30 found through /etc/ld.so.conf "
+           "and the ld cache)");
     tls::add_capture_rows(b, {"capturemode", "keylogfile", "pcapfile", "ifname", "pcapfilter"},
                           GnutlsConfig{});
     b.text(&GnutlsConfig::ssl_version,
@@ -23,11 +20,8 @@ const FieldTable& GnutlsConfig::fields() const {
 
 const FieldTable& NssConfig::fields() const {
   return field_table<NssConfig>([](FieldTableBuilder<NssConfig>& b) {
-    b.text(&NssConfig::nspr,
-           {.flag = "--nspr",
-            .json = {"nspr_path"},
-            .help = "libnspr4.so file (default: found through /etc/ld.so.conf and the ld cache)",
-            .existing_file = true});
+    b.file(&NssConfig::nspr, "--nspr", {"nspr_path"},
+           "libnspr4.so file (default: found through /etc/ld.so.conf and the ld cache)");
   });
 }
 
