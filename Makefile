@@ -24,6 +24,7 @@ run: build
 	./$(BUILD)/ecapture $(CMD) $(ARGS)
 
 unit: build
+	$(PYTHON) scripts/check_layers.py
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 e2e: build

@@ -21,7 +21,8 @@ import helpers
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOT = "/tmp/ecapture-web-view.png"
-ROW_WAIT = 10.0  # seconds for a row to reach the page (typically well under 1 s)
+ROW_LATENCY = 2.0  # seconds from a client's exit to its row on the page (issue 15)
+ROW_WAIT = 10.0  # the other waits for rows (typically well under 1 s)
 
 try:
     try:
@@ -246,13 +247,12 @@ class WebView(helpers.E2ETestCase):
             driver = self.browser()
             self.open_page(driver)
             # curl, then python (two requests on one connection), then gzip and hostile HTML.
-            t0 = time.monotonic()
             curl_pid, code, size = self.curl("/curl-a.txt")
             self.assertEqual((code, size), (200, len(self.files["curl-a.txt"])))
-            # Issue 15 asks for 2 s; other tests on this host share the two cores, so the wait is
-            # longer and the latency is printed.
+            # From the client's exit to its row on the page: at most ROW_LATENCY.
+            t0 = time.monotonic()
             rows = self.wait_rows(driver, lambda rs: any(
-                r["pid"] == curl_pid and r["status"] == 200 for r in rs), ROW_WAIT,
+                r["pid"] == curl_pid and r["status"] == 200 for r in rs), ROW_LATENCY,
                 "curl's exchange")
             curl_latency = time.monotonic() - t0
             mine = [r for r in rows if r["pid"] == curl_pid]

@@ -201,26 +201,35 @@ void Http1Parser::pass_through(std::string_view wire) {
   if (streaming_) streamed_.append(wire);
 }
 
+void Http1Parser::take_body(std::string_view bytes) {
+  if (streaming_) {
+    pass_through(bytes);
+  } else {
+    body_.append(bytes);
+  }
+}
+
+void Http1Parser::give_up_chunked(std::string_view rest) {
+  // Not a chunked body after all: what is held and the rest go out raw, and the stream stays raw.
+  std::string bytes = std::move(line_);
+  emit_message(true);
+  out_(raw_message(cur_meta_, std::move(bytes) + std::string(rest)));
+  reset();
+  fell_back_ = true;
+}
+
 size_t Http1Parser::feed_body(std::string_view data) {
   switch (body_kind_) {
     case BodyKind::kNone:
       complete();
       return 0;
     case BodyKind::kUntilClose:
-      if (streaming_) {
-        pass_through(data);
-      } else {
-        body_.append(data);
-      }
+      take_body(data);
       wire_ += data.size();
       return data.size();
     case BodyKind::kLength: {
       size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, data.size()));
-      if (streaming_) {
-        pass_through(data.substr(0, n));
-      } else {
-        body_.append(data.substr(0, n));
-      }
+      take_body(data.substr(0, n));
       remaining_ -= n;
       wire_ += n;
       if (remaining_ == 0) complete();
@@ -235,11 +244,7 @@ size_t Http1Parser::feed_body(std::string_view data) {
     std::string_view rest = data.substr(used);
     if (chunk_state_ == ChunkState::kData) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, rest.size()));
-      if (streaming_) {
-        pass_through(rest.substr(0, n));
-      } else {
-        body_.append(rest.substr(0, n));
-      }
+      take_body(rest.substr(0, n));
       remaining_ -= n;
       used += n;
       wire_ += n;
@@ -255,11 +260,7 @@ size_t Http1Parser::feed_body(std::string_view data) {
     wire_ += n;
     if (nl == std::string_view::npos) {
       if (line_.size() > 4096) {  // no chunk line is that long: give up on this stream
-        std::string bytes = std::move(line_);
-        emit_message(true);
-        out_(raw_message(cur_meta_, std::move(bytes) + std::string(data.substr(used))));
-        reset();
-        fell_back_ = true;
+        give_up_chunked(data.substr(used));
         return data.size();
       }
       continue;
@@ -272,11 +273,7 @@ size_t Http1Parser::feed_body(std::string_view data) {
         uint64_t size = 0;
         auto r = std::from_chars(hex.data(), hex.data() + hex.size(), size, 16);
         if (r.ec != std::errc{} || r.ptr != hex.data() + hex.size()) {
-          std::string bytes = std::move(line_);
-          emit_message(true);
-          out_(raw_message(cur_meta_, std::move(bytes) + std::string(data.substr(used))));
-          reset();
-          fell_back_ = true;
+          give_up_chunked(data.substr(used));
           return data.size();
         }
         remaining_ = size;

@@ -38,6 +38,10 @@ class Http1Parser {
   void emit_message(bool partial);
   void reset();
   void pass_through(std::string_view wire);
+  // Body bytes: kept for the message, or passed through once the message is streaming.
+  void take_body(std::string_view bytes);
+  // A chunk line that cannot be one: emits what is held plus `rest` raw; the stream stays raw.
+  void give_up_chunked(std::string_view rest);
 
   ParserLimits limits_;
   ConnShared* shared_;
