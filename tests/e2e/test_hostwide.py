@@ -106,10 +106,18 @@ def owned_maps(pid):
     return {m["name"]: m["id"] for m in json.loads(res.stdout) if m["id"] in ids}
 
 
-def map_entries(map_id):
+def map_dump(map_id):
     res = subprocess.run(["bpftool", "-j", "map", "dump", "id", str(map_id)],
                          capture_output=True, timeout=60, check=True)
-    return len(json.loads(res.stdout or b"[]"))
+    return json.loads(res.stdout or b"[]")
+
+
+def key_tgid(entry, name):
+    """The process of a map entry: the first u32 of the key, or the upper half of a pid_tgid."""
+    key = bytes(int(x, 16) for x in entry["key"])
+    if name == "tls_active_call":
+        return int.from_bytes(key[4:8], "little")
+    return int.from_bytes(key[0:4], "little")
 
 
 class HostWide(helpers.E2ETestCase):
@@ -181,7 +189,7 @@ class HostWide(helpers.E2ETestCase):
         request = f"GET {path} HTTP/1.1\r\n".encode()
 
         def found():
-            blocks = run.blocks()
+            blocks = helpers.parse_output(run.stdout_bytes(), partial=True)
             w = [b for b in select(blocks, pid=pid, direction="WRITE")
                  if b.payload.startswith(request)]
             r = [b for b in select(blocks, pid=pid, direction="READ")
@@ -301,3 +309,76 @@ class HostWide(helpers.E2ETestCase):
             self.assertEqual(sys_lib[0]["processes"], len(sys_lib[0]["pids"]))
         p.stdin.close()
         p.wait(timeout=30)
+
+    def test_04_500_short_lived_clients_released(self):
+        """500 curls, one after the other, in a copy namespace (a library only they use), as
+        user nobody with --uid (so that other processes on the host cannot change the counts):
+        every request and response captured once with its pid; afterwards the copy is released,
+        the links are back to their baseline and no map entry of a client is left."""
+        n = 500
+        uid = 65534
+        server_port = helpers.free_port()
+        server = self.procs.popen(["gnutls-serv", "--http", "-p", str(server_port),
+                                   "--x509certfile", self.cert, "--x509keyfile", self.key],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.assertTrue(helpers.wait_until(
+            lambda: server_port in helpers.listening_ports() or server.poll() is not None, 10)
+            and server.poll() is None, "gnutls-serv did not start")
+        for d in (self.tmp, self.cls_tmp):
+            os.chmod(d, 0o755)
+        loop = (f'for i in $(seq {n}); do '
+                f'setpriv --reuid {uid} --regid {uid} --clear-groups curl -sS --cacert {self.cert} '
+                f'-o /dev/null -w "port %{{local_port}} $i\\n" '
+                f'https://127.0.0.1:{server_port}/c/$i & echo "pid $! $i"; wait $! || exit 1; done')
+        api_port = helpers.free_port()
+        with self.run_ecapture(["tls", "--uid", str(uid),
+                                "--listen", f"127.0.0.1:{api_port}"]) as run:
+            baseline = len(helpers.owned_bpf_ids(run.pid)["link"])
+            targets0 = len(api_status(api_port)["target_report"])
+            p = self.popen(self.copy_ns(["sh", "-c", loop]), stdout=subprocess.PIPE)
+            out = p.communicate(timeout=600)[0].decode()
+            self.assertEqual(p.returncode, 0, out[-2000:])
+            pids, ports = {}, {}
+            for line in out.splitlines():
+                kind, value, i = line.split()
+                (pids if kind == "pid" else ports)[int(i)] = int(value)
+            self.assertEqual((len(pids), len(ports)), (n, n))
+
+            # Released after the grace period: the copy leaves the report, the links go.
+            def released():
+                return (len(api_status(api_port)["target_report"]) == targets0 and
+                        len(helpers.owned_bpf_ids(run.pid)["link"]) == baseline)
+            helpers.wait_until(released, 10)
+            self.assertEqual((len(api_status(api_port)["target_report"]),
+                              len(helpers.owned_bpf_ids(run.pid)["link"])),
+                             (targets0, baseline), api_status(api_port)["target_report"])
+            maps = owned_maps(run.pid)
+            client_pids = set(pids.values())
+            for name in ("tls_conn_fds", "tls_write_marks", "tls_active_call", "keys_sent"):
+                self.assertIn(name, maps, maps)
+                left = [e for e in map_dump(maps[name])
+                        if key_tgid(e, name) in client_pids]
+                self.assertEqual(left, [], f"{name}: entries of exited clients left")
+        # gnutls-serv's responses end with the connection: the last ones are complete messages
+        # once ecapture has flushed them at its exit.
+        def captured():
+            blocks = run.blocks()
+            writes = {}
+            reads = {}
+            for b in blocks:
+                m = re.match(rb"GET /c/(\d+) HTTP/1.1\r\n", b.payload)
+                if b.direction == "WRITE" and m:
+                    writes.setdefault(int(m.group(1)), []).append(b)
+                elif b.direction == "READ" and b.payload.startswith(b"HTTP/1.0 200 OK\r\n"):
+                    reads.setdefault(b.pid, []).append(b)
+            return writes, reads
+        writes, reads = captured()
+        missed = [i for i in range(1, n + 1) if len(writes.get(i, [])) != 1
+                  or len(reads.get(pids[i], [])) != 1]
+        self.assertEqual(missed, [], f"requests not captured exactly once: {missed[:20]}\n"
+                                     f"{run.describe()}")
+        for i in range(1, n + 1):
+            w, r = writes[i][0], reads[pids[i]][0]
+            self.assertEqual((w.pid, w.src, w.dst), (pids[i], ep(ports[i]), ep(server_port)))
+            self.assertEqual((r.src, r.dst), (ep(server_port), ep(ports[i])))
+

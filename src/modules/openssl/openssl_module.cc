@@ -121,10 +121,10 @@ Result<void> OpenSslModule::on_init() {
   // Without a path or a process the module hooks every OpenSSL/BoringSSL in use, now and later.
   host_wide_ = cfg.libssl.empty() && cfg.global.pid == 0;
   if (host_wide_) {
-    if (!cfg.ssl_version.empty()) {
-      return make_error(
-          "--ssl_version names the layout of one library: give that library with "
-          "--libssl (or the process with --pid)");
+    // --ssl_version forces one layout on every library found: refused here if unknown.
+    if (!cfg.ssl_version.empty() && mode_ != CaptureMode::kText) {
+      ASSIGN_OR_RETURN(auto version_text, parse_ssl_version_flag(cfg.ssl_version));
+      RETURN_IF_ERROR(layout_for_version(version_text));
     }
     return open_keys(cfg, mode_);
   }
@@ -373,8 +373,10 @@ Result<void> OpenSslModule::on_run() {
   RETURN_IF_ERROR(
       start_tls_reading([this](std::span<const uint8_t> r) { return handle_own_record(r); }));
   const std::string what = host_wide_
-                               ? fmt::format("host-wide, {} target{} hooked", targets_->hooked(),
-                                             targets_->hooked() == 1 ? "" : "s")
+                               ? fmt::format("host-wide, {} target{} hooked with {}",
+                                             targets_->hooked(), targets_->hooked() == 1 ? "" : "s",
+                                             session().loaded().uprobe_multi ? "uprobe_multi links"
+                                                                             : "perf-event uprobes")
                                : lib_.path;
   log_started(fmt::format("{}, {} buffer{}{}", what, session().loaded().ringbuf ? "ring" : "perf",
                           cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
