@@ -9,28 +9,16 @@ Needs root. Standard library only.
 """
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hot_path import BenchError, stop  # noqa: E402
+
 PYTHON = "/usr/bin/python3.11"
 GOAL_MS = 300.0
-
-
-class BenchError(Exception):
-    pass
-
-
-def stop(proc, sig=signal.SIGINT, timeout=15):
-    if proc.poll() is None:
-        os.kill(proc.pid, sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def start_idle(n):

@@ -26,7 +26,9 @@ Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher,
     }
     watcher_->mark_seen(t.id);
   }
+  std::lock_guard lock(mu_);
   log_report(spdlog::level::info);
+  started_ = true;
   return {};
 }
 
@@ -42,7 +44,7 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
   if (auto it = entries_.find(id); it != entries_.end()) {
     it->second.pids.insert(pids.begin(), pids.end());
     it->second.release_at = 0;
-    return it->second.hooked;
+    return true;
   }
   int slot = -1;
   for (int i = 0; i < kMaxSlots; ++i) {
@@ -79,6 +81,7 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
   }
   e.plan = std::move(plan);
   const bool hooked = e.hooked;
+  // Tracked either way: the exits of its processes keep the report (and releases) current.
   auto [it, inserted] = entries_.emplace(id, std::move(e));
   const Entry& added = it->second;
   if (hooked) {
@@ -88,7 +91,8 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
   } else {
     log_.debug("{}: cannot hook {}: {}", module_, added.host_path, added.plan.reason);
   }
-  return hooked;
+  if (started_) log_report(spdlog::level::debug);
+  return true;
 }
 
 void TargetSet::on_fork(int child, int parent) {

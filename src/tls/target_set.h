@@ -72,6 +72,7 @@ class TargetSet {
     uint64_t release_at = 0;  // 0: in use
   };
 
+  // True when `id` is a target (hooked or not): its processes are then tracked.
   bool consider(const FileId& id, const std::string& path, const std::string& host_path,
                 const std::set<int>& pids);
   void on_fork(int child, int parent);
@@ -94,6 +95,7 @@ class TargetSet {
   std::map<FileId, Entry> entries_;  // targets: hooked, or candidates that cannot be hooked
   std::set<FileId> rejected_;        // files that are not targets
   uint64_t next_key_ = 1;
+  bool started_ = false;  // the start-up report was logged: changes are logged at debug
   std::vector<bool> slots_ = std::vector<bool>(kMaxSlots, false);
 };
 
