@@ -199,7 +199,7 @@ Result<void> OpenSslModule::on_start() {
   // its key probes see all processes; --pid/--uid are applied in user space there.
   const bool all_processes = mode_ == CaptureMode::kPcap;
   bpf::SkeletonSettings settings = skeleton_settings();
-  if (all_processes) settings.pid = settings.uid = 0;
+  if (all_processes) settings.every_process();
   RETURN_IF_ERROR(session().load<openssl_bpf>(
                        settings, openssl_bpf__open_opts, openssl_bpf__load,
                        openssl_bpf__destroy, [&](openssl_bpf* sk) -> Result<void> {
@@ -258,7 +258,7 @@ Result<void> OpenSslModule::handle_keys(std::span<const uint8_t> record) {
   }
   const bool tls12 = lines->front().label == "CLIENT_RANDOM";
   add_keys(*lines, tls12 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid, k.uid, k.comm,
-           k.tuple);
+           k.tuple, k.cgroup_id);
   return {};
 }
 
@@ -272,7 +272,7 @@ Result<void> OpenSslModule::handle_secret(std::span<const uint8_t> record) {
            !last                           ? ""
            : line->label == "CLIENT_RANDOM" ? "TLS 1.2 master secret"
                                             : "TLS 1.3 secrets",
-           e.pid, e.uid, e.comm, e.tuple);
+           e.pid, e.uid, e.comm, e.tuple, e.cgroup_id);
   return {};
 }
 
