@@ -424,7 +424,8 @@
     const p = d.process || {};
     const s = section('Process');
     s.appendChild(kvTable([['comm', p.comm], ['pid', p.pid], ['tid', p.tid], ['uid', p.uid],
-      ['container', d.container || '-'], ['exe', p.exe], ['cmdline', p.cmdline]]));
+      ['container', d.container || '-'], ['cgroup', d.cgroup || '-'], ['exe', p.exe],
+      ['cmdline', p.cmdline]]));
     const c = section('Connection');
     c.appendChild(kvTable([['module', d.module], ['src', d.src], ['dst', d.dst], ['fd', p.fd],
       ['connection', p.conn_id], ['protocol', d.proto]]));

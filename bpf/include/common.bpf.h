@@ -21,6 +21,9 @@
 /* Set by user space before load; 0 means "no filter". */
 const volatile __u32 targ_tgid = 0;
 const volatile __u32 targ_uid = 0;
+/* true: only tasks in the cgroup (v2) subtree whose directory user space put into slot 0 of
+ * ecap_cgroup after load (--cgroup_path). */
+const volatile bool targ_cgroup = false;
 /* false: `events` was turned into a perf event array by user space (old kernels). */
 const volatile bool use_ringbuf = true;
 /* Wake the reader only once this much data waits in the ring buffer; below it the reader finds
@@ -39,6 +42,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } ecap_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ecap_cgroup SEC(".maps");
 
 static __always_inline void ecap_count(__u32 which)
 {
@@ -78,23 +88,22 @@ static __always_inline void *ecap_scratch(void *map)
 	return bpf_map_lookup_elem(map, &zero);
 }
 
-/* The task part of every record header: when, which process/thread, whose, which command. */
-#define ECAP_FILL_TASK(h, id)                                                                    \
-	do {                                                                                     \
-		(h)->timestamp_ns = bpf_ktime_get_ns();                                          \
-		(h)->pid = (id) >> 32;                                                           \
-		(h)->tid = (__u32)(id);                                                          \
-		(h)->uid = (__u32)bpf_get_current_uid_gid();                                     \
-		bpf_get_current_comm((h)->comm, sizeof((h)->comm));                              \
-	} while (0)
-
-/* The same for records that carry no thread id. */
+/* The process part of every record header: when, which process, whose, which command, in which
+ * cgroup (v2 id: the inode number of its directory). */
 #define ECAP_FILL_PROCESS(h, id)                                                                 \
 	do {                                                                                     \
 		(h)->timestamp_ns = bpf_ktime_get_ns();                                          \
 		(h)->pid = (id) >> 32;                                                           \
 		(h)->uid = (__u32)bpf_get_current_uid_gid();                                     \
+		(h)->cgroup_id = bpf_get_current_cgroup_id();                                    \
 		bpf_get_current_comm((h)->comm, sizeof((h)->comm));                              \
+	} while (0)
+
+/* The same plus the thread: the task part of every record that has a thread id. */
+#define ECAP_FILL_TASK(h, id)                                                                    \
+	do {                                                                                     \
+		ECAP_FILL_PROCESS(h, id);                                                        \
+		(h)->tid = (__u32)(id);                                                          \
 	} while (0)
 
 static __always_inline bool ecap_filtered_out(__u64 pid_tgid)
@@ -102,6 +111,9 @@ static __always_inline bool ecap_filtered_out(__u64 pid_tgid)
 	if (targ_tgid && (__u32)(pid_tgid >> 32) != targ_tgid)
 		return true;
 	if (targ_uid && (__u32)bpf_get_current_uid_gid() != targ_uid)
+		return true;
+	/* 1: under it; 0: not; < 0: the slot is empty (cannot happen once loaded). */
+	if (targ_cgroup && bpf_current_task_under_cgroup(&ecap_cgroup, 0) != 1)
 		return true;
 	return false;
 }

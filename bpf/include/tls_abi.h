@@ -44,6 +44,7 @@ struct tls_data_event {
 	__u32 data_len;
 	char comm[ECAP_TASK_COMM_LEN];
 	struct ecap_sock_tuple tuple;
+	__u64 cgroup_id; /* cgroup v2 id of the task (bpf_get_current_cgroup_id) */
 	/* followed by data_len bytes of plaintext */
 };
 

@@ -14,6 +14,7 @@ SkeletonSettings CaptureModule::skeleton_settings() const {
   s.btf_custom_path = btf().custom_path;
   s.pid = static_cast<uint32_t>(g.pid);
   s.uid = static_cast<uint32_t>(g.uid);
+  s.cgroup_path = g.cgroup_path;
   s.mapsize_pages = g.mapsize;
   return s;
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bpf/cgroup_filter.h"
 #include "bpf/event_reader.h"
 #include "bpf/libbpf_env.h"
 #include "bpf/probe_spec.h"
@@ -22,11 +23,19 @@ struct SkeletonSettings {
   std::string btf_custom_path;  // --btf-file; "" for the running kernel's BTF
   uint32_t pid = 0;             // targ_tgid: 0 for every process
   uint32_t uid = 0;             // targ_uid: 0 for every user
+  std::string cgroup_path;      // targ_cgroup + ecap_cgroup: "" for every cgroup
   uint64_t mapsize_pages = 1024;
   // The reader is woken once a quarter of the ring buffer is used (it also polls every 10 ms,
   // which keeps per-record wakeups off the traced program's path); true wakes it for every
   // record, for rare events that should show at once.
   bool wake_every_record = false;
+
+  // No filter in the kernel: modules whose key probes must see every process (pcap mode, to
+  // know the owner of each connection) apply --pid/--uid/--cgroup_path in user space.
+  void every_process() {
+    pid = uid = 0;
+    cgroup_path.clear();
+  }
 };
 
 // What the loaded skeleton runs on.
@@ -54,6 +63,7 @@ Result<Skel*> open_and_load(const SkeletonSettings& s, spdlog::logger& log, Open
   };
   skel->rodata->targ_tgid = s.pid;
   skel->rodata->targ_uid = s.uid;
+  skel->rodata->targ_cgroup = !s.cgroup_path.empty();
   skel->rodata->use_ringbuf = facts->ringbuf;
   RingSize ring;
   auto ring_bytes =
@@ -70,6 +80,11 @@ Result<Skel*> open_and_load(const SkeletonSettings& s, spdlog::logger& log, Open
     return fail(make_errno_error(err, "cannot load the {} BPF programs (run as root, or with "
                                       "CAP_BPF and CAP_PERFMON; -d shows the verifier's log)",
                                  s.what));
+  }
+  if (!s.cgroup_path.empty()) {
+    if (auto r = fill_cgroup_filter(skel->maps.ecap_cgroup, s.cgroup_path); !r) {
+      return fail(std::move(r).error());
+    }
   }
   return skel;
 }

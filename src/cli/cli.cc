@@ -35,6 +35,9 @@ constexpr const char* kGlobalGroup = "Global Flags";
 void add_global_flags(CLI::App& app, GlobalConfig& g) {
   app.add_option("-p,--pid", g.pid, "capture only this process id (0: all)")->default_str("0");
   app.add_option("-u,--uid", g.uid, "capture only this user id (0: all)")->default_str("0");
+  app.add_option("--cgroup_path", g.cgroup_path,
+                 "capture only processes in this cgroup v2 directory and below it, e.g. "
+                 "/sys/fs/cgroup/system.slice/docker-<id>.scope (default: all)");
   app.add_flag("-d,--debug", g.debug, "debug logging");
   app.add_flag("--hex", g.hex, "print payloads as a hex dump");
   app.add_option("-b,--btf", g.btf, "BTF mode: 0 auto, 1 CO-RE (2, non-CO-RE, is not shipped)")

@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include "core/cgroup.h"
+
 namespace ecapture {
 
 Result<void> GlobalConfig::validate() const {
@@ -32,6 +34,11 @@ Result<void> GlobalConfig::validate() const {
   if (uid > 0xffffffffu) {
     return make_error("invalid value {} for --uid: not a user id", uid);
   }
+  if (!cgroup_path.empty()) {
+    if (auto r = resolve_cgroup_dir(cgroup_path); !r) {
+      return make_error("--cgroup_path {}", r.error().message);
+    }
+  }
   return {};
 }
 
@@ -51,7 +58,7 @@ nlohmann::json GlobalConfig::to_json() const {
   return nlohmann::json{{"pid", pid},         {"uid", uid},         {"debug", debug},
                         {"is_hex", hex},      {"btf_mode", btf},    {"btf_file", btf_file},
                         {"map_size", mapsize}, {"truncate_size", tsize},
-                        {"logger_addr", logaddr}};
+                        {"logger_addr", logaddr}, {"cgroup_path", cgroup_path}};
 }
 
 }  // namespace ecapture

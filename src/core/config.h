@@ -17,6 +17,7 @@ enum class BtfMode : uint8_t { kAuto = 0, kCore = 1, kNonCore = 2 };
 struct GlobalConfig {
   uint64_t pid = 0;       // 0 = all processes (compared with the TGID in the kernel)
   uint64_t uid = 0;       // 0 = all users
+  std::string cgroup_path;  // "" = all cgroups; else a cgroup v2 directory (its whole subtree)
   bool debug = false;
   bool hex = false;
   uint8_t btf = 0;        // BtfMode as given on the command line

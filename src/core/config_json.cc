@@ -6,6 +6,8 @@
 
 #include <cctype>
 
+#include "core/cgroup.h"
+
 namespace ecapture {
 
 std::string json_type_name(const nlohmann::json& v) {
@@ -170,6 +172,12 @@ Result<void> global_from_json(JsonFields& f, const GlobalConfig& defaults, Globa
   out = defaults;
   RETURN_IF_ERROR(f.get_uint("pid", out.pid, 0x7fffffffu));
   RETURN_IF_ERROR(f.get_uint("uid", out.uid, 0xffffffffu));
+  RETURN_IF_ERROR(f.get("cgroup_path", out.cgroup_path));
+  if (!out.cgroup_path.empty()) {
+    if (auto r = resolve_cgroup_dir(out.cgroup_path); !r) {
+      return make_error("field 'cgroup_path': {}", r.error().message);
+    }
+  }
   RETURN_IF_ERROR(f.get("debug", out.debug));
   RETURN_IF_ERROR(f.get("is_hex", out.hex));
   RETURN_IF_ERROR(f.get("btf_mode", out.btf));
@@ -211,8 +219,7 @@ Result<void> global_from_json(JsonFields& f, const GlobalConfig& defaults, Globa
   }
   // eCapture's base fields with no effect here when left at their zero values.
   RETURN_IF_ERROR(f.accept_unused({"byte_code_file_mode", "event_collector_addr", "ecapture_q",
-                                   "addr_type", "cgroup_path", "perf_reorder",
-                                   "perf_reorder_lag_ms"}));
+                                   "addr_type", "perf_reorder", "perf_reorder_lag_ms"}));
   // The API's own address is part of eCapture's config; it cannot change through the API.
   f.ignore({"listen"});
   return {};

@@ -3,9 +3,12 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/cgroup.h"
 
 namespace ecapture {
 
@@ -26,6 +29,7 @@ struct AuditEvent {
   std::string text;          // the command or statement as captured
   uint64_t text_length = 0;  // its original length when more than text.size() (0: same)
   std::string source;        // module that produced it
+  std::shared_ptr<const CgroupInfo> cgroup;  // the process's cgroup; null when unknown
 };
 
 struct ModuleCounters;

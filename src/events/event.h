@@ -3,7 +3,10 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include "core/cgroup.h"
 
 namespace ecapture {
 
@@ -36,6 +39,7 @@ struct DataEvent {
   std::string payload;  // the bytes captured (== length unless chunks were lost)
   std::string source;   // module that produced it, e.g. "openssl"
   uint64_t conn_id = 0;  // the library's connection object (e.g. the SSL*), 0 when unknown
+  std::shared_ptr<const CgroupInfo> cgroup;  // the process's cgroup; null when unknown
 };
 
 }  // namespace ecapture

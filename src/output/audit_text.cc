@@ -37,9 +37,10 @@ std::string encode_audit_text(const AuditEvent& e, const TextOptions& opt) {
   const uint64_t length = std::max<uint64_t>(e.text_length, e.text.size());
   const bool as_hex = opt.hex || !looks_like_text(text);
 
-  std::string out = fmt::format("[{}] {} pid={} tid={} uid={} comm={} type={}",
+  std::string out = fmt::format("[{}] {} pid={} tid={} uid={} comm={}{} type={}",
                                 format_timestamp(e.timestamp_ns), e.kind, e.pid, e.tid, e.uid,
-                                audit_attr_value(e.comm), audit_attr_value(e.type));
+                                audit_attr_value(e.comm), container_tag(e.cgroup.get()),
+                                audit_attr_value(e.type));
   if (e.status == AuditEvent::kStatusUnknown) {
     out += " status=?";
   } else {

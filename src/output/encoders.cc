@@ -34,6 +34,21 @@ void put_payload(nlohmann::json& j, std::string_view payload) {
   }
 }
 
+void put_cgroup(nlohmann::json& j, const CgroupInfo* cg) {
+  j["cgroup"] = cg != nullptr ? cg->path : "";
+  j["cgroup_id"] = cg != nullptr ? cg->id : 0;
+  j["container_id"] = cg != nullptr ? cg->container_id : "";
+  j["container_runtime"] = cg != nullptr ? cg->container_runtime : "";
+}
+
+void put_cgroup(event::Event* ev, const CgroupInfo* cg) {
+  if (cg == nullptr) return;
+  ev->set_cgroup(cg->path);
+  ev->set_cgroup_id(cg->id);
+  ev->set_container_id(cg->container_id);
+  ev->set_container_runtime(cg->container_runtime);
+}
+
 }  // namespace
 
 Result<Format> parse_format(std::string_view name) {
@@ -222,8 +237,13 @@ std::string encode_message_json(const Message& m) {
   const bool text = is_utf8_text(e.payload);
   JsonLine j(e.payload.size() * (text ? 1 : 4) / (text ? 1 : 3) + 512);
   const bool comm_text = is_utf8_text(e.comm);
+  const CgroupInfo* cg = e.cgroup.get();
+  j.str("cgroup", cg != nullptr ? cg->path : "");
+  j.num("cgroup_id", cg != nullptr ? cg->id : 0);
   j.str("comm", comm_text ? e.comm : base64_encode(e.comm), comm_text);
   j.num("conn_id", e.conn_id);
+  j.str("container_id", cg != nullptr ? cg->container_id : "");
+  j.str("container_runtime", cg != nullptr ? cg->container_runtime : "");
   j.str("direction", to_string(e.direction));
   j.str("dst_ip", ip_of(e.dst));
   j.num("dst_port", e.dst.port);
@@ -266,6 +286,7 @@ std::string encode_audit_json(const AuditEvent& e) {
   j["tid"] = e.tid;
   j["uid"] = e.uid;
   j["comm"] = e.comm;
+  put_cgroup(j, e.cgroup.get());
   j["status"] = e.status == AuditEvent::kStatusUnknown ? nlohmann::json() : nlohmann::json(e.status);
   j["duration_ns"] =
       e.duration_ns == AuditEvent::kDurationUnknown ? nlohmann::json() : nlohmann::json(e.duration_ns);
@@ -295,6 +316,7 @@ std::string encode_message_protobuf(const Message& m) {
   ev->set_type(static_cast<uint32_t>(m.proto));
   ev->set_length(static_cast<uint32_t>(e.payload.size()));
   ev->set_payload(e.payload);
+  put_cgroup(ev, e.cgroup.get());
   return entry.SerializeAsString();
 }
 
@@ -318,6 +340,7 @@ std::string encode_audit_protobuf(const AuditEvent& e) {
   ev->set_type(0);
   ev->set_length(static_cast<uint32_t>(e.text.size()));
   ev->set_payload(e.text);
+  put_cgroup(ev, e.cgroup.get());
   return entry.SerializeAsString();
 }
 

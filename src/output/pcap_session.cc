@@ -7,6 +7,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/cgroup.h"
 #include "core/clock.h"
 #include "core/version.h"
 
@@ -83,15 +84,20 @@ void PcapSession::add_packet(uint64_t mono_ns, std::span<const uint8_t> frame,
   held_.push_back(std::move(h));
 }
 
+bool OwnerFilter::wants(const PacketOwner& o) const {
+  if ((pid != 0 && o.pid != pid) || (uid != 0 && o.uid != uid)) return false;
+  if (cgroup.empty()) return true;
+  auto info = CgroupResolver::host().lookup(o.cgroup_id);
+  return info != nullptr && cgroup_path_under(info->path, cgroup);
+}
+
 void PcapSession::add_keys(const std::string& keylog_lines, const ecap_sock_tuple* t,
                            const PacketOwner& owner) {
   std::lock_guard lock(mu_);
   if (t != nullptr && (t->family == AF_INET || t->family == AF_INET6)) {
     owners_[endpoint_key(t->family, t->laddr, t->lport)] = owner;
   }
-  bool wanted =
-      (cfg_.pid == 0 || owner.pid == cfg_.pid) && (cfg_.uid == 0 || owner.uid == cfg_.uid);
-  if (wanted) pending_secrets_ += keylog_lines;
+  if (cfg_.owners.wants(owner)) pending_secrets_ += keylog_lines;
 }
 
 void PcapSession::write_due(uint64_t now, bool all) {
@@ -114,10 +120,7 @@ void PcapSession::write_due(uint64_t now, bool all) {
       auto o = owners_.find(k);
       return o == owners_.end() ? nullptr : &o->second;
     };
-    auto wanted = [&](const PacketOwner* w) {
-      return w != nullptr && (cfg_.pid == 0 || w->pid == cfg_.pid) &&
-             (cfg_.uid == 0 || w->uid == cfg_.uid);
-    };
+    auto wanted = [&](const PacketOwner* w) { return w != nullptr && cfg_.owners.wants(*w); };
     const PacketOwner* sender = lookup(h.ends.src);
     const PacketOwner* receiver = lookup(h.ends.dst);
     if ((sender || receiver) && !wanted(sender) && !wanted(receiver)) {

@@ -24,14 +24,23 @@ struct PacketOwner {
   uint32_t pid = 0;
   uint32_t uid = 0;
   std::string comm;
+  uint64_t cgroup_id = 0;
+};
+
+// The owners --pid, --uid and --cgroup_path keep (0 and "" keep every one).
+struct OwnerFilter {
+  uint64_t pid = 0;
+  uint64_t uid = 0;
+  std::string cgroup;  // a cgroup path ("/a/b"): the owner's cgroup is it or below it
+
+  bool wants(const PacketOwner& o) const;
 };
 
 struct PcapSessionConfig {
   std::string ifname;
   std::string filter;  // libpcap syntax, "" for all
   std::string path;
-  uint64_t pid = 0;  // --pid/--uid: drop packets whose owner is known and differs
-  uint64_t uid = 0;
+  OwnerFilter owners;  // drop packets whose owner is known and not wanted
 };
 
 // Key of one endpoint (address + host-order port) of a TCP/UDP connection.

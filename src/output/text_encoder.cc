@@ -76,6 +76,11 @@ std::string hex_dump(std::string_view data) {
   return out;
 }
 
+std::string container_tag(const CgroupInfo* cgroup) {
+  if (cgroup == nullptr || cgroup->container_id.empty()) return "";
+  return " container=" + short_container_id(cgroup->container_id);
+}
+
 std::string encode_text(const DataEvent& e, const TextOptions& opt) {
   std::string_view payload = e.payload;
   bool truncated = false;
@@ -87,10 +92,10 @@ std::string encode_text(const DataEvent& e, const TextOptions& opt) {
   if (payload.size() < e.length) truncated = true;
   bool as_hex = opt.hex || !looks_like_text(payload);
 
-  std::string out = fmt::format("[{}] {} pid={} tid={} uid={} comm={} fd={} {} -> {} len={}",
+  std::string out = fmt::format("[{}] {} pid={} tid={} uid={} comm={}{} fd={} {} -> {} len={}",
                                 format_timestamp(e.timestamp_ns), to_string(e.direction), e.pid,
-                                e.tid, e.uid, e.comm, e.fd, e.src.to_string(), e.dst.to_string(),
-                                e.length);
+                                e.tid, e.uid, e.comm, container_tag(e.cgroup.get()), e.fd,
+                                e.src.to_string(), e.dst.to_string(), e.length);
   if (truncated) fmt::format_to(std::back_inserter(out), " shown={}", payload.size());
   if (as_hex) {
     out += " hex\n";

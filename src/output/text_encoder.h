@@ -16,9 +16,12 @@ struct TextOptions {
 };
 
 // Block layout (stable, tests parse it):
-//   [YYYY-MM-DD HH:MM:SS.ffffff] DIR pid=P tid=T uid=U comm=C fd=F SRC -> DST len=N[ shown=S][ hex]
-//   then S raw bytes and "\n", or hex dump lines and an empty line.
+//   [YYYY-MM-DD HH:MM:SS.ffffff] DIR pid=P tid=T uid=U comm=C[ container=ID] fd=F SRC -> DST len=N
+//   [ shown=S][ hex], then S raw bytes and "\n", or hex dump lines and an empty line.
 std::string encode_text(const DataEvent& e, const TextOptions& opt);
+
+// " container=<short id>" when the cgroup names a container, else "".
+std::string container_tag(const CgroupInfo* cgroup);
 
 // "%08x  xx xx ... |ascii|" lines, 16 bytes per line.
 std::string hex_dump(std::string_view data);

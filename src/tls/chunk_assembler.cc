@@ -10,12 +10,13 @@
 
 namespace ecapture::tls {
 
-static_assert(sizeof(tls_data_event) == 112, "ABI: tls_data_event size");
+static_assert(sizeof(tls_data_event) == 120, "ABI: tls_data_event size");
 static_assert(offsetof(tls_data_event, kind) == 0, "ABI: kind offset");
 static_assert(offsetof(tls_data_event, timestamp_ns) == 8, "ABI: timestamp offset");
 static_assert(offsetof(tls_data_event, data_len) == 52, "ABI: data_len offset");
 static_assert(offsetof(tls_data_event, comm) == 56, "ABI: comm offset");
 static_assert(offsetof(tls_data_event, tuple) == 72, "ABI: tuple offset");
+static_assert(offsetof(tls_data_event, cgroup_id) == 112, "ABI: cgroup_id offset");
 static_assert(sizeof(ecap_sock_tuple) == 40, "ABI: ecap_sock_tuple size");
 
 void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, Endpoint* dst) {
@@ -81,6 +82,7 @@ Result<void> ChunkAssembler::add(std::span<const uint8_t> record) {
     e.length = h.total_len;
     e.source = "openssl";
     e.conn_id = h.conn_id;
+    e.cgroup = CgroupResolver::host().lookup(h.cgroup_id);
     e.payload.reserve(static_cast<size_t>(std::min<uint64_t>(h.total_len, 64ull << 20)));
     it = pending_.emplace(h.tid, std::move(p)).first;
   }

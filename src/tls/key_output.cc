@@ -46,7 +46,7 @@ KeyOutput::~KeyOutput() {
 Result<void> KeyOutput::start(spdlog::logger& log) {
   log_ = &log;
   if (cfg_.pcap) {
-    PcapSessionConfig pc{cfg_.ifname, cfg_.filter, cfg_.pcapfile, cfg_.pid, cfg_.uid};
+    PcapSessionConfig pc{cfg_.ifname, cfg_.filter, cfg_.pcapfile, cfg_.owners};
     ASSIGN_OR_RETURN(pcap_, PcapSession::open(pc, log));
     PcapSession* file = pcap_.get();
     auto on_packet = [file](const bpf::Packet& p) { file->add_packet(p.mono_ns, p.data, p.len); };
@@ -96,9 +96,7 @@ Result<bool> KeyOutput::add(std::span<const KeylogLine> lines, const ecap_sock_t
     for (const auto& l : lines) text += l.to_string() + "\n";
     pcap_->add_keys(text, tuple != nullptr && tuple->family != 0 ? tuple : nullptr, owner);
   }
-  if ((cfg_.pid != 0 && owner.pid != cfg_.pid) || (cfg_.uid != 0 && owner.uid != cfg_.uid)) {
-    return false;
-  }
+  if (!cfg_.owners.wants(owner)) return false;
   for (const auto& l : lines) {
     if (auto r = keylog_->write(l); !r) {
       if (log_ != nullptr) {

@@ -24,8 +24,7 @@ struct KeyOutputConfig {
   std::string pcapfile;    // -w
   std::string ifname;      // -i; "" picks default_capture_interface()
   std::string filter;      // trailing pcap filter expression
-  uint64_t pid = 0;        // --pid / --uid, 0 for any
-  uint64_t uid = 0;
+  OwnerFilter owners;      // --pid, --uid, --cgroup_path
   uint64_t mapsize_pages = 1024;
 };
 

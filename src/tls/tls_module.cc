@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "core/cgroup.h"
 #include "core/clock.h"
 #include "core/sink.h"
 
@@ -11,8 +12,13 @@ namespace ecapture::tls {
 Result<void> TlsModule::open_keys(const CaptureFields& f, CaptureMode mode) {
   if (mode == CaptureMode::kText) return {};
   const GlobalConfig& g = config()->global;
+  OwnerFilter owners{g.pid, g.uid, ""};
+  if (!g.cgroup_path.empty()) {
+    ASSIGN_OR_RETURN(const CgroupDir dir, resolve_cgroup_dir(g.cgroup_path));
+    owners.cgroup = dir.path;
+  }
   ASSIGN_OR_RETURN(keys_, KeyOutput::open({mode == CaptureMode::kPcap, f.keylogfile, f.pcapfile,
-                                           f.ifname, f.pcap_filter, g.pid, g.uid, g.mapsize}));
+                                           f.ifname, f.pcap_filter, owners, g.mapsize}));
   return {};
 }
 
@@ -31,10 +37,10 @@ Result<void> TlsModule::start_tls_reading(OwnRecords own) {
 
 void TlsModule::add_keys(std::span<const KeylogLine> lines, std::string_view what, uint32_t pid,
                          uint32_t uid, const char (&comm)[ECAP_TASK_COMM_LEN],
-                         const ecap_sock_tuple& tuple) {
+                         const ecap_sock_tuple& tuple, uint64_t cgroup_id) {
   if (lines.empty() || !keys_) return;
   const std::string name(comm, strnlen(comm, ECAP_TASK_COMM_LEN));
-  auto wanted = keys_->add(lines, &tuple, PacketOwner{pid, uid, name});
+  auto wanted = keys_->add(lines, &tuple, PacketOwner{pid, uid, name, cgroup_id});
   if (!wanted) {
     report_error(wanted.error());
     return;

@@ -40,8 +40,8 @@ class TlsModule : public bpf::CaptureModule {
   // unless `what` is empty, the log line "keys: <what> pid=… comm=… client_random=… (N lines)" and
   // one event. A key output that cannot write ends the capture (module error).
   void add_keys(std::span<const KeylogLine> lines, std::string_view what, uint32_t pid,
-                uint32_t uid, const char (&comm)[ECAP_TASK_COMM_LEN],
-                const ecap_sock_tuple& tuple);
+                uint32_t uid, const char (&comm)[ECAP_TASK_COMM_LEN], const ecap_sock_tuple& tuple,
+                uint64_t cgroup_id);
 
   void on_drained() override;
   void on_release() override;

@@ -53,6 +53,13 @@ nlohmann::json message_detail(const Message& m) {
   return j;
 }
 
+// The row's container column (its short id) and the process's cgroup path.
+void put_container(nlohmann::json& j, const CgroupInfo* cg) {
+  if (cg == nullptr) return;
+  if (!cg->container_id.empty()) j["container"] = short_container_id(cg->container_id);
+  j["cgroup"] = cg->path;
+}
+
 }  // namespace
 
 std::vector<std::string> StreamClient::take(std::chrono::milliseconds timeout) {
@@ -106,9 +113,10 @@ nlohmann::json WebHub::row_summary(const Row& row) {
   j["id"] = row.id;
   j["kind"] = row_kind_name(row.kind);
   j["time_ns"] = row.timestamp_ns();
-  j["container"] = nullptr;  // events do not carry one yet: the page shows "-"
+  j["container"] = nullptr;  // no container: the page shows "-"
   if (row.audit) {
     const AuditEvent& e = *row.audit;
+    put_container(j, e.cgroup.get());
     j["module"] = e.source;
     j["pid"] = e.pid;
     j["tid"] = e.tid;
@@ -126,6 +134,7 @@ nlohmann::json WebHub::row_summary(const Row& row) {
   }
   const Message* m = row.first();
   if (m == nullptr) return j;
+  put_container(j, m->event.cgroup.get());
   j["module"] = m->event.source;
   j["pid"] = m->event.pid;
   j["tid"] = m->event.tid;

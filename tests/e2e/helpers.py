@@ -462,7 +462,8 @@ def ecapture(testcase, tmp, args, procs=None, expect_rc=0, ready_timeout=READY_T
 
 HEADER_RE = re.compile(
     rb"\[(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\] (?P<dir>WRITE|READ) "
-    rb"pid=(?P<pid>\d+) tid=(?P<tid>\d+) uid=(?P<uid>\d+) comm=(?P<comm>\S+) fd=(?P<fd>-?\d+) "
+    rb"pid=(?P<pid>\d+) tid=(?P<tid>\d+) uid=(?P<uid>\d+) comm=(?P<comm>\S+)"
+    rb"(?: container=(?P<container>\S+))? fd=(?P<fd>-?\d+) "
     rb"(?P<src>\S+) -> (?P<dst>\S+) len=(?P<len>\d+)(?: shown=(?P<shown>\d+))?(?P<hex> hex)?"
     # parsed messages (README "Usage"): the protocol, the HTTP/2 stream, a cut message
     rb"(?: proto=(?P<proto>HTTP/1\.1|HTTP/2)(?: stream=(?P<stream>\d+))?(?P<partial> partial)?)?")
@@ -494,6 +495,7 @@ class Block:
     proto: str = ""  # "HTTP/1.1" or "HTTP/2" for a parsed message, "" for a raw block
     stream: int = 0  # HTTP/2 stream id
     partial: bool = False  # a parsed message cut by an idle flush, a size limit or shutdown
+    container: str = None  # the short container id, when the process's cgroup names one
 
     @property
     def truncated(self):
@@ -501,7 +503,8 @@ class Block:
 
     def header(self):
         return (f"[{self.ts}] {self.direction} pid={self.pid} tid={self.tid} uid={self.uid} "
-                f"comm={self.comm} fd={self.fd} {self.src} -> {self.dst} len={self.length}"
+                f"comm={self.comm}" + (f" container={self.container}" if self.container else "")
+                + f" fd={self.fd} {self.src} -> {self.dst} len={self.length}"
                 + (f" shown={self.shown}" if self.truncated else "") + (" hex" if self.hex else "")
                 + (f" proto={self.proto}" if self.proto else "")
                 + (f" stream={self.stream}" if self.stream else "")
@@ -605,7 +608,8 @@ def parse_output(data, partial=False):
                             hex=is_hex, payload=payload, offset=start,
                             proto=(m.group("proto") or b"").decode(),
                             stream=int(m.group("stream") or 0),
-                            partial=m.group("partial") is not None))
+                            partial=m.group("partial") is not None,
+                            container=m.group("container") and m.group("container").decode()))
     return blocks
 
 
@@ -669,7 +673,7 @@ def ep(port, host="127.0.0.1"):
 AUDIT_RE = re.compile(
     rb"\[(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})\] (?P<kind>[A-Za-z]+) "
     rb"pid=(?P<pid>\d+) tid=(?P<tid>\d+) uid=(?P<uid>\d+) comm=(?P<comm>\S+) "
-    rb"type=(?P<type>\S+) status=(?P<status>-?\d+|\?) duration_ns=(?P<dur>\d+|\?)"
+    rb"(?:container=(?P<container>\S+) )?type=(?P<type>\S+) status=(?P<status>-?\d+|\?) duration_ns=(?P<dur>\d+|\?)"
     rb"(?P<attrs>(?: [a-z_]+=(?:\"(?:[^\"\\]|\\.)*\"|[^ \"]+))*?)"
     rb" len=(?P<len>\d+)(?: shown=(?P<shown>\d+))?(?P<hex> hex)?")
 ATTR_RE = re.compile(rb" ([a-z_]+)=(\"(?:[^\"\\]|\\.)*\"|[^ \"]+)")
@@ -684,6 +688,7 @@ class AuditRecord:
         self.tid = int(m.group("tid"))
         self.uid = int(m.group("uid"))
         self.comm = m.group("comm").decode()
+        self.container = m.group("container") and m.group("container").decode()
         self.type = m.group("type").decode()
         s = m.group("status")
         self.status = None if s == b"?" else int(s)

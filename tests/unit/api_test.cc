@@ -16,6 +16,7 @@
 #include "api/api_handler.h"
 #include "api/api_server.h"
 #include "api/listen_address.h"
+#include "core/cgroup.h"
 #include "core/config_json.h"
 #include "core/registry.h"
 #include "core/runner.h"
@@ -154,9 +155,12 @@ TEST_F(TlsJsonTest, ErrorsNameTheField) {
   EXPECT_EQ(error_of({{"is_android", true}}),
             "field 'is_android': not supported by this build (only its empty/zero value is "
             "accepted, got true)");
-  EXPECT_EQ(error_of({{"cgroup_path", "/sys/fs/cgroup/x"}}),
-            "field 'cgroup_path': not supported by this build (only its empty/zero value is "
-            "accepted, got \"/sys/fs/cgroup/x\")");
+  EXPECT_EQ(error_of({{"cgroup_path", "/nonexistent/ecap-cgroup"}}),
+            "field 'cgroup_path': /nonexistent/ecap-cgroup: no such directory (give a cgroup v2 "
+            "directory: one under " + cgroup2_mount_point() + ")");
+  EXPECT_EQ(error_of({{"cgroup_path", "/tmp"}}),
+            "field 'cgroup_path': /tmp: not a cgroup v2 directory (it is not on a cgroup2 file "
+            "system; give one under " + cgroup2_mount_point() + ")");
   GlobalConfig d;
   d.logaddr = "/tmp/a.log";
   EXPECT_TRUE(parse({{"logger_addr", "/tmp/a.log"}}, d));

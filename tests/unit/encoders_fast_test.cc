@@ -38,6 +38,10 @@ std::string reference_json(const Message& m) {
   j["comm"] = is_utf8_text(e.comm) ? e.comm : base64_encode(e.comm);
   j["fd"] = e.fd;
   j["conn_id"] = e.conn_id;
+  j["cgroup"] = e.cgroup ? e.cgroup->path : "";
+  j["cgroup_id"] = e.cgroup ? e.cgroup->id : 0;
+  j["container_id"] = e.cgroup ? e.cgroup->container_id : "";
+  j["container_runtime"] = e.cgroup ? e.cgroup->container_runtime : "";
   j["direction"] = to_string(e.direction);
   j["src_ip"] = ip_of(e.src);
   j["src_port"] = e.src.port;

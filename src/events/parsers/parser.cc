@@ -106,6 +106,7 @@ DataEvent meta_of(const DataEvent& e) {
   m.dst = e.dst;
   m.source = e.source;
   m.conn_id = e.conn_id;
+  m.cgroup = e.cgroup;
   return m;
 }
 

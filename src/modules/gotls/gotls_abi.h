@@ -37,6 +37,7 @@ struct gotls_keys_event {
 	char label[GOTLS_LABEL_MAX];
 	__u8 client_random[GOTLS_RANDOM_MAX];
 	__u8 secret[GOTLS_SECRET_MAX];
+	__u64 cgroup_id; /* cgroup v2 id of the task (bpf_get_current_cgroup_id) */
 };
 
 /* Argument words (receiver = word 0; a string is 2 words, a slice 3) of the hooked functions. */

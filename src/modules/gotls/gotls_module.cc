@@ -14,7 +14,7 @@
 namespace ecapture::gotls {
 namespace {
 
-static_assert(sizeof(gotls_keys_event) == 224, "ABI: gotls_keys_event size");
+static_assert(sizeof(gotls_keys_event) == 232, "ABI: gotls_keys_event size");
 static_assert(offsetof(gotls_keys_event, tuple) == 56, "ABI: gotls_keys_event tuple offset");
 static_assert(offsetof(gotls_keys_event, label) == 96, "ABI: gotls_keys_event label offset");
 
@@ -130,7 +130,7 @@ Result<void> GoTlsModule::on_start() {
   // pcap mode learns every connection's owner, so its probes see all processes of the binary.
   const bool all_processes = mode_ == CaptureMode::kPcap;
   bpf::SkeletonSettings settings = skeleton_settings();
-  if (all_processes) settings.pid = settings.uid = 0;
+  if (all_processes) settings.every_process();
   RETURN_IF_ERROR(session().load<gotls_bpf>(settings, gotls_bpf__open_opts, gotls_bpf__load,
                                             gotls_bpf__destroy, [&](gotls_bpf* sk) -> Result<void> {
                                               sk->rodata->stack_abi = !targets_.register_abi;
@@ -164,7 +164,7 @@ Result<bool> GoTlsModule::handle_own_record(std::span<const uint8_t> record) {
   if (record.empty() || record[0] != TLS_RECORD_KEYS) return false;
   ASSIGN_OR_RETURN(auto k, bpf::read_struct<gotls_keys_event>(record, "gotls key"));
   ASSIGN_OR_RETURN(KeylogLine line, keylog_line(k));
-  add_keys(std::span(&line, 1), line.label, k.pid, k.uid, k.comm, k.tuple);
+  add_keys(std::span(&line, 1), line.label, k.pid, k.uid, k.comm, k.tuple, k.cgroup_id);
   return true;
 }
 

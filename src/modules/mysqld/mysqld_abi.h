@@ -55,6 +55,7 @@ struct mysqld_event {
 	__u8 flags;      /* enum mysqld_flags */
 	__u8 pad[2];
 	char comm[ECAP_TASK_COMM_LEN];
+	__u64 cgroup_id; /* cgroup v2 id of the task (bpf_get_current_cgroup_id) */
 	/* followed by data_len bytes */
 };
 

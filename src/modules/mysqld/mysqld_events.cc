@@ -11,10 +11,11 @@
 
 namespace ecapture::mysqld {
 
-static_assert(sizeof(mysqld_event) == 96, "ABI: mysqld_event size");
+static_assert(sizeof(mysqld_event) == 104, "ABI: mysqld_event size");
 static_assert(offsetof(mysqld_event, pid) == 48, "ABI: pid offset");
 static_assert(offsetof(mysqld_event, kind) == 76, "ABI: kind offset");
 static_assert(offsetof(mysqld_event, comm) == 80, "ABI: comm offset");
+static_assert(offsetof(mysqld_event, cgroup_id) == 96, "ABI: cgroup_id offset");
 
 std::string ServerVersion::display() const {
   return fmt::format("{} {}", flavor == Flavor::kMariaDb ? "MariaDB" : "MySQL", version);
@@ -142,6 +143,7 @@ void CommandAssembler::finish(const mysqld_event& h, std::string_view errmsg) {
   e.tid = h.tid;
   e.uid = h.uid;
   e.comm.assign(h.comm, strnlen(h.comm, sizeof(h.comm)));
+  e.cgroup = CgroupResolver::host().lookup(h.cgroup_id);
   e.kind = "mysqld";
   e.type = command_name(h.command, flavor_);
   e.duration_ns = h.duration_ns;

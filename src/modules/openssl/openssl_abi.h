@@ -29,6 +29,7 @@ struct openssl_keys_event {
 	__u8 client_app_traffic_secret[OPENSSL_SECRET_MAX];
 	__u8 server_app_traffic_secret[OPENSSL_SECRET_MAX];
 	__u8 exporter_master_secret[OPENSSL_SECRET_MAX];
+	__u64 cgroup_id; /* cgroup v2 id of the task (bpf_get_current_cgroup_id) */
 };
 
 #define OPENSSL_LABEL_MAX 16
@@ -57,6 +58,7 @@ struct openssl_secret_event {
 	 * TLS 1.2: "key expansion", whose input secret is the master secret. */
 	char label[OPENSSL_LABEL_MAX];
 	__u8 secret[OPENSSL_SECRET_MAX];
+	__u64 cgroup_id; /* cgroup v2 id of the task (bpf_get_current_cgroup_id) */
 };
 
 /* Where a library keeps what openssl_keys_event needs (the `layouts` map, one per library). Offsets

@@ -9,9 +9,9 @@
 
 namespace ecapture::openssl {
 
-static_assert(sizeof(openssl_keys_event) == 496, "ABI: openssl_keys_event size");
+static_assert(sizeof(openssl_keys_event) == 504, "ABI: openssl_keys_event size");
 static_assert(offsetof(openssl_keys_event, client_random) == 96, "ABI: client_random offset");
-static_assert(sizeof(openssl_secret_event) == 208, "ABI: openssl_secret_event size");
+static_assert(sizeof(openssl_secret_event) == 216, "ABI: openssl_secret_event size");
 static_assert(offsetof(openssl_secret_event, tuple) == 56, "ABI: secret tuple offset");
 static_assert(offsetof(openssl_secret_event, label) == 128, "ABI: secret label offset");
 

@@ -284,7 +284,7 @@ Result<void> OpenSslModule::on_start() {
   // pcap mode learns the owners of every TLS connection (to drop other processes' packets), so
   // its key probes see all processes; --pid/--uid are applied in user space there.
   bpf::SkeletonSettings settings = skeleton_settings();
-  if (all_processes()) settings.pid = settings.uid = 0;
+  if (all_processes()) settings.every_process();
   // Host-wide: the watcher loads on another core meanwhile (the future's end waits for it).
   std::future<Result<std::shared_ptr<tls::TargetWatcher>>> watcher_loaded;
   if (host_wide_) {
@@ -398,7 +398,7 @@ Result<void> OpenSslModule::handle_keys(std::span<const uint8_t> record) {
   }
   const bool tls12 = lines->front().label == "CLIENT_RANDOM";
   add_keys(*lines, tls12 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid, k.uid, k.comm,
-           k.tuple);
+           k.tuple, k.cgroup_id);
   return {};
 }
 
@@ -412,7 +412,7 @@ Result<void> OpenSslModule::handle_secret(std::span<const uint8_t> record) {
            !last                           ? ""
            : line->label == "CLIENT_RANDOM" ? "TLS 1.2 master secret"
                                             : "TLS 1.3 secrets",
-           e.pid, e.uid, e.comm, e.tuple);
+           e.pid, e.uid, e.comm, e.tuple, e.cgroup_id);
   return {};
 }
 

@@ -45,6 +45,7 @@ struct postgres_event {
 	char comm[ECAP_TASK_COMM_LEN];
 	/* The process title (argv area), first chunk only: "postgres: parallel worker for ..." */
 	char title[POSTGRES_TITLE_LEN];
+	__u64 cgroup_id; /* cgroup v2 id of the task (bpf_get_current_cgroup_id) */
 	/* followed by data_len bytes */
 };
 

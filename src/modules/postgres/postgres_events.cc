@@ -7,10 +7,11 @@
 
 namespace ecapture::postgres {
 
-static_assert(sizeof(postgres_event) == 104, "ABI: postgres_event size");
+static_assert(sizeof(postgres_event) == 112, "ABI: postgres_event size");
 static_assert(offsetof(postgres_event, kind) == 36, "ABI: kind offset");
 static_assert(offsetof(postgres_event, comm) == 40, "ABI: comm offset");
 static_assert(offsetof(postgres_event, title) == 56, "ABI: title offset");
+static_assert(offsetof(postgres_event, cgroup_id) == 104, "ABI: cgroup_id offset");
 
 size_t StatementAssembler::open_statements() const {
   size_t n = 0;
@@ -43,6 +44,7 @@ Result<void> StatementAssembler::add(std::span<const uint8_t> record) {
     r.stmt.start_ns = h.timestamp_ns;
     r.stmt.tid = h.tid;
     r.stmt.uid = h.uid;
+    r.stmt.cgroup_id = h.cgroup_id;
     r.stmt.comm.assign(h.comm, strnlen(h.comm, sizeof(h.comm)));
     std::string title(h.title, strnlen(h.title, sizeof(h.title)));
     r.ignore = title.starts_with("postgres: parallel worker");
@@ -83,6 +85,7 @@ void StatementAssembler::emit_statement(uint32_t pid, Statement&& s, uint64_t en
   e.tid = s.tid;
   e.uid = s.uid;
   e.comm = std::move(s.comm);
+  e.cgroup = CgroupResolver::host().lookup(s.cgroup_id);
   e.kind = "postgres";
   e.type = "QUERY";
   if (end_known && end_ns >= s.start_ns) e.duration_ns = end_ns - s.start_ns;

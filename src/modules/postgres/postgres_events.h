@@ -36,6 +36,7 @@ class StatementAssembler {
   struct Statement {
     uint64_t start_ns = 0;
     uint32_t tid = 0, uid = 0;
+    uint64_t cgroup_id = 0;
     std::string comm;
     std::string text;
     bool truncated = false;

@@ -39,6 +39,7 @@ struct shell_event {
 	__u8 flags;     /* enum shell_record_flags */
 	__u8 pad[6];
 	char comm[ECAP_TASK_COMM_LEN];
+	__u64 cgroup_id; /* cgroup v2 id of the task (bpf_get_current_cgroup_id) */
 	/* followed by data_len bytes of the line (no NUL) */
 };
 

@@ -9,11 +9,12 @@
 
 namespace ecapture::shell {
 
-static_assert(sizeof(shell_event) == 56, "ABI: shell_event size");
+static_assert(sizeof(shell_event) == 64, "ABI: shell_event size");
 static_assert(offsetof(shell_event, status) == 24, "ABI: status offset");
 static_assert(offsetof(shell_event, data_len) == 28, "ABI: data_len offset");
 static_assert(offsetof(shell_event, kind) == 32, "ABI: kind offset");
 static_assert(offsetof(shell_event, comm) == 40, "ABI: comm offset");
+static_assert(offsetof(shell_event, cgroup_id) == 56, "ABI: cgroup_id offset");
 
 namespace {
 constexpr size_t kMaxShells = 65536;
@@ -89,6 +90,7 @@ void ShellJoiner::add_chunk(Shell& sh, const shell_event& h, std::string_view da
     sh.reading->flags = h.flags;
     sh.reading->mono_ns = h.timestamp_ns;
     sh.reading->uid = h.uid;
+    sh.reading->cgroup_id = h.cgroup_id;
     sh.reading->comm.assign(h.comm, strnlen(h.comm, sizeof(h.comm)));
     if (h.offset != 0) sh.reading->broken = true;  // its first chunks were lost
     sh.reading->next_offset = h.offset;
@@ -124,6 +126,7 @@ void ShellJoiner::finish_line(Shell& sh, uint32_t pid, Line&& line) {
     c.timestamp_ns = static_cast<uint64_t>(static_cast<int64_t>(line.mono_ns) + mono_to_wall_ns_);
     c.pid = pid;
     c.uid = line.uid;
+    c.cgroup_id = line.cgroup_id;
     c.comm = std::move(line.comm);
     c.text = std::move(text);
     sh.command = std::move(c);

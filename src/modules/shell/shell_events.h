@@ -30,6 +30,7 @@ struct ShellCommand {
   uint64_t timestamp_ns = 0;  // wall clock, when its first line was read
   uint32_t pid = 0;
   uint32_t uid = 0;
+  uint64_t cgroup_id = 0;
   std::string comm;
   std::string text;  // the lines, joined with "\n"
   std::optional<int> status;
@@ -62,6 +63,7 @@ class ShellJoiner {
     uint8_t flags = 0;
     uint64_t mono_ns = 0;
     uint32_t uid = 0;
+    uint64_t cgroup_id = 0;
     std::string comm;
     bool broken = false;
   };

@@ -246,6 +246,7 @@ void ShellModule::deliver(ShellCommand&& c) {
   e.tid = c.pid;
   e.uid = c.uid;
   e.comm = std::move(c.comm);
+  e.cgroup = CgroupResolver::host().lookup(c.cgroup_id);
   e.type = "command";
   if (c.status) e.status = *c.status;
   if (c.duration_ns) e.duration_ns = *c.duration_ns;

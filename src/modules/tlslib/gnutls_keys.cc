@@ -9,7 +9,7 @@
 
 namespace ecapture::tlslib {
 
-static_assert(sizeof(gnutls_keys_event) == 496, "ABI: gnutls_keys_event size");
+static_assert(sizeof(gnutls_keys_event) == 504, "ABI: gnutls_keys_event size");
 static_assert(offsetof(gnutls_keys_event, client_random) == 96, "ABI: client_random offset");
 static_assert(offsetof(gnutls_keys_event, tuple) == 56, "ABI: tuple offset");
 

@@ -38,6 +38,7 @@ struct gnutls_keys_event {
 	__u8 client_random[32];
 	__u8 master_secret[48];
 	__u8 tls13[GNUTLS_TLS13_SECRETS][GNUTLS_SECRET_MAX];
+	__u64 cgroup_id; /* cgroup v2 id of the task (bpf_get_current_cgroup_id) */
 };
 
 #endif /* ECAP_TLSLIB_ABI_H */

@@ -167,7 +167,7 @@ Result<void> TlsLibModule::on_start() {
   // its key probes see all processes; --pid/--uid are applied in user space there.
   const bool all_processes = mode_ == tls::CaptureMode::kPcap;
   bpf::SkeletonSettings settings = skeleton_settings();
-  if (all_processes) settings.pid = settings.uid = 0;
+  if (all_processes) settings.every_process();
   RETURN_IF_ERROR(session().load<tlslib_bpf>(
                        settings, tlslib_bpf__open_opts, tlslib_bpf__load,
                        tlslib_bpf__destroy, [&](tlslib_bpf* sk) -> Result<void> {
@@ -215,8 +215,8 @@ Result<bool> TlsLibModule::handle_own_record(std::span<const uint8_t> record) {
     log().warn("gnutls: keys of pid {} not usable: {}", k.pid, lines.error().to_string());
     return true;
   }
-  add_keys(*lines, lines->size() == 1 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid,
-           k.uid, k.comm, k.tuple);
+  add_keys(*lines, lines->size() == 1 ? "TLS 1.2 master secret" : "TLS 1.3 secrets", k.pid, k.uid,
+           k.comm, k.tuple, k.cgroup_id);
   return true;
 }
 
