@@ -2,6 +2,7 @@
 #include "tls/target_set.h"
 
 #include <fmt/ranges.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 
@@ -189,6 +190,20 @@ void TargetSet::log_report(spdlog::level::level_enum level) const {
       log_.log(level, "{}: target {} cannot be hooked: {}", module_, where, e.plan.reason);
     }
   }
+}
+
+Result<std::unique_ptr<TargetSet>> start_host_wide(bpf::CaptureSession& session,
+                                                   spdlog::logger& log, HostWide hw) {
+  ASSIGN_OR_RETURN(auto watcher, TargetWatcher::acquire({0, hw.uid, hw.btf_custom_path}, log));
+  for (const std::string& prefix : hw.prefixes) RETURN_IF_ERROR(watcher->add_prefix(prefix));
+  auto set = std::make_unique<TargetSet>(session, log, hw.module, std::move(hw.plan),
+                                         std::move(hw.hint), hw.attach_pid);
+  // Subscribed before the scan: what starts meanwhile is reported (and waits) too.
+  RETURN_IF_ERROR(set->start(std::move(watcher), scan_targets(0, ::getpid()),
+                             [&session, maps = std::move(hw.purge_maps)](int pid) {
+                               session.purge_process(maps, static_cast<uint32_t>(pid));
+                             }));
+  return set;
 }
 
 }  // namespace ecapture::tls

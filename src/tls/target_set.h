@@ -97,4 +97,21 @@ class TargetSet {
   std::vector<bool> slots_ = std::vector<bool>(kMaxSlots, false);
 };
 
+// Host-wide mode of one module: the shared watcher, reporting files whose names start with one
+// of `prefixes` however they are mapped, and a TargetSet subscribed to it before the running
+// processes are scanned. An exited process's entries in `purge_maps` (keys starting with its
+// tgid) are removed.
+struct HostWide {
+  std::string module;
+  std::vector<std::string> prefixes;
+  TargetSet::Planner plan;
+  std::string hint;
+  int attach_pid = -1;
+  uint32_t uid = 0;
+  std::string btf_custom_path;
+  std::vector<std::string> purge_maps;
+};
+Result<std::unique_ptr<TargetSet>> start_host_wide(bpf::CaptureSession& session,
+                                                   spdlog::logger& log, HostWide hw);
+
 }  // namespace ecapture::tls

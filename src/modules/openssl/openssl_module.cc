@@ -300,20 +300,19 @@ Result<void> OpenSslModule::on_start() {
   if (host_wide_) {
     // The tracepoints now, the uprobes per target as processes use them.
     RETURN_IF_ERROR(session().attach({}, pid, kHint));
-    const GlobalConfig& g = config()->global;
     ASSIGN_OR_RETURN(
-        auto watcher,
-        tls::TargetWatcher::acquire({0, static_cast<uint32_t>(g.uid), btf().custom_path}, log()));
-    for (const char* prefix : {"libssl", "libcrypto", "libboringssl"}) {
-      RETURN_IF_ERROR(watcher->add_prefix(prefix));
-    }
-    bpf::CaptureSession& sess = session();  // bound here: the watcher's thread only uses it
-    targets_ = std::make_unique<tls::TargetSet>(
-        sess, log(), name(),
-        [this](const std::string& path, int slot) { return plan_target(path, slot); }, kHint, pid);
-    // Subscribed before the scan: what starts meanwhile is reported (and waits) too.
-    return targets_->start(std::move(watcher), tls::scan_targets(0, ::getpid()),
-                           [&sess](int p) { forget_process(sess, p); });
+        targets_,
+        tls::start_host_wide(
+            session(), log(),
+            {.module = name(),
+             .prefixes = {"libssl", "libcrypto", "libboringssl"},
+             .plan = [this](const std::string& path, int slot) { return plan_target(path, slot); },
+             .hint = kHint,
+             .attach_pid = pid,
+             .uid = static_cast<uint32_t>(config()->global.uid),
+             .btf_custom_path = btf().custom_path,
+             .purge_maps = {"tls_conn_fds", "tls_write_marks", "keys_sent"}}));
+    return {};
   }
   const bool multi = session().loaded().uprobe_multi;
   if (mode_ != CaptureMode::kText) {
@@ -338,10 +337,6 @@ Result<void> OpenSslModule::on_start() {
         m, lib_.path);
   }
   return {};
-}
-
-void OpenSslModule::forget_process(bpf::CaptureSession& sess, int pid) {
-  sess.purge_process({"tls_conn_fds", "tls_write_marks", "keys_sent"}, static_cast<uint32_t>(pid));
 }
 
 void OpenSslModule::on_detaching() {
