@@ -52,7 +52,15 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
       break;
     }
   }
-  TargetPlan plan = plan_(host_path, slot < 0 ? 0 : slot);
+  TargetPlan plan;
+  try {
+    plan = plan_(host_path, slot < 0 ? 0 : slot);
+  } catch (const std::exception& ex) {
+    // A file that makes the planner throw (it changed while being read) is not hooked; the
+    // other targets still are.
+    plan.kind = TargetPlan::Kind::kUnhookable;
+    plan.reason = fmt::format("cannot be read: {}", ex.what());
+  }
   if (plan.kind == TargetPlan::Kind::kNotTarget) {
     rejected_.insert(id);
     return false;
