@@ -14,7 +14,7 @@ Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher,
   cleanup_ = std::move(cleanup);
   TargetWatcher::Subscriber s;
   s.on_file = [this](const FileEvent& ev) {
-    if (ev.host_path.empty()) return false;
+    // A tracked file's event needs no path (the process may have closed the fd and run on).
     return consider(ev.id, ev.path.empty() ? ev.host_path : ev.path, ev.host_path, {ev.pid});
   };
   s.on_fork = [this](int child, int parent) { on_fork(child, parent); };
@@ -27,7 +27,9 @@ Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher,
     }
     watcher_->mark_seen(t.id);
   }
+  std::lock_guard lock(mu_);
   log_report(spdlog::level::info);
+  started_ = true;
   return {};
 }
 
@@ -43,8 +45,10 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
   if (auto it = entries_.find(id); it != entries_.end()) {
     it->second.pids.insert(pids.begin(), pids.end());
     it->second.release_at = 0;
-    return it->second.hooked;
+    it->second.releasing = false;  // the watcher tracks it again: we return true
+    return true;
   }
+  if (host_path.empty()) return false;  // unreachable now: looked at again next time
   int slot = -1;
   for (int i = 0; i < kMaxSlots; ++i) {
     if (!slots_[i]) {
@@ -88,6 +92,7 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
   }
   e.plan = std::move(plan);
   const bool hooked = e.hooked;
+  // Tracked either way: the exits of its processes keep the report (and releases) current.
   auto [it, inserted] = entries_.emplace(id, std::move(e));
   const Entry& added = it->second;
   if (hooked) {
@@ -97,7 +102,8 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
   } else {
     log_.debug("{}: cannot hook {}: {}", module_, added.host_path, added.plan.reason);
   }
-  return hooked;
+  if (started_) log_report(spdlog::level::debug);
+  return true;
 }
 
 void TargetSet::on_fork(int child, int parent) {
@@ -124,9 +130,20 @@ void TargetSet::tick() {
   bool changed = false;
   for (auto it = entries_.begin(); it != entries_.end();) {
     auto next = std::next(it);
-    if (it->second.release_at != 0 && now >= it->second.release_at) {
-      release(it);
-      changed = true;
+    Entry& e = it->second;
+    if (e.release_at != 0 && now >= e.release_at) {
+      if (!e.releasing) {
+        // Phase one: from here a new user of the file is stopped and reported as new, while
+        // the links stay; one that mapped it just before is still in the records the next
+        // poll reads (this runs between polls) and cancels the release.
+        watcher_->untrack(it->first);
+        watcher_->forget(it->first);
+        e.releasing = true;
+        e.release_at = now + kReleaseSettleNs;
+      } else {
+        release(it);
+        changed = true;
+      }
     }
     it = next;
   }
@@ -140,9 +157,6 @@ void TargetSet::release(std::map<FileId, Entry>::iterator it) {
     session_.detach_group(e.key);
     slots_[e.slot] = false;
   }
-  // Its next user is reported again, and hooked again.
-  watcher_->untrack(it->first);
-  watcher_->forget(it->first);
   entries_.erase(it);
 }
 
@@ -200,9 +214,15 @@ void TargetSet::log_report(spdlog::level::level_enum level) const {
   }
 }
 
+std::future<Result<std::shared_ptr<TargetWatcher>>> acquire_watcher_async(WatcherSettings s,
+                                                                          spdlog::logger& log) {
+  return std::async(std::launch::async, [s, &log] { return TargetWatcher::acquire(s, log); });
+}
+
 Result<std::unique_ptr<TargetSet>> start_host_wide(bpf::CaptureSession& session,
-                                                   spdlog::logger& log, HostWide hw) {
-  ASSIGN_OR_RETURN(auto watcher, TargetWatcher::acquire({0, hw.uid, hw.btf_custom_path}, log));
+                                                   spdlog::logger& log,
+                                                   std::shared_ptr<TargetWatcher> watcher,
+                                                   HostWide hw) {
   for (const std::string& prefix : hw.prefixes) RETURN_IF_ERROR(watcher->add_prefix(prefix));
   auto set = std::make_unique<TargetSet>(session, log, hw.module, std::move(hw.plan),
                                          std::move(hw.hint), hw.attach_pid);

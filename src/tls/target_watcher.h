@@ -45,8 +45,8 @@ class TargetWatcher : public std::enable_shared_from_this<TargetWatcher> {
  public:
   struct Subscriber {
     // Called on the watcher's thread, in subscription order, while the process is stopped.
-    // Returns true when the subscriber tracks the file (its mappings and processes are
-    // reported from then on).
+    // Returns true when the subscriber tracks the file (its mappings and its processes' forks
+    // and exits are reported from then on).
     std::function<bool(const FileEvent&)> on_file;
     std::function<void(int child, int parent)> on_fork;
     std::function<void(int pid)> on_exit;

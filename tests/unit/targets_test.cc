@@ -7,6 +7,8 @@
 
 #include <map>
 
+#include "elf/elf_file.h"
+
 namespace ecapture::tls {
 namespace {
 
@@ -102,3 +104,19 @@ TEST(TargetsTest, ScanFindsOwnProcessLibraries) {
 
 }  // namespace
 }  // namespace ecapture::tls
+
+namespace ecapture::elf {
+namespace {
+
+TEST(ElfMayExportTest, ReadsTheDynamicStringTableOnly) {
+  // This test binary imports libcrypto's EVP_KDF_derive (HKDF in openssl_keys.cc) and names
+  // no SSL_write anywhere in its dynamic symbols.
+  auto elf = ElfFile::open("/proc/self/exe");
+  ASSERT_TRUE(elf) << elf.error().to_string();
+  EXPECT_TRUE((*elf)->may_export("EVP_KDF_derive"));
+  EXPECT_FALSE((*elf)->may_export("EVP_KDF_deriv"));  // whole names only
+  EXPECT_FALSE((*elf)->may_export("SSL_write"));
+}
+
+}  // namespace
+}  // namespace ecapture::elf

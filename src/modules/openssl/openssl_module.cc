@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <future>
 #include <tuple>
 
 #include "bpf/record.h"
@@ -236,7 +237,7 @@ tls::TargetPlan OpenSslModule::plan_target(const std::string& host_path, int slo
   auto opened = elf::ElfFile::open(host_path);
   if (!opened) return out;
   const auto& elf = **opened;
-  if (!elf.is_native_arch() || !elf.find_function("SSL_write") ||
+  if (!elf.is_native_arch() || !elf.may_export("SSL_write") || !elf.find_function("SSL_write") ||
       (!elf.find_function("SSL_read") && !elf.find_function("SSL_read_ex"))) {
     return out;  // not OpenSSL
   }
@@ -284,6 +285,12 @@ Result<void> OpenSslModule::on_start() {
   // its key probes see all processes; --pid/--uid are applied in user space there.
   bpf::SkeletonSettings settings = skeleton_settings();
   if (all_processes()) settings.pid = settings.uid = 0;
+  // Host-wide: the watcher loads on another core meanwhile (the future's end waits for it).
+  std::future<Result<std::shared_ptr<tls::TargetWatcher>>> watcher_loaded;
+  if (host_wide_) {
+    tls::WatcherSettings ws{0, settings.uid, btf().custom_path};  // pcap: every process
+    watcher_loaded = tls::acquire_watcher_async(ws, log());
+  }
   ASSIGN_OR_RETURN(skel_, session().load<openssl_bpf>(settings, openssl_bpf__open_opts,
                                                       openssl_bpf__load, openssl_bpf__destroy,
                                                       [&](openssl_bpf* sk) -> Result<void> {
@@ -300,17 +307,16 @@ Result<void> OpenSslModule::on_start() {
   if (host_wide_) {
     // The tracepoints now, the uprobes per target as processes use them.
     RETURN_IF_ERROR(session().attach({}, pid, kHint));
+    ASSIGN_OR_RETURN(auto watcher, watcher_loaded.get());
     ASSIGN_OR_RETURN(
         targets_,
         tls::start_host_wide(
-            session(), log(),
+            session(), log(), std::move(watcher),
             {.module = name(),
              .prefixes = {"libssl", "libcrypto", "libboringssl"},
              .plan = [this](const std::string& path, int slot) { return plan_target(path, slot); },
              .hint = kHint,
              .attach_pid = pid,
-             .uid = static_cast<uint32_t>(config()->global.uid),
-             .btf_custom_path = btf().custom_path,
              .purge_maps = {"tls_conn_fds", "tls_write_marks", "keys_sent"}}));
     return {};
   }

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <cstring>
+#include <future>
 
 #include "bpf/record.h"
 #include "bpf/skeleton.h"
@@ -266,6 +267,11 @@ Result<void> TlsLibModule::on_start() {
   const bool all_processes = mode_ == tls::CaptureMode::kPcap;
   bpf::SkeletonSettings settings = skeleton_settings();
   if (all_processes) settings.pid = settings.uid = 0;
+  // Host-wide: the watcher loads on another core meanwhile (the future's end waits for it).
+  std::future<Result<std::shared_ptr<tls::TargetWatcher>>> watcher_loaded;
+  if (host_wide_) {
+    watcher_loaded = tls::acquire_watcher_async({0, settings.uid, btf().custom_path}, log());
+  }
   ASSIGN_OR_RETURN(
       skel_, session().load<tlslib_bpf>(settings, tlslib_bpf__open_opts, tlslib_bpf__load,
                                         tlslib_bpf__destroy, [&](tlslib_bpf* sk) -> Result<void> {
@@ -280,17 +286,16 @@ Result<void> TlsLibModule::on_start() {
   if (host_wide_) {
     // The tracepoints now, the uprobes per target as processes use them.
     RETURN_IF_ERROR(session().attach({}, pid, hint));
+    ASSIGN_OR_RETURN(auto watcher, watcher_loaded.get());
     ASSIGN_OR_RETURN(
         targets_,
         tls::start_host_wide(
-            session(), log(),
+            session(), log(), std::move(watcher),
             {.module = name(),
              .prefixes = {kind_ == LibKind::kGnutls ? "libgnutls" : "libnspr4"},
              .plan = [this](const std::string& path, int slot) { return plan_target(path, slot); },
              .hint = hint,
              .attach_pid = pid,
-             .uid = static_cast<uint32_t>(global().uid),
-             .btf_custom_path = btf().custom_path,
              .purge_maps = {"tls_conn_fds", "tls_write_marks"}}));
     return {};
   }
