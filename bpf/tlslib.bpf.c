@@ -103,8 +103,15 @@ int probe_nspr_exit(struct pt_regs *ctx)
 	return tls_exit(ctx, (__s32)PT_REGS_RC(ctx)); /* PRInt32 */
 }
 
-/* Keys: gnutls_handshake(session) returning 0 means the session's secrets are final. */
-const volatile struct gnutls_layout glayout = {};
+/* Keys: gnutls_handshake(session) returning 0 means the session's secrets are final. Where
+ * GnuTLS keeps them depends on its version: the layout of each hooked library is kept under its
+ * slot, bits 8-15 of the attach cookie (0 with one target). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GNUTLS_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct gnutls_layout);
+} gnutls_layouts SEC(".maps");
 
 /* Perf-buffer kernels only: records are reserved in the ring buffer otherwise. */
 ECAP_SCRATCH_MAP(gnutls_keys_scratch, struct gnutls_keys_event);
@@ -120,24 +127,25 @@ int probe_gnutls_hs_enter(struct pt_regs *ctx)
 }
 
 /* Reads the session's secrets into `k`; false when a read fails. */
-static __always_inline bool fill_gnutls_keys(struct gnutls_keys_event *k, __u64 session)
+static __always_inline bool fill_gnutls_keys(struct gnutls_keys_event *k, __u64 session,
+					     const struct gnutls_layout *l)
 {
 	__u64 cs = 0, prf = 0;
 
 	__builtin_memset(k, 0, sizeof(*k));
-	if (bpf_probe_read_user(&cs, sizeof(cs), (void *)(session + glayout.cs)) || !cs ||
-	    bpf_probe_read_user(k->cs_id, sizeof(k->cs_id), (void *)(cs + glayout.cs_id)))
+	if (bpf_probe_read_user(&cs, sizeof(cs), (void *)(session + l->cs)) || !cs ||
+	    bpf_probe_read_user(k->cs_id, sizeof(k->cs_id), (void *)(cs + l->cs_id)))
 		return false;
-	if (bpf_probe_read_user(&prf, sizeof(prf), (void *)(session + glayout.prf)) || !prf ||
+	if (bpf_probe_read_user(&prf, sizeof(prf), (void *)(session + l->prf)) || !prf ||
 	    bpf_probe_read_user(&k->hash_len, sizeof(k->hash_len),
-				(void *)(prf + glayout.prf_output_size)))
+				(void *)(prf + l->prf_output_size)))
 		return false;
 	if (bpf_probe_read_user(k->client_random, sizeof(k->client_random),
-				(void *)(session + glayout.client_random)) ||
+				(void *)(session + l->client_random)) ||
 	    bpf_probe_read_user(k->master_secret, sizeof(k->master_secret),
-				(void *)(session + glayout.master_secret)) ||
+				(void *)(session + l->master_secret)) ||
 	    bpf_probe_read_user(k->tls13, sizeof(k->tls13),
-				(void *)(session + glayout.tls13_secrets)))
+				(void *)(session + l->tls13_secrets)))
 		return false;
 	return true;
 }
@@ -146,6 +154,8 @@ SEC("uretprobe")
 int probe_gnutls_hs_exit(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	__u32 slot = (bpf_get_attach_cookie(ctx) >> 8) & (GNUTLS_MAX_SLOTS - 1);
+	const struct gnutls_layout *l;
 	struct gnutls_keys_event *k;
 	struct tls_call st;
 	__s32 fd;
@@ -157,12 +167,13 @@ int probe_gnutls_hs_exit(struct pt_regs *ctx)
 		tls_remember_fd(id, st.conn, fd);
 	else
 		fd = tls_cached_fd(id, st.conn);
-	if ((int)PT_REGS_RC(ctx) != 0)
+	l = bpf_map_lookup_elem(&gnutls_layouts, &slot);
+	if ((int)PT_REGS_RC(ctx) != 0 || !l)
 		return 0;
 	k = ecap_reserve(&gnutls_keys_scratch, sizeof(*k));
 	if (!k)
 		return 0;
-	if (!fill_gnutls_keys(k, st.conn)) {
+	if (!fill_gnutls_keys(k, st.conn, l)) {
 		ecap_discard(k);
 		return 0;
 	}

@@ -2,6 +2,7 @@
 #include "tls/target_set.h"
 
 #include <fmt/ranges.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 
@@ -13,7 +14,7 @@ Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher,
   cleanup_ = std::move(cleanup);
   TargetWatcher::Subscriber s;
   s.on_file = [this](const FileEvent& ev) {
-    if (ev.host_path.empty()) return false;
+    // A tracked file's event needs no path (the process may have closed the fd and run on).
     return consider(ev.id, ev.path.empty() ? ev.host_path : ev.path, ev.host_path, {ev.pid});
   };
   s.on_fork = [this](int child, int parent) { on_fork(child, parent); };
@@ -44,8 +45,10 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
   if (auto it = entries_.find(id); it != entries_.end()) {
     it->second.pids.insert(pids.begin(), pids.end());
     it->second.release_at = 0;
+    it->second.releasing = false;  // the watcher tracks it again: we return true
     return true;
   }
+  if (host_path.empty()) return false;  // unreachable now: looked at again next time
   int slot = -1;
   for (int i = 0; i < kMaxSlots; ++i) {
     if (!slots_[i]) {
@@ -53,7 +56,15 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
       break;
     }
   }
-  TargetPlan plan = plan_(host_path, slot < 0 ? 0 : slot);
+  TargetPlan plan;
+  try {
+    plan = plan_(host_path, slot < 0 ? 0 : slot);
+  } catch (const std::exception& ex) {
+    // A file that makes the planner throw (it changed while being read) is not hooked; the
+    // other targets still are.
+    plan.kind = TargetPlan::Kind::kUnhookable;
+    plan.reason = fmt::format("cannot be read: {}", ex.what());
+  }
   if (plan.kind == TargetPlan::Kind::kNotTarget) {
     rejected_.insert(id);
     return false;
@@ -119,9 +130,20 @@ void TargetSet::tick() {
   bool changed = false;
   for (auto it = entries_.begin(); it != entries_.end();) {
     auto next = std::next(it);
-    if (it->second.release_at != 0 && now >= it->second.release_at) {
-      release(it);
-      changed = true;
+    Entry& e = it->second;
+    if (e.release_at != 0 && now >= e.release_at) {
+      if (!e.releasing) {
+        // Phase one: from here a new user of the file is stopped and reported as new, while
+        // the links stay; one that mapped it just before is still in the records the next
+        // poll reads (this runs between polls) and cancels the release.
+        watcher_->untrack(it->first);
+        watcher_->forget(it->first);
+        e.releasing = true;
+        e.release_at = now + kReleaseSettleNs;
+      } else {
+        release(it);
+        changed = true;
+      }
     }
     it = next;
   }
@@ -135,9 +157,6 @@ void TargetSet::release(std::map<FileId, Entry>::iterator it) {
     session_.detach_group(e.key);
     slots_[e.slot] = false;
   }
-  // Its next user is reported again, and hooked again.
-  watcher_->untrack(it->first);
-  watcher_->forget(it->first);
   entries_.erase(it);
 }
 
@@ -193,6 +212,26 @@ void TargetSet::log_report(spdlog::level::level_enum level) const {
       log_.log(level, "{}: target {} cannot be hooked: {}", module_, where, e.plan.reason);
     }
   }
+}
+
+std::future<Result<std::shared_ptr<TargetWatcher>>> acquire_watcher_async(WatcherSettings s,
+                                                                          spdlog::logger& log) {
+  return std::async(std::launch::async, [s, &log] { return TargetWatcher::acquire(s, log); });
+}
+
+Result<std::unique_ptr<TargetSet>> start_host_wide(bpf::CaptureSession& session,
+                                                   spdlog::logger& log,
+                                                   std::shared_ptr<TargetWatcher> watcher,
+                                                   HostWide hw) {
+  for (const std::string& prefix : hw.prefixes) RETURN_IF_ERROR(watcher->add_prefix(prefix));
+  auto set = std::make_unique<TargetSet>(session, log, hw.module, std::move(hw.plan),
+                                         std::move(hw.hint), hw.attach_pid);
+  // Subscribed before the scan: what starts meanwhile is reported (and waits) too.
+  RETURN_IF_ERROR(set->start(std::move(watcher), scan_targets(0, ::getpid()),
+                             [&session, maps = std::move(hw.purge_maps)](int pid) {
+                               session.purge_process(maps, static_cast<uint32_t>(pid));
+                             }));
+  return set;
 }
 
 }  // namespace ecapture::tls

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,9 @@ class TargetSet {
   using PidCleanup = std::function<void(int pid)>;
   static constexpr int kMaxSlots = 64;
   static constexpr uint64_t kGraceNs = 1'000'000'000;
+  // Between untracking a released file and detaching its links: at least one poll of the
+  // watcher's records (every 10 ms) runs in between.
+  static constexpr uint64_t kReleaseSettleNs = 50'000'000;
 
   TargetSet(bpf::CaptureSession& session, spdlog::logger& log, std::string module, Planner plan,
             std::string hint, int attach_pid)
@@ -70,6 +74,7 @@ class TargetSet {
     TargetPlan plan;
     std::vector<std::string> missing;
     uint64_t release_at = 0;  // 0: in use
+    bool releasing = false;   // untracked, links still attached (see tick)
   };
 
   // True when `id` is a target (hooked or not): its processes are then tracked.
@@ -98,5 +103,25 @@ class TargetSet {
   bool started_ = false;  // the start-up report was logged: changes are logged at debug
   std::vector<bool> slots_ = std::vector<bool>(kMaxSlots, false);
 };
+
+// The shared watcher, loaded on another thread (while the module loads its own BPF object).
+std::future<Result<std::shared_ptr<TargetWatcher>>> acquire_watcher_async(WatcherSettings s,
+                                                                          spdlog::logger& log);
+
+// Host-wide mode of one module: `watcher` reports files whose names start with one of `prefixes`
+// however they are mapped, and a TargetSet subscribes to it before the running processes are
+// scanned. An exited process's entries in `purge_maps` (keys starting with its tgid) are removed.
+struct HostWide {
+  std::string module;
+  std::vector<std::string> prefixes;
+  TargetSet::Planner plan;
+  std::string hint;
+  int attach_pid = -1;
+  std::vector<std::string> purge_maps;
+};
+Result<std::unique_ptr<TargetSet>> start_host_wide(bpf::CaptureSession& session,
+                                                   spdlog::logger& log,
+                                                   std::shared_ptr<TargetWatcher> watcher,
+                                                   HostWide hw);
 
 }  // namespace ecapture::tls

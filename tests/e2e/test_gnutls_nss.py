@@ -55,12 +55,18 @@ NSS_CLIENT = textwrap.dedent("""\
       if (SSL_ForceHandshake(ssl) != SECSuccess) return 5;
       PRNetAddr local;
       PR_GetSockName(ssl, &local);
-      char req[512];
-      int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\\r\\nHost: localhost\\r\\n"
-                       "Connection: close\\r\\n\\r\\n", path);
       /* stderr: the pid and port; stdout (through NSPR): the reply. */
       fprintf(stderr, "pid=%d port=%d\\n", (int)getpid(), (int)PR_ntohs(local.inet.port));
       fflush(stderr);
+      char line[256];
+      if (strcmp(path, "-") == 0) { /* the path comes on stdin, once connected */
+        if (!fgets(line, sizeof line, stdin)) return 7;
+        line[strcspn(line, "\\n")] = 0;
+        path = line;
+      }
+      char req[512];
+      int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\\r\\nHost: localhost\\r\\n"
+                       "Connection: close\\r\\n\\r\\n", path);
       if (PR_Write(ssl, req, n) != n) return 6;
       char buf[4096];
       PRFileDesc *out = PR_GetSpecialFD(PR_StandardOutput);
@@ -71,6 +77,20 @@ NSS_CLIENT = textwrap.dedent("""\
       return 0;
     }
 """)
+
+
+def build_nss_client(directory):
+    """NSS_CLIENT built in `directory`: argv port path (or "-": the path is read from stdin
+    once the connection is up)."""
+    src = os.path.join(directory, "nssclient.c")
+    with open(src, "w") as f:
+        f.write(NSS_CLIENT)
+    binary = os.path.join(directory, "nssclient")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "nss"], check=True,
+                           capture_output=True, text=True, timeout=30).stdout.split()
+    subprocess.run(["gcc", "-O1", "-o", binary, src, *flags], check=True, capture_output=True,
+                   timeout=120)
+    return binary
 
 
 class GnutlsNssText(helpers.E2ETestCase):
@@ -88,14 +108,7 @@ class GnutlsNssText(helpers.E2ETestCase):
         cls.nginx = helpers.Nginx(cls.cls_tmp, cls.cert, cls.key,
                                   log_format=ACCESS_LOG_FORMAT).start(cls.cls_procs)
         cls.port = cls.nginx.port
-        src = os.path.join(cls.cls_tmp, "nssclient.c")
-        with open(src, "w") as f:
-            f.write(NSS_CLIENT)
-        cls.nss_client = os.path.join(cls.cls_tmp, "nssclient")
-        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "nss"], check=True,
-                               capture_output=True, text=True, timeout=30).stdout.split()
-        subprocess.run(["gcc", "-O1", "-o", cls.nss_client, src, *flags], check=True,
-                       capture_output=True, timeout=120)
+        cls.nss_client = build_nss_client(cls.cls_tmp)
 
     def new_file(self, size=64):
         name = helpers.rand_token(16) + ".txt"
@@ -175,7 +188,10 @@ class GnutlsNssText(helpers.E2ETestCase):
     def test_01_gnutls_wget(self):
         path, body = self.new_file(64)
         out = os.path.join(self.tmp, "wget.out")
-        with self.run_ecapture(["gnutls"]) as run:
+        # The library named: the hooks are listed at start (test_hostwide_tlslib.py runs wget
+        # under host-wide capture).
+        with self.run_ecapture(["gnutls", "--gnutls", "/usr/lib/x86_64-linux-gnu/libgnutls.so.30"]
+                               ) as run:
             p = self.procs.popen(["wget", "-q", "--ca-certificate", self.cert, "-O", out,
                                   f"https://127.0.0.1:{self.port}{path}"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -191,10 +207,12 @@ class GnutlsNssText(helpers.E2ETestCase):
     def test_02_gnutls_cli_exact_port(self):
         path, body = self.new_file(300)
         with self.run_ecapture(["gnu"]) as run:
+            # A session of its own: host-wide capture stops a new process (one without a
+            # controlling terminal) until its library is hooked.
             p = self.procs.popen(["gnutls-cli", "--x509cafile", self.cert, "-p",
                                   str(self.port), "localhost"],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL)
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
             lines = helpers.LineReader(p.stdout, "gnutls-cli")
             while b"Simple Client Mode" not in lines.get(timeout=20):
                 pass
@@ -222,7 +240,7 @@ class GnutlsNssText(helpers.E2ETestCase):
         with self.run_ecapture(["nss"]) as run:
             p = self.procs.popen(["tstclnt", "-h", "localhost", "-p", str(self.port), "-D", "-o",
                                   "-4", "-A", req], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE)
+                                 stderr=subprocess.PIPE, start_new_session=True)
             out, err = p.communicate(timeout=60)
             self.assertEqual(p.returncode, 0, err.decode(errors="replace")[-2000:])
             run.settle()

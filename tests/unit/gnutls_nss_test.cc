@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "modules/tlslib/gnutls_keys.h"
+#include "modules/tlslib/nss_version.h"
 #include "modules/tlslib/tlslib_config.h"
 #include "registry_json.h"
 
@@ -137,6 +138,31 @@ TEST(GnutlsLayoutTest, SniffsTheVersionString) {
   EXPECT_EQ(sniff_gnutls_version_in_bytes("Enabled GnuTLS 3.6.11.1 logging..."), "3.6.11.1");
   EXPECT_EQ(sniff_gnutls_version_in_bytes("GnuTLS 3.7.9"), std::nullopt);
   EXPECT_EQ(sniff_gnutls_version_in_bytes(""), std::nullopt);
+}
+
+// Strings as .rodata holds them: each followed by a NUL.
+std::string rodata(std::initializer_list<std::string_view> strings) {
+  std::string out;
+  for (std::string_view s : strings) out.append(s).push_back('\0');
+  return out;
+}
+
+TEST(NssVersionTest, SniffsNsprFromItsOnlyDottedString) {
+  EXPECT_EQ(sniff_nspr_version_in_bytes(rodata({"", "PR_Read", "%d.%d", "4.35", "localhost"})),
+            "4.35");
+  EXPECT_EQ(sniff_nspr_version_in_bytes(rodata({"x", "4.36.1 Beta"})), "4.36.1");
+  EXPECT_EQ(sniff_nspr_version_in_bytes(rodata({"4.35", "y", "4.35"})), "4.35");  // twice
+  EXPECT_EQ(sniff_nspr_version_in_bytes(rodata({"4.35", "1.2"})), std::nullopt);  // ambiguous
+  EXPECT_EQ(sniff_nspr_version_in_bytes(rodata({"v4.35", "4.", ".35", "4", "4.35a"})),
+            std::nullopt);
+  EXPECT_EQ(sniff_nspr_version_in_bytes(""), std::nullopt);
+}
+
+TEST(NssVersionTest, SniffsNss) {
+  EXPECT_EQ(sniff_nss_version_in_bytes(rodata({"", "Version: NSS 3.87.1"})), "3.87.1");
+  EXPECT_EQ(sniff_nss_version_in_bytes(rodata({"NSS x", "NSS 3.90 Basic ECC"})), "3.90");
+  EXPECT_EQ(sniff_nss_version_in_bytes(rodata({"NSS 3"})), std::nullopt);
+  EXPECT_EQ(sniff_nss_version_in_bytes("Version: 3.87.1"), std::nullopt);
 }
 
 gnutls_keys_event make_event(uint8_t cs0, uint32_t hash_len) {

@@ -288,9 +288,8 @@ Result<void> OpenSslModule::on_start() {
   // Host-wide: the watcher loads on another core meanwhile (the future's end waits for it).
   std::future<Result<std::shared_ptr<tls::TargetWatcher>>> watcher_loaded;
   if (host_wide_) {
-    tls::WatcherSettings ws{0, static_cast<uint32_t>(config()->global.uid), btf().custom_path};
-    watcher_loaded = std::async(std::launch::async,
-                                [this, ws] { return tls::TargetWatcher::acquire(ws, log()); });
+    tls::WatcherSettings ws{0, settings.uid, btf().custom_path};  // pcap: every process
+    watcher_loaded = tls::acquire_watcher_async(ws, log());
   }
   ASSIGN_OR_RETURN(skel_, session().load<openssl_bpf>(settings, openssl_bpf__open_opts,
                                                       openssl_bpf__load, openssl_bpf__destroy,
@@ -309,16 +308,17 @@ Result<void> OpenSslModule::on_start() {
     // The tracepoints now, the uprobes per target as processes use them.
     RETURN_IF_ERROR(session().attach({}, pid, kHint));
     ASSIGN_OR_RETURN(auto watcher, watcher_loaded.get());
-    for (const char* prefix : {"libssl", "libcrypto", "libboringssl"}) {
-      RETURN_IF_ERROR(watcher->add_prefix(prefix));
-    }
-    bpf::CaptureSession& sess = session();  // bound here: the watcher's thread only uses it
-    targets_ = std::make_unique<tls::TargetSet>(
-        sess, log(), name(),
-        [this](const std::string& path, int slot) { return plan_target(path, slot); }, kHint, pid);
-    // Subscribed before the scan: what starts meanwhile is reported (and waits) too.
-    return targets_->start(std::move(watcher), tls::scan_targets(0, ::getpid()),
-                           [&sess](int p) { forget_process(sess, p); });
+    ASSIGN_OR_RETURN(
+        targets_,
+        tls::start_host_wide(
+            session(), log(), std::move(watcher),
+            {.module = name(),
+             .prefixes = {"libssl", "libcrypto", "libboringssl"},
+             .plan = [this](const std::string& path, int slot) { return plan_target(path, slot); },
+             .hint = kHint,
+             .attach_pid = pid,
+             .purge_maps = {"tls_conn_fds", "tls_write_marks", "keys_sent"}}));
+    return {};
   }
   const bool multi = session().loaded().uprobe_multi;
   if (mode_ != CaptureMode::kText) {
@@ -343,10 +343,6 @@ Result<void> OpenSslModule::on_start() {
         m, lib_.path);
   }
   return {};
-}
-
-void OpenSslModule::forget_process(bpf::CaptureSession& sess, int pid) {
-  sess.purge_process({"tls_conn_fds", "tls_write_marks", "keys_sent"}, static_cast<uint32_t>(pid));
 }
 
 void OpenSslModule::on_detaching() {

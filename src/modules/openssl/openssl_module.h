@@ -68,8 +68,6 @@ class OpenSslModule final : public tls::TlsModule {
   Result<void> set_layout(int slot, const openssl_layout& layout);
   // Host-wide mode: what to make of one file some process uses.
   tls::TargetPlan plan_target(const std::string& host_path, int slot);
-  // An exited process's connection state in the BPF maps.
-  static void forget_process(bpf::CaptureSession& sess, int pid);
   bool all_processes() const { return mode_ == CaptureMode::kPcap; }
   Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
   Result<void> handle_keys(std::span<const uint8_t> record);

@@ -8,8 +8,9 @@
 #define GNUTLS_RECORD_KEYS 16 /* first byte of a gnutls_keys_event (data kinds are 0..2) */
 #define GNUTLS_SECRET_MAX 64
 #define GNUTLS_TLS13_SECRETS 5 /* hs client, hs server, app client, app server, exporter */
+#define GNUTLS_MAX_SLOTS 64    /* libraries with their own layout (a power of two) */
 
-/* Where GnuTLS keeps the secrets, from the gnutls_session_t (rodata, per detected version). */
+/* Where GnuTLS keeps the secrets, from the gnutls_session_t (per hooked library's version). */
 struct gnutls_layout {
 	__u32 cs;              /* const gnutls_cipher_suite_entry_st *cs */
 	__u32 cs_id;           /* uint8_t id[2] in the cipher suite entry */

@@ -1,22 +1,18 @@
 // gnutls/nss modules: library discovery and checks, probe specs, BPF load/attach, delivery.
 #include "modules/tlslib/tlslib_module.h"
 
-#include <unistd.h>
+#include <fmt/ranges.h>
 
 #include <cstring>
-
-#include <fmt/ranges.h>
-#include <ctime>
+#include <future>
 
 #include "bpf/record.h"
 #include "bpf/skeleton.h"
-#include "core/clock.h"
 #include "elf/elf_file.h"
 #include "elf/lib_discovery.h"
+#include "modules/tlslib/nss_version.h"
 
 namespace ecapture::tlslib {
-
-
 namespace {
 
 struct HookedFn {
@@ -116,34 +112,80 @@ std::vector<bpf::ProbeSpec> TlsLibModule::data_probes(LibKind kind, const std::s
   return specs;
 }
 
-std::vector<bpf::ProbeSpec> TlsLibModule::key_probes(const std::string& binary) {
+std::vector<bpf::ProbeSpec> TlsLibModule::key_probes(const std::string& binary, int slot) {
+  const uint64_t cookie = TLS_API_HANDSHAKE | (static_cast<uint64_t>(slot) << 8);
   return {{binary, "gnutls_handshake", 0, "probe_gnutls_hs_enter", bpf::ProbeType::kUprobe, false,
-           TLS_API_HANDSHAKE},
+           cookie},
           {binary, "gnutls_handshake", 0, "probe_gnutls_hs_exit", bpf::ProbeType::kUretprobe, false,
-           TLS_API_HANDSHAKE}};
+           cookie}};
 }
 
-Result<void> TlsLibModule::init_keys(const GnutlsConfig& cfg) {
+std::vector<bpf::ProbeSpec> TlsLibModule::probes(const std::string& path, int slot) const {
+  return keys_mode() ? key_probes(path, slot) : data_probes(kind_, path);
+}
+
+nlohmann::json TlsLibModule::library_info(LibKind kind, const std::string& path) {
+  nlohmann::json info = nlohmann::json::object();
+  if (kind == LibKind::kGnutls) {
+    info["library"] = "GnuTLS";
+    auto version = sniff_gnutls_version(path);
+    if (version && *version) {
+      info["version"] = "GnuTLS " + **version;
+    } else {
+      info["version_error"] =
+          version ? "no GnuTLS version string found" : version.error().to_string();
+    }
+    return info;
+  }
+  info["library"] = "NSS/NSPR";
+  auto nspr = sniff_nspr_version(path);
+  if (!nspr) {
+    info["version_error"] = "no NSPR version string found";
+    return info;
+  }
+  std::string version = "NSPR " + *nspr;
+  // NSS (libnss3.so, libssl3.so) sends its TLS records through this NSPR; it sits beside it.
+  const size_t slash = path.rfind('/');
+  if (slash != std::string::npos) {
+    if (auto nss = sniff_nss_version(path.substr(0, slash + 1) + "libnss3.so")) {
+      info["nss"] = "NSS " + *nss;
+      version += ", NSS " + *nss;
+    }
+  }
+  info["version"] = version;
+  return info;
+}
+
+Result<GnutlsNamedLayout> TlsLibModule::layout_of(const std::string& path) const {
   // The session layout comes from --ssl_version or the library's own version string, never a
   // guess.
+  const auto& cfg = config_as<GnutlsConfig>();
   std::string version = cfg.ssl_version;
   if (version.empty()) {
-    ASSIGN_OR_RETURN(auto found, sniff_gnutls_version(lib_path_));
+    ASSIGN_OR_RETURN(auto found, sniff_gnutls_version(path));
     if (!found) {
       return make_error(
           "cannot capture keys from {}: no GnuTLS version string found in it; name "
           "the version with --ssl_version (e.g. 3.7.9)",
-          lib_path_);
+          path);
     }
     version = *found;
   }
   auto layout = gnutls_layout_for_version(version);
   if (!layout) {
     if (!cfg.ssl_version.empty()) return make_error("--ssl_version: {}", layout.error().message);
-    return make_error("{} (version read from {})", layout.error().message, lib_path_);
+    return make_error("{} (version read from {})", layout.error().message, path);
   }
-  layout_ = std::move(layout).value();
-  return open_keys(cfg, mode_);
+  return layout;
+}
+
+Result<void> TlsLibModule::set_layout(int slot, const gnutls_layout& layout) {
+  const uint32_t key = static_cast<uint32_t>(slot);
+  if (bpf_map__update_elem(skel_->maps.gnutls_layouts, &key, sizeof(key), &layout, sizeof(layout),
+                           BPF_ANY) != 0) {
+    return make_errno_error(errno, "cannot store the GnuTLS key layout of slot {}", slot);
+  }
+  return {};
 }
 
 Result<void> TlsLibModule::on_init() {
@@ -155,40 +197,114 @@ Result<void> TlsLibModule::on_init() {
   } else {
     flag_path = config_as<NssConfig>().nspr;
   }
+  // Without a path or a process the module hooks every library of its kind in use, now and
+  // later.
+  host_wide_ = flag_path.empty() && global().pid == 0;
+  if (host_wide_) {
+    if (kind_ != LibKind::kGnutls || !keys_mode()) return {};
+    const auto& cfg = config_as<GnutlsConfig>();
+    // --ssl_version forces one layout on every library found: refused here if unknown.
+    if (!cfg.ssl_version.empty()) {
+      if (auto layout = gnutls_layout_for_version(cfg.ssl_version); !layout) {
+        return make_error("--ssl_version: {}", layout.error().message);
+      }
+    }
+    return open_keys(cfg, mode_);
+  }
   ASSIGN_OR_RETURN(lib_path_, locate_library(kind_, flag_path, global().pid));
   RETURN_IF_ERROR(check_library(kind_, lib_path_, !flag_path.empty()));
-  if (mode_ != tls::CaptureMode::kText) RETURN_IF_ERROR(init_keys(config_as<GnutlsConfig>()));
-  return {};
+  if (!keys_mode()) return {};
+  ASSIGN_OR_RETURN(layout_, layout_of(lib_path_));
+  return open_keys(config_as<GnutlsConfig>(), mode_);
+}
+
+tls::TargetPlan TlsLibModule::plan_target(const std::string& host_path, int slot) {
+  using Kind = tls::TargetPlan::Kind;
+  tls::TargetPlan out;
+  auto opened = elf::ElfFile::open(host_path);
+  if (!opened) return out;
+  const auto& elf = **opened;
+  if (!elf.is_native_arch()) return out;
+  for (const auto& fn : hooked(kind_)) {
+    if (!elf.find_function(fn.name)) return out;  // not a library of this kind
+  }
+  out.info = library_info(kind_, host_path);
+  out.kind = Kind::kUnhookable;
+  if (!keys_mode()) {
+    out.info["keys"] = kind_ == LibKind::kGnutls
+                           ? "not captured (text mode)"
+                           : "not captured (the nss module captures plaintext only)";
+  } else {
+    if (!elf.find_function("gnutls_handshake")) {
+      out.reason = "does not export gnutls_handshake, where the keys are read";
+      return out;
+    }
+    auto layout = layout_of(host_path);
+    if (!layout) {
+      out.reason = layout.error().to_string();
+      return out;
+    }
+    if (auto r = set_layout(slot, layout->layout); !r) {
+      out.reason = r.error().to_string();
+      return out;
+    }
+    out.info["keys"] = fmt::format("layout '{}'", layout->name);
+    log().debug("keys: {} layout '{}', key log {}", host_path, layout->name, keys()->keylog_path());
+  }
+  out.kind = Kind::kHook;
+  out.specs = probes(host_path, slot);
+  return out;
 }
 
 Result<void> TlsLibModule::on_start() {
-  log().info("library: {}", lib_path_);
+  if (!host_wide_) {
+    const nlohmann::json info = library_info(kind_, lib_path_);
+    log().info("library: {} ({})", lib_path_,
+               info.value("version", "version unknown: " + info.value("version_error", "")));
+  }
   // pcap mode learns the owners of every TLS connection (to drop other processes' packets), so
   // its key probes see all processes; --pid/--uid are applied in user space there.
   const bool all_processes = mode_ == tls::CaptureMode::kPcap;
   bpf::SkeletonSettings settings = skeleton_settings();
   if (all_processes) settings.every_process();
-  RETURN_IF_ERROR(session().load<tlslib_bpf>(
-                       settings, tlslib_bpf__open_opts, tlslib_bpf__load,
-                       tlslib_bpf__destroy, [&](tlslib_bpf* sk) -> Result<void> {
-                         // Keylog: the keys' fd comes from the connection's last fd only.
-                         if (mode_ == tls::CaptureMode::kKeylog) bpf::skip_fd_learners(sk->obj);
-                         if (mode_ != tls::CaptureMode::kText) {
-                           std::memcpy(const_cast<gnutls_layout*>(&sk->rodata->glayout),
-                                       &layout_.layout, sizeof(gnutls_layout));
-                         }
-                         return {};
-                       }));
-  const bool multi = session().loaded().uprobe_multi;
-  if (mode_ != tls::CaptureMode::kText) {
-    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name,
-               keys()->keylog_path());
+  // Host-wide: the watcher loads on another core meanwhile (the future's end waits for it).
+  std::future<Result<std::shared_ptr<tls::TargetWatcher>>> watcher_loaded;
+  if (host_wide_) {
+    watcher_loaded = tls::acquire_watcher_async({0, settings.uid, btf().custom_path}, log());
   }
-  std::string hint = fmt::format("is this the right library? pass it with {}", flag());
-  ASSIGN_OR_RETURN(auto attached,
-                   session().attach(mode_ == tls::CaptureMode::kText ? data_probes(kind_, lib_path_)
-                                                                    : key_probes(lib_path_),
-                                    all_processes ? -1 : attach_pid(), hint));
+  ASSIGN_OR_RETURN(
+      skel_, session().load<tlslib_bpf>(settings, tlslib_bpf__open_opts, tlslib_bpf__load,
+                                        tlslib_bpf__destroy, [&](tlslib_bpf* sk) -> Result<void> {
+                                          // Keylog: the keys' fd comes from the
+                                          // connection's last fd only.
+                                          if (mode_ == tls::CaptureMode::kKeylog)
+                                            bpf::skip_fd_learners(sk->obj);
+                                          return {};
+                                        }));
+  const int pid = all_processes ? -1 : attach_pid();
+  const std::string hint = fmt::format("is this the right library? pass it with {}", flag());
+  if (host_wide_) {
+    // The tracepoints now, the uprobes per target as processes use them.
+    RETURN_IF_ERROR(session().attach({}, pid, hint));
+    ASSIGN_OR_RETURN(auto watcher, watcher_loaded.get());
+    ASSIGN_OR_RETURN(
+        targets_,
+        tls::start_host_wide(
+            session(), log(), std::move(watcher),
+            {.module = name(),
+             .prefixes = {kind_ == LibKind::kGnutls ? "libgnutls" : "libnspr4"},
+             .plan = [this](const std::string& path, int slot) { return plan_target(path, slot); },
+             .hint = hint,
+             .attach_pid = pid,
+             .purge_maps = {"tls_conn_fds", "tls_write_marks"}}));
+    return {};
+  }
+  const bool multi = session().loaded().uprobe_multi;
+  if (keys_mode()) {
+    RETURN_IF_ERROR(set_layout(0, layout_.layout));
+    log().info("keys: {} layout '{}', key log {}", lib_path_, layout_.name, keys()->keylog_path());
+  }
+  ASSIGN_OR_RETURN(auto attached, session().attach(probes(lib_path_, 0), pid, hint));
   std::string hooks;
   for (const auto& a : attached.attached) hooks += (hooks.empty() ? "" : ", ") + a;
   log().info("hooks attached to {} ({}): {}", lib_path_,
@@ -196,12 +312,38 @@ Result<void> TlsLibModule::on_start() {
   return {};
 }
 
+void TlsLibModule::on_detaching() {
+  if (targets_) targets_->stop();
+}
+
+nlohmann::json TlsLibModule::target_report() const {
+  if (targets_) return targets_->report();
+  nlohmann::json out = nlohmann::json::array();
+  if (lib_path_.empty()) return out;
+  nlohmann::json t = library_info(kind_, lib_path_);
+  t["path"] = lib_path_;
+  t["host_path"] = lib_path_;
+  t["hooked"] = true;
+  t["container"] = "";
+  if (kind_ == LibKind::kGnutls) {
+    t["keys"] = keys_mode() ? fmt::format("layout '{}'", layout_.name)
+                            : std::string("not captured (text mode)");
+  }
+  out.push_back(std::move(t));
+  return out;
+}
+
 Result<void> TlsLibModule::on_run() {
   const auto& g = global();
   RETURN_IF_ERROR(
       start_tls_reading([this](std::span<const uint8_t> r) { return handle_own_record(r); }));
-  log_started(fmt::format("{}, {} buffer{}{}", lib_path_,
-                          session().loaded().ringbuf ? "ring" : "perf",
+  const std::string what = host_wide_
+                               ? fmt::format("host-wide, {} target{} hooked with {}",
+                                             targets_->hooked(), targets_->hooked() == 1 ? "" : "s",
+                                             session().loaded().uprobe_multi ? "uprobe_multi links"
+                                                                             : "perf-event uprobes")
+                               : lib_path_;
+  log_started(fmt::format("{}, {} buffer{}{}", what, session().loaded().ringbuf ? "ring" : "perf",
                           g.pid ? fmt::format(", pid {}", g.pid) : "",
                           g.uid ? fmt::format(", uid {}", g.uid) : ""));
   return {};
