@@ -1,5 +1,4 @@
 // gotls module: Go binary analysis, probe specs, BPF load/attach and event delivery.
-#include "core/clock.h"
 #include "modules/gotls/gotls_module.h"
 
 #include <unistd.h>
@@ -8,7 +7,9 @@
 
 #include "bpf/record.h"
 #include "bpf/skeleton.h"
+#include "core/clock.h"
 #include "elf/lib_discovery.h"
+#include "elf/process_discovery.h"
 #include "output/keylog_writer.h"
 
 namespace ecapture::gotls {
@@ -25,6 +26,12 @@ constexpr const char* kHint = "is this a Go program using crypto/tls? pass it wi
 
 Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode) {
   ASSIGN_OR_RETURN(auto bin, elf::GoBinary::open(path));
+  return find_targets(*bin, mode);
+}
+
+Result<GoTlsTargets> find_targets(const elf::GoBinary& b, CaptureMode mode) {
+  const elf::GoBinary* bin = &b;
+  const std::string& path = b.path();
   GoTlsTargets t;
   t.version = bin->version();
   if (t.version.major == 0) {
@@ -64,6 +71,31 @@ Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode) {
   return t;
 }
 
+GoScan scan_running_programs(CaptureMode mode) {
+  GoScan scan;
+  for (elf::ExeFile& exe : elf::running_executables()) {
+    ++scan.executables;
+    // The section headers first: most executables are not Go, and reading them is cheap.
+    auto elf = elf::ElfFile::open(exe.path);
+    if (!elf || !(*elf)->is_native_arch() || !elf::has_go_sections(**elf)) continue;
+    auto bin = elf::GoBinary::open(exe.path);
+    if (!bin) continue;
+    // A Go program with neither function does not use crypto/tls: no target.
+    if (!(*bin)->find_function(kConnRead) && !(*bin)->find_function(kWriteKeyLog)) continue;
+    auto hooks = find_targets(**bin, mode);
+    if (hooks && !hooks->register_abi) {
+      hooks = make_error("built with {}, which passes arguments on the stack: not supported yet",
+                         hooks->version.text);
+    }
+    if (!hooks) {
+      scan.unusable.emplace_back(exe.path, hooks.error().to_string());
+      continue;
+    }
+    scan.programs.push_back({std::move(exe.path), std::move(hooks).value(), std::move(exe.pids)});
+  }
+  return scan;
+}
+
 Result<KeylogLine> keylog_line(const gotls_keys_event& k) {
   if (k.label_len == 0 || k.label_len > GOTLS_LABEL_MAX || k.random_len != GOTLS_RANDOM_MAX ||
       k.secret_len == 0 || k.secret_len > GOTLS_SECRET_MAX) {
@@ -99,52 +131,89 @@ std::vector<bpf::ProbeSpec> GoTlsModule::probes(const std::string& binary, const
   return specs;
 }
 
-Result<void> GoTlsModule::on_init() {
-  const auto& cfg = config_as<GoTlsConfig>();
-  ASSIGN_OR_RETURN(mode_, tls::parse_capture_mode(cfg.model));
+Result<void> GoTlsModule::init_one(const GoTlsConfig& cfg) {
   // Without -e, the executable of --pid (through /proc/<pid>/root for a container).
-  elf_path_ = cfg.elfpath;
-  if (elf_path_.empty()) {
-    elf_path_ = elf::process_executable(static_cast<int>(cfg.global.pid));
-    if (elf_path_.empty()) {
+  std::string path = cfg.elfpath;
+  if (path.empty()) {
+    path = elf::process_executable(static_cast<int>(cfg.global.pid));
+    if (path.empty()) {
       return make_error("--pid {}: no such process (or its executable is gone); give the Go "
                         "program with -e/--elfpath", cfg.global.pid);
     }
   }
-  auto targets = find_targets(elf_path_, mode_);
+  auto targets = find_targets(path, mode_);
   if (!targets) return make_error("-e/--elfpath: {}", targets.error().to_string());
-  targets_ = std::move(targets).value();
-  if (!targets_.register_abi) {
-    return make_error("{} was built with {}, which passes arguments on the stack: capturing such "
-                      "old Go programs is not available yet (Go 1.17+ on amd64, 1.18+ on arm64)",
-                      elf_path_, targets_.version.text);
+  if (!targets->register_abi) {
+    return make_error(
+        "{} was built with {}, which passes arguments on the stack: capturing such "
+        "old Go programs is not available yet (Go 1.17+ on amd64, 1.18+ on arm64)",
+        path, targets->version.text);
+  }
+  programs_.push_back({path, std::move(targets).value(), {}});
+  return {};
+}
+
+Result<void> GoTlsModule::init_host_wide() {
+  GoScan scan = scan_running_programs(mode_);
+  for (const auto& [path, why] : scan.unusable)
+    log().warn("go program {} not hooked: {}", path, why);
+  unusable_ = std::move(scan.unusable);
+  if (scan.programs.empty()) {
+    return make_error(
+        "no running Go program uses crypto/tls ({} executables looked at{}): start "
+        "the program before ecapture, or give it with -e/--elfpath",
+        scan.executables, unusable_.empty() ? "" : "; see the warnings above");
+  }
+  programs_ = std::move(scan.programs);
+  return {};
+}
+
+Result<void> GoTlsModule::on_init() {
+  const auto& cfg = config_as<GoTlsConfig>();
+  ASSIGN_OR_RETURN(mode_, tls::parse_capture_mode(cfg.model));
+  if (!cfg.elfpath.empty() || cfg.global.pid != 0) {
+    RETURN_IF_ERROR(init_one(cfg));
+  } else {
+    RETURN_IF_ERROR(init_host_wide());
   }
   return open_keys(cfg, mode_);
 }
 
 Result<void> GoTlsModule::on_start() {
-  log().info("go program: {} ({}, {}, functions from {})", elf_path_,
-             targets_.version.text.empty() ? "Go version unknown" : targets_.version.text,
-             targets_.register_abi ? "register ABI" : "stack ABI",
-             targets_.stripped ? ".gopclntab" : ".symtab");
+  std::vector<bpf::ProbeSpec> specs;
+  for (const GoProgram& p : programs_) {
+    const GoTlsTargets& t = p.hooks;
+    log().info("go program: {} ({}, {}, functions from {}{})", p.path,
+               t.version.text.empty() ? "Go version unknown" : t.version.text,
+               t.register_abi ? "register ABI" : "stack ABI", t.stripped ? ".gopclntab" : ".symtab",
+               p.pids.empty() ? ""
+                              : fmt::format(", {} process{} running", p.pids.size(),
+                                            p.pids.size() == 1 ? "" : "es"));
+    auto more = probes(p.path, t, mode_);
+    specs.insert(specs.end(), more.begin(), more.end());
+  }
   // pcap mode learns every connection's owner, so its probes see all processes of the binary.
   const bool all_processes = mode_ == CaptureMode::kPcap;
   bpf::SkeletonSettings settings = skeleton_settings();
   if (all_processes) settings.pid = settings.uid = 0;
   RETURN_IF_ERROR(session().load<gotls_bpf>(settings, gotls_bpf__open_opts, gotls_bpf__load,
                                             gotls_bpf__destroy, [&](gotls_bpf* sk) -> Result<void> {
-                                              sk->rodata->stack_abi = !targets_.register_abi;
+                                              // Only register-ABI programs are hooked.
+                                              sk->rodata->stack_abi = false;
                                               return {};
                                             }));
   const bool multi = session().loaded().uprobe_multi;
-  RETURN_IF_ERROR(session().attach(probes(elf_path_, targets_, mode_),
-                                   all_processes ? -1 : attach_pid(), kHint));
-  if (mode_ == CaptureMode::kText) {
-    log().info("hooks: writeRecordLocked entry, (*Conn).Read entry and its {} RETs ({})",
-               targets_.read_rets.size(), multi ? "uprobe_multi links" : "perf-event uprobes");
-  } else {
-    log().info("hooks: (*Config).writeKeyLog entry, {} handshake entries; key log {}",
-               targets_.handshakes.size(), keys()->keylog_path());
+  RETURN_IF_ERROR(session().attach(specs, all_processes ? -1 : attach_pid(), kHint));
+  for (const GoProgram& p : programs_) {
+    if (mode_ == CaptureMode::kText) {
+      log().info("hooks: writeRecordLocked entry, (*Conn).Read entry and its {} RETs ({}){}",
+                 p.hooks.read_rets.size(), multi ? "uprobe_multi links" : "perf-event uprobes",
+                 programs_.size() > 1 ? " in " + p.path : "");
+    } else {
+      log().info("hooks: (*Config).writeKeyLog entry, {} handshake entries; key log {}{}",
+                 p.hooks.handshakes.size(), keys()->keylog_path(),
+                 programs_.size() > 1 ? " in " + p.path : "");
+    }
   }
   return {};
 }
@@ -153,11 +222,26 @@ Result<void> GoTlsModule::on_run() {
   const auto& cfg = config_as<GoTlsConfig>();
   RETURN_IF_ERROR(
       start_tls_reading([this](std::span<const uint8_t> r) { return handle_own_record(r); }));
-  log_started(fmt::format("{}, {} buffer{}{}", elf_path_,
-                          session().loaded().ringbuf ? "ring" : "perf",
+  const std::string what = programs_.size() == 1 ? programs_.front().path
+                                                 : fmt::format("{} Go programs", programs_.size());
+  log_started(fmt::format("{}, {} buffer{}{}", what, session().loaded().ringbuf ? "ring" : "perf",
                           cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
                           cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : ""));
   return {};
+}
+
+nlohmann::json GoTlsModule::target_report() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const GoProgram& p : programs_) {
+    nlohmann::json e = {{"path", p.path},
+                        {"library", "go crypto/tls"},
+                        {"version", p.hooks.version.text},
+                        {"functions_from", p.hooks.stripped ? ".gopclntab" : ".symtab"}};
+    if (!p.pids.empty()) e["processes"] = p.pids.size();
+    out.push_back(std::move(e));
+  }
+  for (const auto& [path, why] : unusable_) out.push_back({{"path", path}, {"reason", why}});
+  return out;
 }
 
 Result<bool> GoTlsModule::handle_own_record(std::span<const uint8_t> record) {

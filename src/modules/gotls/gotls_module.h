@@ -41,6 +41,23 @@ struct GoTlsTargets {
 
 // Analyses `path` (errors: not ELF, wrong arch, not Go, no crypto/tls, old unsupported ABI).
 Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode);
+Result<GoTlsTargets> find_targets(const elf::GoBinary& bin, CaptureMode mode);
+
+// One Go program file to hook.
+struct GoProgram {
+  std::string path;
+  GoTlsTargets hooks;
+  std::vector<int> pids;  // the processes running it when ecapture started (host-wide only)
+};
+
+// What a scan of the running processes found: every distinct executable that is a Go program
+// using crypto/tls, once; the Go programs using it that cannot be hooked, with the reason.
+struct GoScan {
+  std::vector<GoProgram> programs;
+  std::vector<std::pair<std::string, std::string>> unusable;  // path, reason
+  size_t executables = 0;                                     // distinct files looked at
+};
+GoScan scan_running_programs(CaptureMode mode);
 
 // One key log line from a writeKeyLog record ("LABEL <random hex> <secret hex>").
 Result<KeylogLine> keylog_line(const gotls_keys_event& k);
@@ -51,6 +68,8 @@ class GoTlsModule final : public tls::TlsModule {
 
   static std::vector<bpf::ProbeSpec> probes(const std::string& binary, const GoTlsTargets& t,
                                             CaptureMode mode);
+  // Each program hooked, with its version and processes, and each one that could not be.
+  nlohmann::json target_report() const override;
 
  protected:
   Result<void> on_init() override;
@@ -59,10 +78,12 @@ class GoTlsModule final : public tls::TlsModule {
 
  private:
   Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
+  Result<void> init_one(const GoTlsConfig& cfg);                    // -e or --pid
+  Result<void> init_host_wide();
 
   CaptureMode mode_ = CaptureMode::kText;
-  std::string elf_path_;  // -e, else the executable of --pid
-  GoTlsTargets targets_;
+  std::vector<GoProgram> programs_;  // fixed from init on (read by target_report())
+  std::vector<std::pair<std::string, std::string>> unusable_;
 };
 
 }  // namespace ecapture::gotls
