@@ -184,7 +184,7 @@ class All(helpers.E2ETestCase):
         self.assertEqual(re.findall(r"capture started \((.*)\)", err),
                          ["tls, gotls, gnutls, nss"], run.describe())
         for part in ("tls", "gotls", "gnutls", "nss"):
-            self.assertEqual(err.count(f"{part}: hooks ready ("), 1, run.describe())
+            self.assertEqual(err.count(f" {part}: hooks ready ("), 1, run.describe())
         self.assertIn(f"go program: {self.go} (", err)
         blocks = run.blocks()
         for c in clients:
@@ -229,7 +229,7 @@ class All(helpers.E2ETestCase):
             self.assertTrue(body.decode() in bodies or body.hex() in bodies, (body, bodies))
         # Each client's own part delivered its keys.
         for c in (curl, wget, go):
-            self.assertRegex(err, rf"keys: TLS 1\.[23] [a-z0-9 ]+ pid={c['pid']} comm={c['comm']} ",
+            self.assertRegex(err, rf"keys: [^\n]*? pid={c['pid']} comm={c['comm']} ",
                              run.describe())
         helpers.assert_bpf_released(self, owned)
 
