@@ -5,7 +5,7 @@
  * moved, in chunks, with the process and the connection's 4-tuple. While a connection's fd is
  * unknown the per-syscall tracepoints learn it. Keys: after SSL_do_handshake succeeds (or at the
  * next SSL_read/SSL_write entry, for implicit handshakes), the session's secrets are read
- * through the layout in rodata. */
+ * through the library's layout (the `layouts` map). */
 #include "common.bpf.h"
 #include "tls_data.bpf.h"
 #include "modules/openssl/openssl_abi.h"
@@ -15,7 +15,22 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by user space per capture mode and detected library layout. */
 const volatile bool capture_data = true;
 const volatile bool capture_keys = false;
-const volatile struct openssl_layout layout = {};
+
+/* The key layout of each hooked library: its slot is bits 8-15 of the attach cookie (0 with one
+ * target), so that libraries of different versions are hooked by one object. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OPENSSL_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct openssl_layout);
+} layouts SEC(".maps");
+
+static __always_inline const struct openssl_layout *layout_of(void *ctx)
+{
+	__u32 slot = (bpf_get_attach_cookie(ctx) >> 8) & (OPENSSL_MAX_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&layouts, &slot);
+}
 
 /* Perf-buffer kernels only: records are reserved in the ring buffer otherwise. */
 ECAP_SCRATCH_MAP(keys_scratch, struct openssl_keys_event);
@@ -35,18 +50,19 @@ static __always_inline bool all_zero8(const __u8 *p)
 
 /* Fills `k` with the session secrets of `ssl` (version `version`); false while the handshake is
  * not finished (secrets not set yet) or when they were sent already. */
-static __always_inline bool fill_keys(struct openssl_keys_event *k, struct tls_conn_key *key,
+static __always_inline bool fill_keys(const struct openssl_layout *layout,
+				      struct openssl_keys_event *k, struct tls_conn_key *key,
 				      __u64 ssl, __s32 version)
 {
 	__u64 *sent, cr_addr, session = 0;
 
-	cr_addr = ssl + layout.s3_client_random;
-	if (layout.ssl_s3) {
+	cr_addr = ssl + layout->s3_client_random;
+	if (layout->ssl_s3) {
 		__u64 s3 = 0;
 
-		if (bpf_probe_read_user(&s3, sizeof(s3), (void *)(ssl + layout.ssl_s3)) || !s3)
+		if (bpf_probe_read_user(&s3, sizeof(s3), (void *)(ssl + layout->ssl_s3)) || !s3)
 			return false;
-		cr_addr = s3 + layout.s3_client_random;
+		cr_addr = s3 + layout->s3_client_random;
 	}
 	if (bpf_probe_read_user(k->client_random, sizeof(k->client_random), (void *)cr_addr))
 		return false;
@@ -59,9 +75,9 @@ static __always_inline bool fill_keys(struct openssl_keys_event *k, struct tls_c
 	__builtin_memset(k->master_key, 0, sizeof(k->master_key));
 	__builtin_memset(k->handshake_secret, 0, OPENSSL_SECRET_MAX * 5);
 	if (version == 0x0304) {
-		__u64 base = ssl + layout.ssl_early_secret;
+		__u64 base = ssl + layout->ssl_early_secret;
 
-		if (!layout.ssl_early_secret)
+		if (!layout->ssl_early_secret)
 			return false;
 		/* early, handshake, master, resumption, client/server finished, server finished hash,
 		 * handshake traffic hash, client/server app traffic, exporter: 64 bytes each. */
@@ -79,11 +95,12 @@ static __always_inline bool fill_keys(struct openssl_keys_event *k, struct tls_c
 		bpf_probe_read_user(k->exporter_master_secret, OPENSSL_SECRET_MAX,
 				    (void *)(base + 10 * OPENSSL_SECRET_MAX));
 	} else {
-		if (bpf_probe_read_user(&session, sizeof(session), (void *)(ssl + layout.ssl_session)) ||
+		if (bpf_probe_read_user(&session, sizeof(session),
+					(void *)(ssl + layout->ssl_session)) ||
 		    !session)
 			return false;
 		if (bpf_probe_read_user(k->master_key, sizeof(k->master_key),
-					(void *)(session + layout.session_master_key)))
+					(void *)(session + layout->session_master_key)))
 			return false;
 		if (all_zero8(k->master_key))
 			return false;
@@ -96,20 +113,21 @@ static __always_inline bool fill_keys(struct openssl_keys_event *k, struct tls_c
 static __always_inline void check_keys(void *ctx, __u64 id, __u64 ssl, __s32 fd)
 {
 	struct tls_conn_key key = {.tgid = id >> 32, .conn = ssl};
+	const struct openssl_layout *layout = layout_of(ctx);
 	struct openssl_keys_event *k;
 	__s32 version = 0;
 	__u64 random8;
 
-	if (layout.boringssl)
+	if (!layout || layout->boringssl)
 		return; /* its secrets come from the derivation probes below */
-	if (bpf_probe_read_user(&version, sizeof(version), (void *)(ssl + layout.ssl_version)))
+	if (bpf_probe_read_user(&version, sizeof(version), (void *)(ssl + layout->ssl_version)))
 		return;
 	if (version < 0x0300 || version > 0x0304)
 		return;
 	k = ecap_reserve(&keys_scratch, sizeof(*k));
 	if (!k)
 		return;
-	if (!fill_keys(k, &key, ssl, version)) {
+	if (!fill_keys(layout, k, &key, ssl, version)) {
 		ecap_discard(k);
 		return;
 	}
@@ -212,22 +230,23 @@ int probe_bssl_hkdf_enter(struct pt_regs *ctx)
 }
 
 /* Reads the secret HKDF_expand wrote and the connection's client random into `e`. */
-static __always_inline bool fill_hkdf_secret(struct openssl_secret_event *e,
+static __always_inline bool fill_hkdf_secret(void *ctx, struct openssl_secret_event *e,
 					     struct bssl_hkdf_call *call)
 {
+	const struct openssl_layout *layout = layout_of(ctx);
 	__u64 s3 = 0;
 	__u32 n = call->out_len;
 
-	if (n > OPENSSL_SECRET_MAX)
+	if (n > OPENSSL_SECRET_MAX || !layout)
 		return false;
 	if (bpf_probe_read_user(e->secret, n, (const void *)call->out))
 		return false;
 	/* Pointers are untagged first: arm64 top-byte tags (MTE) are not part of the address. */
 	if (bpf_probe_read_user(&s3, sizeof(s3),
-				(void *)((call->ssl & 0x00ffffffffffffffULL) + layout.ssl_s3)) ||
+				(void *)((call->ssl & 0x00ffffffffffffffULL) + layout->ssl_s3)) ||
 	    !(s3 &= 0x00ffffffffffffffULL) ||
 	    bpf_probe_read_user(e->client_random, sizeof(e->client_random),
-				(void *)(s3 + layout.s3_client_random))) {
+				(void *)(s3 + layout->s3_client_random))) {
 		ecap_count(ECAP_CNT_READ_FAILED);
 		return false;
 	}
@@ -252,7 +271,7 @@ int probe_bssl_hkdf_exit(struct pt_regs *ctx)
 	if ((int)PT_REGS_RC(ctx) == 1) {
 		e = secret_record(id, call->ssl, call->fd);
 		if (e) {
-			if (fill_hkdf_secret(e, call))
+			if (fill_hkdf_secret(ctx, e, call))
 				ecap_submit(ctx, e, sizeof(*e));
 			else
 				ecap_discard(e);

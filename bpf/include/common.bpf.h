@@ -202,22 +202,32 @@ struct ecap_chunk_ctx {
 		return 0;                                                                        \
 	}
 
-/* The socket behind `fd` of the current task, or NULL. */
-static __always_inline struct sock *ecap_fd_to_sock(__s32 fd)
+/* The open file behind `fd` of the current task, or NULL. */
+static __always_inline struct file *ecap_fd_to_file(__s32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds;
 	struct file *f = NULL;
-	struct socket *sock;
-	umode_t mode;
 
 	if (fd < 0 || !fdt)
 		return NULL;
 	if ((__u32)fd >= BPF_CORE_READ(fdt, max_fds))
 		return NULL;
 	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+/* The socket behind `fd` of the current task, or NULL. */
+static __always_inline struct sock *ecap_fd_to_sock(__s32 fd)
+{
+	struct file *f = ecap_fd_to_file(fd);
+	struct socket *sock;
+	umode_t mode;
+
+	if (!f)
 		return NULL;
 	mode = BPF_CORE_READ(f, f_inode, i_mode);
 	if ((mode & ECAP_S_IFMT) != ECAP_S_IFSOCK)

@@ -38,11 +38,13 @@ void CaptureModule::log_started(std::string_view what) {
 }
 
 void CaptureModule::on_stop() {
+  on_detaching();
   session_.stop();
   on_drained();
 }
 
 void CaptureModule::on_close() {
+  on_detaching();
   session_.close();
   on_release();
 }

@@ -26,6 +26,9 @@ class CaptureModule : public Module {
   // "<name>: capture started (<what>)": the line tests and users wait for.
   void log_started(std::string_view what);
 
+  // Before stop detaches (and before close releases): stop what attaches probes on another
+  // thread (a target watcher's subscription).
+  virtual void on_detaching() {}
   // After stop has detached and drained: flush what the module holds (assemblers, files).
   virtual void on_drained() {}
   // After the session is released: free the module's own state.

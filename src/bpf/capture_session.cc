@@ -1,6 +1,9 @@
 // CaptureSession: attach, read, count and stop for every module.
 #include "bpf/capture_session.h"
 
+#include <bpf/bpf.h>
+
+#include <cstring>
 #include <set>
 
 #include "core/clock.h"
@@ -32,6 +35,66 @@ Result<AttachResult> CaptureSession::attach(const std::vector<ProbeSpec>& specs,
   probed_.assign(files.begin(), files.end());
   if (counters_ != nullptr) counters_->targets.store(probed_.size());
   return attached;
+}
+
+Result<AttachResult> CaptureSession::attach_group(uint64_t key, const std::vector<ProbeSpec>& specs,
+                                                  int pid, const std::string& hint) {
+  std::lock_guard lock(groups_mu_);
+  if (obj_ == nullptr || detached_) return make_error("{}: the capture is stopping", what_);
+  ASSIGN_OR_RETURN(AttachResult attached,
+                   attach_uprobes(obj_, specs, pid, hint, loaded_.uprobe_multi));
+  auto& links = groups_[key];
+  for (auto& l : attached.links) links.push_back(std::move(l));
+  attached.links.clear();
+  if (counters_ != nullptr) counters_->targets.store(probed_.size() + groups_.size());
+  return attached;
+}
+
+void CaptureSession::detach_group(uint64_t key) {
+  std::lock_guard lock(groups_mu_);
+  auto it = groups_.find(key);
+  if (it == groups_.end()) return;
+  destroy_links(it->second);
+  groups_.erase(it);
+  if (counters_ != nullptr) counters_->targets.store(probed_.size() + groups_.size());
+}
+
+size_t CaptureSession::purge_process(const std::vector<std::string>& maps, uint32_t tgid) {
+  size_t purged = 0;
+  for (const std::string& name : maps) {
+    bpf_map* map = obj_ != nullptr ? bpf_object__find_map_by_name(obj_, name.c_str()) : nullptr;
+    if (map == nullptr || bpf_map__key_size(map) < sizeof(uint32_t)) continue;
+    const int fd = bpf_map__fd(map);
+    std::vector<uint8_t> key(bpf_map__key_size(map)), next(key.size());
+    std::vector<std::vector<uint8_t>> doomed;
+    for (const void* prev = nullptr; bpf_map_get_next_key(fd, prev, next.data()) == 0;
+         prev = key.data()) {
+      uint32_t owner = 0;
+      std::memcpy(&owner, next.data(), sizeof(owner));
+      if (owner == tgid) doomed.push_back(next);
+      key.swap(next);
+    }
+    for (const auto& k : doomed) purged += bpf_map_delete_elem(fd, k.data()) == 0 ? 1 : 0;
+  }
+  return purged;
+}
+
+size_t CaptureSession::links() const {
+  std::lock_guard lock(groups_mu_);
+  size_t n = links_.size();
+  for (const auto& [key, links] : groups_) n += links.size();
+  return n;
+}
+
+void CaptureSession::detach_all() {
+  std::vector<Link> all = std::move(links_);
+  links_.clear();
+  std::lock_guard lock(groups_mu_);
+  for (auto& [key, links] : groups_) {
+    for (auto& l : links) all.push_back(std::move(l));
+  }
+  groups_.clear();
+  destroy_links(all);
 }
 
 Result<void> CaptureSession::start_reader(EventReader::Handler handler, EventReader::Tick tick,
@@ -71,18 +134,23 @@ void CaptureSession::refresh_counters() {
 }
 
 void CaptureSession::stop() {
-  destroy_links(links_);         // no new records from here on
+  {
+    std::lock_guard lock(groups_mu_);
+    detached_ = true;
+  }
+  detach_all();                  // no new records from here on
   if (reader_) reader_->stop();  // drains what the kernel already produced
   refresh_counters();
 }
 
 void CaptureSession::close() {
-  destroy_links(links_);
+  detach_all();
   reader_.reset();
   if (destroy_) destroy_();
   destroy_ = nullptr;
   obj_ = nullptr;
   probed_.clear();
+  detached_ = false;
 }
 
 }  // namespace ecapture::bpf

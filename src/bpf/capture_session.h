@@ -7,7 +7,9 @@
 #include <spdlog/logger.h>
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,14 @@ class CaptureSession {
   // process). Returns what was attached and which optional symbols were missing.
   Result<AttachResult> attach(const std::vector<ProbeSpec>& specs, int pid,
                               const std::string& hint);
+  // Attaches the uprobes of one target apart from the others (`key` names it), so that it can
+  // be detached alone while the capture runs; thread-safe. Refused after stop.
+  Result<AttachResult> attach_group(uint64_t key, const std::vector<ProbeSpec>& specs, int pid,
+                                    const std::string& hint);
+  void detach_group(uint64_t key);
+  // Deletes the entries of process `tgid` from the named maps, whose keys start with the tgid
+  // (an exited process's per-connection state). Returns how many went.
+  size_t purge_process(const std::vector<std::string>& maps, uint32_t tgid);
   // Starts reading `events`. A record the handler refuses is a decode error (the first is
   // logged); a failing poll calls `on_fail` (the module reports it to the runner).
   Result<void> start_reader(EventReader::Handler handler, EventReader::Tick tick,
@@ -68,9 +78,10 @@ class CaptureSession {
   void refresh_counters();
 
   bpf_object* object() const { return obj_; }
-  size_t links() const { return links_.size(); }
+  size_t links() const;
 
  private:
+  void detach_all();
   void own(bpf_object* obj, std::function<void()> destroy, uint64_t mapsize_pages);
 
   ModuleCounters* counters_ = nullptr;
@@ -82,6 +93,9 @@ class CaptureSession {
   LoadedSkeleton loaded_;
   std::vector<Link> links_;
   std::vector<std::string> probed_;  // distinct files with uprobes
+  mutable std::mutex groups_mu_;
+  std::map<uint64_t, std::vector<Link>> groups_;  // attach_group
+  bool detached_ = false;                         // stop() ran: no new groups
   std::unique_ptr<EventReader> reader_;
   uint64_t last_refresh_ns_ = 0;
 };

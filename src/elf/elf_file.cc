@@ -426,6 +426,27 @@ uint16_t ElfFile::machine() const { return impl_->machine; }
 bool ElfFile::is_shared_object() const { return impl_->type == ET_DYN; }
 bool ElfFile::is_native_arch() const { return impl_->machine == native_machine(); }
 
+bool ElfFile::may_export(std::string_view name) const {
+  Elf* elf = impl_->elf.get();
+  for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
+    GElf_Shdr shdr;
+    if (gelf_getshdr(scn, &shdr) == nullptr || shdr.sh_type != SHT_DYNSYM) continue;
+    GElf_Shdr strtab;
+    Elf_Scn* str = elf_getscn(elf, shdr.sh_link);
+    if (str == nullptr || gelf_getshdr(str, &strtab) == nullptr ||
+        !within_file(strtab.sh_offset, strtab.sh_size, impl_->image_size)) {
+      return true;  // unusual layout: let find_function decide
+    }
+    // Names are NUL-separated, the table starts with a NUL: look for "\0name\0".
+    const std::string_view table(impl_->image + strtab.sh_offset, strtab.sh_size);
+    std::string needle(1, '\0');
+    needle.append(name);
+    needle.push_back('\0');
+    return table.find(needle) != std::string_view::npos;
+  }
+  return true;  // no .dynsym: only .symtab can tell
+}
+
 std::optional<Symbol> ElfFile::find_function(std::string_view name) const {
   std::string_view base = name;
   std::string_view version;

@@ -44,6 +44,10 @@ class ElfFile {
   // version. Looks in .dynsym first, then .symtab. Returns nullopt when absent.
   std::optional<Symbol> find_function(std::string_view name) const;
 
+  // A cheap pre-check before find_function: false when no dynamic symbol (defined or imported)
+  // is named `name`, read from the .dynsym string table alone, without loading any symbol table.
+  bool may_export(std::string_view name) const;
+
   // Converts a virtual address to a file offset using the PT_LOAD program headers.
   std::optional<uint64_t> vaddr_to_offset(uint64_t vaddr) const;
 

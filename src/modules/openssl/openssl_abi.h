@@ -32,6 +32,8 @@ struct openssl_keys_event {
 };
 
 #define OPENSSL_LABEL_MAX 16
+/* Libraries one capture can hook at once with their own key layout (a power of two). */
+#define OPENSSL_MAX_SLOTS 64
 
 /* BoringSSL frees and wipes its handshake state before SSL_do_handshake returns, so its secrets are
  * taken one by one where they are derived (libcrypto's HKDF_expand for TLS 1.3, CRYPTO_tls1_prf's
@@ -57,7 +59,7 @@ struct openssl_secret_event {
 	__u8 secret[OPENSSL_SECRET_MAX];
 };
 
-/* Where a library keeps what openssl_keys_event needs (rodata, set per detected layout). Offsets
+/* Where a library keeps what openssl_keys_event needs (the `layouts` map, one per library). Offsets
  * are from the SSL* (or from the s3 struct / the session), 0 where the layout lacks the field. */
 struct openssl_layout {
 	__u32 ssl_version;       /* int version */

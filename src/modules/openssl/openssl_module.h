@@ -12,8 +12,9 @@
 #include "elf/version_sniff.h"
 #include "modules/openssl/openssl_config.h"
 #include "modules/openssl/openssl_layouts.h"
-#include "tls/tls_module.h"
 #include "openssl.skel.h"
+#include "tls/target_set.h"
+#include "tls/tls_module.h"
 
 namespace ecapture::openssl {
 
@@ -22,40 +23,63 @@ ModuleInfo module_entry();
 
 using tls::CaptureMode;
 
+// One library (or static executable) and what hooking it takes: its version and, for keys, the
+// struct layout (and BoringSSL's libcrypto).
+struct LibraryPlan {
+  std::string path;
+  std::optional<elf::SslVersion> version;
+  std::string version_error;
+  NamedLayout layout;
+  std::string crypto_path;   // BoringSSL keys: the file defining HKDF_expand/CRYPTO_tls1_prf
+  std::string offsets_note;  // keys: how the layout was checked
+};
+
 class OpenSslModule final : public tls::TlsModule {
  public:
   OpenSslModule() : TlsModule("tls", "openssl") {}
 
-  // Resolves the library to hook: --libssl, else the loader's search path.
+  // Resolves the library to hook: --libssl, else (with --pid) what the process maps, else the
+  // loader's search path. Without --libssl and --pid the module hooks every library in use.
   static Result<std::string> locate_library(const OpenSslConfig& cfg);
-  // The probes for the data path of `binary`.
-  static std::vector<bpf::ProbeSpec> data_probes(const std::string& binary);
+  // The probes for the data path of `binary`; `slot` (bits 8-15 of every cookie) names the
+  // library's entry in the BPF side's `layouts` map.
+  static std::vector<bpf::ProbeSpec> data_probes(const std::string& binary, int slot = 0);
   // The probes for key capture (keylog and pcap modes).
-  static std::vector<bpf::ProbeSpec> key_probes(const std::string& binary);
+  static std::vector<bpf::ProbeSpec> key_probes(const std::string& binary, int slot = 0);
   // BoringSSL keeps no secrets after the handshake: they are taken from libcrypto's derivations.
   static std::vector<bpf::ProbeSpec> boringssl_key_probes(const std::string& ssl,
-                                                          const std::string& crypto);
+                                                          const std::string& crypto, int slot = 0);
+
+  nlohmann::json target_report() const override;
 
  protected:
   Result<void> on_init() override;
   Result<void> on_start() override;
   Result<void> on_run() override;
+  void on_detaching() override;
 
  private:
+  // Version and (keys) layout of the library at `path`, which exports SSL_write/SSL_read.
+  Result<LibraryPlan> plan_library(const elf::ElfFile& elf) const;
   // Compares the chosen layout with the library's accessors (code_offsets.h); a mismatch is an
   // error unless the layout was forced with --ssl_version.
-  Result<void> check_layout(const elf::ElfFile& elf, bool forced);
+  static Result<void> check_layout(const elf::ElfFile& elf, bool forced, LibraryPlan& plan);
+  std::vector<bpf::ProbeSpec> probes(const LibraryPlan& plan, int slot) const;
+  Result<void> set_layout(int slot, const openssl_layout& layout);
+  // Host-wide mode: what to make of one file some process uses.
+  tls::TargetPlan plan_target(const std::string& host_path, int slot);
+  // An exited process's connection state in the BPF maps.
+  static void forget_process(bpf::CaptureSession& sess, int pid);
+  bool all_processes() const { return mode_ == CaptureMode::kPcap; }
   Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
   Result<void> handle_keys(std::span<const uint8_t> record);
   Result<void> handle_secret(std::span<const uint8_t> record);
 
-  std::string lib_path_;
-  std::optional<elf::SslVersion> version_;
-  std::string version_error_;
   CaptureMode mode_ = CaptureMode::kText;
-  NamedLayout layout_;
-  std::string crypto_path_;   // BoringSSL keys: the file defining HKDF_expand/CRYPTO_tls1_prf
-  std::string offsets_note_;  // BoringSSL keys: where the client-random offsets came from
+  LibraryPlan lib_;  // one target (--libssl, --pid)
+  bool host_wide_ = false;
+  openssl_bpf* skel_ = nullptr;
+  std::unique_ptr<tls::TargetSet> targets_;  // host-wide
 };
 
 }  // namespace ecapture::openssl
