@@ -74,7 +74,10 @@ std::vector<ExeFile> running_executables() {
       out[it->second].pids.push_back(pid);
       continue;
     }
-    ExeFile f{id.first, id.second, process_executable(pid), {pid}};
+    char seen[4096];
+    const ssize_t n = ::readlink(link.c_str(), seen, sizeof(seen) - 1);
+    ExeFile f{id.first, id.second, n > 0 ? std::string(seen, static_cast<size_t>(n)) : link,
+              process_executable(pid), {pid}};
     // The path must still name that file (a replaced binary has a new inode under the old name).
     struct stat here {};
     if (f.path.empty() || ::stat(f.path.c_str(), &here) != 0 || here.st_dev != st.st_dev ||

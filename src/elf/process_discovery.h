@@ -26,6 +26,7 @@ std::vector<RunningExe> find_running(const std::vector<std::string>& comms,
 struct ExeFile {
   uint64_t dev = 0;
   uint64_t ino = 0;
+  std::string seen_path;  // as the (first) process sees it
   std::string path;       // reaches the file from here: its path (through /proc/<pid>/root for
                           // another mount namespace), else /proc/<pid>/exe (a deleted file)
   std::vector<int> pids;  // ascending

@@ -21,6 +21,7 @@ from helpers import ep, select, stream, summarize
 from test_api import api
 from test_gnutls_nss import ACCESS_LOG_FORMAT
 from test_tls_pcap import tshark_fields
+from test_tls_text import NODE_CLIENT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GO_SOURCE = os.path.join(HERE, "..", "fixtures", "gotls", "main.go")
@@ -54,6 +55,9 @@ class All(helpers.E2ETestCase):
                                   log_format=ACCESS_LOG_FORMAT).start(cls.cls_procs)
         cls.port = cls.nginx.port
         cls.go = build_go(cls.cls_tmp) if shutil.which("go") else None
+        cls.node_client = os.path.join(cls.cls_tmp, "client.js")
+        with open(cls.node_client, "w") as f:
+            f.write(NODE_CLIENT)
 
     def setUp(self):
         super().setUp()
@@ -116,6 +120,24 @@ class All(helpers.E2ETestCase):
         self.assertIn(body, out)
         return {"comm": "tstclnt", "pid": pid, "path": path, "body": body}
 
+    def node(self):
+        path, body = self.new_file()
+        pid, out = self.run_client(["node", self.node_client, str(self.port), self.cert, path],
+                                   "node")
+        got = json.loads(out)
+        self.assertEqual((got["pid"], got["status"], got["body"]), (pid, 200, body.decode()))
+        return {"comm": "node", "pid": pid, "path": path, "body": body}
+
+    def go_both(self):
+        """The Go program as server and client in one process, started now: one request."""
+        req, resp = helpers.rand_token(24), helpers.rand_token(24)
+        pid, out = self.run_client([self.go, "-h1", "-body", req, "-resp", resp], "goclient")
+        port = int(out.split(b"LISTEN ", 1)[1].split(b"\n", 1)[0])
+        cports = [int(x) for x in re.findall(rb"CLIENTPORT (\d+)", out)]
+        self.assertEqual(len(cports), 1, out)
+        return {"pid": pid, "port": port, "lport": cports[0], "request": req.encode(),
+                "response": resp.encode()}
+
     def go_server(self, binary=None):
         """The Go program's server, started before ecapture; returns (pid, port, response)."""
         resp = helpers.rand_token(24)
@@ -168,29 +190,46 @@ class All(helpers.E2ETestCase):
             else:
                 self.assertEqual((b.src, b.dst), (ep(c["port"]), ep(c["lport"])), b.header())
 
+    def check_go_both(self, blocks, c):
+        """Client and server in one process: the request once on each side of the connection,
+        the response too, every block of the process on that exact 4-tuple."""
+        dump = summarize(blocks)
+        client, server = ep(c["lport"]), ep(c["port"])
+        mine = select(blocks, pid=c["pid"])
+
+        def joined(direction, src, dst):
+            return b"".join(b.payload for b in mine
+                            if (b.direction, b.src, b.dst) == (direction, src, dst))
+        self.assertEqual(joined("WRITE", client, server).count(c["request"]), 1, dump)
+        self.assertEqual(joined("READ", client, server).count(c["request"]), 1, dump)
+        self.assertEqual(joined("WRITE", server, client).count(c["response"]), 1, dump)
+        self.assertEqual(joined("READ", server, client).count(c["response"]), 1, dump)
+        for b in mine:
+            self.assertIn((b.src, b.dst), {(client, server), (server, client)}, b.header())
+            self.assertEqual(b.comm, "goclient", b.header())
+
     def summaries(self, run):
         return re.findall(r"summary: events=(\d+) bytes=(\d+) lost=(\d+)", run.stderr_text())
 
     # -- tests ----------------------------------------------------------------------------------
 
     def test_01_text_every_library_once_with_its_pid(self):
-        _, go_port, go_resp = self.go_server()
+        # Every client starts after ecapture: the Go program's file was never run before.
         with self.run_ecapture(["all", "-m", "text"]) as run:
             owned = helpers.owned_bpf_ids(run.pid)
-            clients = [self.curl(), self.wget(), self.tstclnt()]
-            go = self.go_client(go_port, go_resp)
+            clients = [self.curl(), self.node(), self.wget(), self.tstclnt()]
+            go = self.go_both()
             run.settle(quiet=0.7, timeout=15)
         err = run.stderr_text()
         self.assertEqual(re.findall(r"capture started \((.*)\)", err),
                          ["tls, gotls, gnutls, nss"], run.describe())
         for part in ("tls", "gotls", "gnutls", "nss"):
             self.assertEqual(err.count(f" {part}: hooks ready ("), 1, run.describe())
-        self.assertIn(f"go program: {self.go} (", err)
         blocks = run.blocks()
         for c in clients:
             with self.subTest(client=c["comm"]):
                 self.check_fetch(blocks, c)
-        self.check_go(blocks, go)
+        self.check_go_both(blocks, go)
         # One summary for the four modules, nothing lost.
         sums = self.summaries(run)
         self.assertEqual(len(sums), 1, run.describe())

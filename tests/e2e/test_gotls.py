@@ -370,7 +370,8 @@ class GoTls(helpers.E2ETestCase):
             run.settle(quiet=0.7, timeout=15)
         err = run.stderr_text()
         for v in servers:
-            self.assertEqual(err.count(f"go program: {self.bins[v]} ("), 1, run.describe())
+            self.assertEqual(err.count(f"gotls: target {self.bins[v]}: Go crypto/tls, go1."), 1,
+                             run.describe())
         blocks = run.blocks()
         for v, (spid, port, resp) in servers.items():
             with self.subTest(variant=v):
@@ -392,6 +393,42 @@ class GoTls(helpers.E2ETestCase):
         self.assertEqual(mine[0]["functions_from"], ".gopclntab", mine[0])
         self.assertEqual(mine[0]["processes"], 1, mine[0])
         self.assertTrue(mine[0]["version"].startswith("go1."), mine[0])
+
+    def test_14_programs_started_after_ecapture_then_released(self):
+        # Two different Go programs no process runs when ecapture starts, started together
+        # afterwards, each making one request and exiting: both captured, each with its pid;
+        # once they exited their hooks are released.
+        from test_api import api
+        api_port = helpers.free_port()
+        with self.run_ecapture(["gotls", "--listen", f"127.0.0.1:{api_port}"]) as run:
+            owned = helpers.owned_bpf_ids(run.pid)
+            started = {}
+            for v in ("pie", "static"):
+                req, resp = helpers.rand_token(24).encode(), helpers.rand_token(24).encode()
+                p = self.procs.popen([self.bins[v], "-h1", "-body", req.decode(), "-resp",
+                                      resp.decode()], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+                started[v] = (p, req, resp)
+            done = {}
+            for v, (p, req, resp) in started.items():
+                out, err = p.communicate(timeout=60)
+                self.assertEqual(p.returncode, 0, err)
+                port = int(out.split(b"LISTEN ", 1)[1].split(b"\n", 1)[0])
+                done[v] = (p.pid, port, req, resp)
+            run.settle(quiet=0.7, timeout=15)
+
+            def ours():
+                _, status = api(api_port, "GET", "/status")
+                return [e for e in status["data"]["target_report"]
+                        if e.get("host_path") in (self.bins["pie"], self.bins["static"])]
+            released = helpers.wait_until(lambda: not ours(), 10)
+            self.assertTrue(released, ours())
+        blocks = run.blocks()
+        for v, (pid, port, req, resp) in done.items():
+            with self.subTest(variant=v):
+                self.assert_both_directions(blocks, pid, port, req, resp)
+        self.assertIn("gotls: capture started (host-wide, ", run.stderr_text())
+        helpers.assert_bpf_released(self, owned)
 
     # -- bad input -----------------------------------------------------------------------------
 

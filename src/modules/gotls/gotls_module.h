@@ -11,6 +11,7 @@
 #include "elf/go_binary.h"
 #include "modules/gotls/gotls_abi.h"
 #include "modules/gotls/gotls_config.h"
+#include "tls/target_set.h"
 #include "tls/tls_module.h"
 #include "gotls.skel.h"
 
@@ -43,21 +44,12 @@ struct GoTlsTargets {
 Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode);
 Result<GoTlsTargets> find_targets(const elf::GoBinary& bin, CaptureMode mode);
 
-// One Go program file to hook.
-struct GoProgram {
-  std::string path;
-  GoTlsTargets hooks;
-  std::vector<int> pids;  // the processes running it when ecapture started (host-wide only)
-};
+// What the host-wide mode makes of one file: a Go program using crypto/tls is hooked, one that
+// cannot be (old ABI, functions missing) is listed with the reason, anything else is no target.
+tls::TargetPlan plan_go_target(const std::string& host_path, CaptureMode mode);
 
-// What a scan of the running processes found: every distinct executable that is a Go program
-// using crypto/tls, once; the Go programs using it that cannot be hooked, with the reason.
-struct GoScan {
-  std::vector<GoProgram> programs;
-  std::vector<std::pair<std::string, std::string>> unusable;  // path, reason
-  size_t executables = 0;                                     // distinct files looked at
-};
-GoScan scan_running_programs(CaptureMode mode);
+// The executables of the running processes (ecapture's own left out), one per file.
+std::vector<tls::Target> executable_targets();
 
 // One key log line from a writeKeyLog record ("LABEL <random hex> <secret hex>").
 Result<KeylogLine> keylog_line(const gotls_keys_event& k);
@@ -77,13 +69,17 @@ class GoTlsModule final : public tls::TlsModule {
   Result<void> on_run() override;
 
  private:
+  void on_detaching() override;
   Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
   Result<void> init_one(const GoTlsConfig& cfg);                    // -e or --pid
-  Result<void> init_host_wide();
+  Result<void> start_host_wide(std::shared_ptr<tls::TargetWatcher> watcher, int attach_pid);
 
   CaptureMode mode_ = CaptureMode::kText;
-  std::vector<GoProgram> programs_;  // fixed from init on (read by target_report())
-  std::vector<std::pair<std::string, std::string>> unusable_;
+  // -e or --pid: the one program, fixed from init on.
+  std::string elf_path_;
+  GoTlsTargets hooks_;
+  // Otherwise: every Go program in use, now and later.
+  std::unique_ptr<tls::TargetSet> targets_;
 };
 
 }  // namespace ecapture::gotls
