@@ -189,7 +189,7 @@ Result<void> GoTlsModule::start_host_wide(std::shared_ptr<tls::TargetWatcher> wa
       sess, log(), name(),
       [mode](const std::string& path, int) { return plan_go_target(path, mode); }, kHint, pid);
   // Subscribed before the scan: what starts meanwhile is reported (and waits) too.
-  return targets_->start(std::move(watcher), executable_targets(), [&sess](int p) {
+  return targets_->start(std::move(watcher), executable_targets, [&sess](int p) {
     sess.purge_process({"reads", "handshakes"}, static_cast<uint32_t>(p));
   });
 }
