@@ -18,7 +18,7 @@ Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher, const Scan
   cleanup_ = std::move(cleanup);
   TargetWatcher::Subscriber s;
   s.on_file = [this](const FileEvent& ev) {
-    if (ev.host_path.empty()) return false;
+    // A tracked file's event needs no path (the process may have closed the fd and run on).
     return consider(ev.id, ev.path.empty() ? ev.host_path : ev.path, ev.host_path, {ev.pid});
   };
   s.on_fork = [this](int child, int parent) { on_fork(child, parent); };
@@ -49,8 +49,10 @@ bool TargetSet::consider(const FileId& id, const std::string& path, const std::s
   if (auto it = entries_.find(id); it != entries_.end()) {
     it->second.pids.insert(pids.begin(), pids.end());
     it->second.release_at = 0;
+    it->second.releasing = false;  // the watcher tracks it again: we return true
     return true;
   }
+  if (host_path.empty()) return false;  // unreachable now: looked at again next time
   int slot = -1;
   for (int i = 0; i < kMaxSlots; ++i) {
     if (!slots_[i]) {
@@ -124,9 +126,20 @@ void TargetSet::tick() {
   bool changed = false;
   for (auto it = entries_.begin(); it != entries_.end();) {
     auto next = std::next(it);
-    if (it->second.release_at != 0 && now >= it->second.release_at) {
-      release(it);
-      changed = true;
+    Entry& e = it->second;
+    if (e.release_at != 0 && now >= e.release_at) {
+      if (!e.releasing) {
+        // Phase one: from here a new user of the file is stopped and reported as new, while
+        // the links stay; one that mapped it just before is still in the records the next
+        // poll reads (this runs between polls) and cancels the release.
+        watcher_->untrack(it->first);
+        watcher_->forget(it->first);
+        e.releasing = true;
+        e.release_at = now + kReleaseSettleNs;
+      } else {
+        release(it);
+        changed = true;
+      }
     }
     it = next;
   }
@@ -140,9 +153,6 @@ void TargetSet::release(std::map<FileId, Entry>::iterator it) {
     session_.detach_group(e.key);
     slots_[e.slot] = false;
   }
-  // Its next user is reported again, and hooked again.
-  watcher_->untrack(it->first);
-  watcher_->forget(it->first);
   entries_.erase(it);
 }
 

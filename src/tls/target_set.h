@@ -41,6 +41,9 @@ class TargetSet {
   using PidCleanup = std::function<void(int pid)>;
   static constexpr int kMaxSlots = 64;
   static constexpr uint64_t kGraceNs = 1'000'000'000;
+  // Between untracking a released file and detaching its links: at least one poll of the
+  // watcher's records (every 10 ms) runs in between.
+  static constexpr uint64_t kReleaseSettleNs = 50'000'000;
 
   TargetSet(bpf::CaptureSession& session, spdlog::logger& log, std::string module, Planner plan,
             std::string hint, int attach_pid)
@@ -75,6 +78,7 @@ class TargetSet {
     TargetPlan plan;
     std::vector<std::string> missing;
     uint64_t release_at = 0;  // 0: in use
+    bool releasing = false;   // untracked, links still attached (see tick)
   };
 
   // True when `id` is a target (hooked or not): its processes are then tracked.

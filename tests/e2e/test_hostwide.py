@@ -331,7 +331,7 @@ class HostWide(helpers.E2ETestCase):
                 f'-o /dev/null -w "port %{{local_port}} $i\\n" '
                 f'https://127.0.0.1:{server_port}/c/$i & echo "pid $! $i"; wait $! || exit 1; done')
         api_port = helpers.free_port()
-        with self.run_ecapture(["tls", "--uid", str(uid),
+        with self.run_ecapture(["tls", "-d", "--uid", str(uid),
                                 "--listen", f"127.0.0.1:{api_port}"]) as run:
             baseline = len(helpers.owned_bpf_ids(run.pid)["link"])
             targets0 = len(api_status(api_port)["target_report"])
@@ -373,10 +373,11 @@ class HostWide(helpers.E2ETestCase):
                     reads.setdefault(b.pid, []).append(b)
             return writes, reads
         writes, reads = captured()
-        missed = [i for i in range(1, n + 1) if len(writes.get(i, [])) != 1
+        missed = [(i, pids[i], len(writes.get(i, [])), len(reads.get(pids[i], [])))
+                  for i in range(1, n + 1) if len(writes.get(i, [])) != 1
                   or len(reads.get(pids[i], [])) != 1]
-        self.assertEqual(missed, [], f"requests not captured exactly once: {missed[:20]}\n"
-                                     f"{run.describe()}")
+        self.assertEqual(missed, [], "requests not captured exactly once (request number, pid, "
+                                     f"writes, reads): {missed[:20]}\n{run.describe()}")
         for i in range(1, n + 1):
             w, r = writes[i][0], reads[pids[i]][0]
             self.assertEqual((w.pid, w.src, w.dst), (pids[i], ep(ports[i]), ep(server_port)))

@@ -288,7 +288,7 @@ Result<void> OpenSslModule::on_start() {
   // Host-wide: the watcher loads on another core meanwhile (the future's end waits for it).
   std::future<Result<std::shared_ptr<tls::TargetWatcher>>> watcher_loaded;
   if (host_wide_) {
-    tls::WatcherSettings ws{0, static_cast<uint32_t>(config()->global.uid), btf().custom_path};
+    tls::WatcherSettings ws{0, settings.uid, btf().custom_path};  // pcap: every process
     watcher_loaded = std::async(std::launch::async,
                                 [this, ws] { return tls::TargetWatcher::acquire(ws, log()); });
   }
