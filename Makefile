@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 ARGS ?=
-CMD ?= tls
+CMD ?= all
 PYTHON ?= /usr/bin/python3
 
 .PHONY: all setup configure build run test unit e2e bench clean

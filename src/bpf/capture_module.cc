@@ -30,7 +30,12 @@ Result<void> CaptureModule::start_reading(EventReader::Handler handler, EventRea
 }
 
 void CaptureModule::log_started(std::string_view what) {
-  log().info("{}: capture started ({})", name(), what);
+  // A part of `all` is one of several: the composite says when the capture has started.
+  if (ctx().part) {
+    log().info("{}: hooks ready ({})", name(), what);
+  } else {
+    log().info("{}: capture started ({})", name(), what);
+  }
 }
 
 void CaptureModule::on_stop() {

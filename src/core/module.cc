@@ -32,6 +32,25 @@ Result<BtfSettings> resolve_btf(const GlobalConfig& g) {
   return b;
 }
 
+CounterValues& CounterValues::operator+=(const CounterValues& o) {
+  events += o.events;
+  bytes += o.bytes;
+  lost += o.lost;
+  decode_errors += o.decode_errors;
+  map_update_failures += o.map_update_failures;
+  targets += o.targets;
+  return *this;
+}
+
+CounterValues values_of(const ModuleCounters& c) {
+  return {c.events.load(),
+          c.bytes.load(),
+          c.lost.load(),
+          c.decode_errors.load(),
+          c.map_update_failures.load(),
+          c.targets.load()};
+}
+
 Module::Module(std::string name) : name_(std::move(name)) {}
 
 Module::~Module() {
@@ -116,10 +135,10 @@ void Module::release_locked() {
   }
   on_close();
   if (ctx_.sink) ctx_.sink->flush();
-  if (!started_) return;
+  if (!started_ || ctx_.part) return;
+  const CounterValues c = counter_values();
   ctx_.log->info("summary: events={} bytes={} lost={} decode_errors={} map_update_failures={}",
-                 counters_.events.load(), counters_.bytes.load(), counters_.lost.load(),
-                 counters_.decode_errors.load(), counters_.map_update_failures.load());
+                 c.events, c.bytes, c.lost, c.decode_errors, c.map_update_failures);
 }
 
 void Module::report_error(const Error& e) {

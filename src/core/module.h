@@ -38,6 +38,9 @@ struct ModuleContext {
   std::function<void(const Error&)> on_error;  // asynchronous failures, to the runner
   EventSink* sink = nullptr;
   std::shared_ptr<spdlog::logger> log;
+  // A part of a composite module (`all`): its owner logs the "capture started" line and the
+  // summary for all of its parts.
+  bool part = false;
 };
 
 struct ModuleCounters {
@@ -48,6 +51,14 @@ struct ModuleCounters {
   std::atomic<uint64_t> map_update_failures{0};  // BPF map updates the kernel refused
   std::atomic<uint64_t> targets{0};        // distinct files probed
 };
+
+// The values of ModuleCounters at one moment.
+struct CounterValues {
+  uint64_t events = 0, bytes = 0, lost = 0, decode_errors = 0, map_update_failures = 0, targets = 0;
+  CounterValues& operator+=(const CounterValues& o);
+};
+
+CounterValues values_of(const ModuleCounters& c);
 
 // BTF source chosen at init: the running kernel's or a file given with --btf-file.
 struct BtfSettings {
@@ -77,6 +88,8 @@ class Module {
   const std::string& name() const { return name_; }
   const ModuleConfig* config() const { return config_.get(); }
   const ModuleCounters& counters() const { return counters_; }
+  // What /status and the summary show: the module's counters (a composite adds its parts').
+  virtual CounterValues counter_values() const { return values_of(counters_); }
   // What the module hooked and what it could not, for /status: a JSON array of objects (one per
   // target: "path", "reason" or "version", ...). Thread-safe; empty by default.
   virtual nlohmann::json target_report() const { return nlohmann::json::array(); }

@@ -180,13 +180,13 @@ RunnerStatus Runner::status() const {
   s.reloads = reloads_;
   if (module_) {
     s.state = module_->state();
-    const auto& c = module_->counters();
-    s.events = c.events.load();
-    s.bytes = c.bytes.load();
-    s.lost = c.lost.load();
-    s.decode_errors = c.decode_errors.load();
-    s.map_update_failures = c.map_update_failures.load();
-    s.targets = c.targets.load();
+    const CounterValues c = module_->counter_values();
+    s.events = c.events;
+    s.bytes = c.bytes;
+    s.lost = c.lost;
+    s.decode_errors = c.decode_errors;
+    s.map_update_failures = c.map_update_failures;
+    s.targets = c.targets;
     s.target_report = module_->target_report();
     s.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();

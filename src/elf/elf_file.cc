@@ -482,21 +482,28 @@ std::optional<uint64_t> ElfFile::vaddr_to_offset(uint64_t vaddr) const {
 
 std::vector<std::string> ElfFile::needed() const { return impl_->needed; }
 
-std::vector<uint8_t> ElfFile::section_data(std::string_view name) const {
+static std::optional<GElf_Shdr> find_section(Elf* elf, std::string_view name) {
   size_t shstrndx = 0;
-  if (elf_getshdrstrndx(impl_->elf.get(), &shstrndx) != 0) return {};
-  for (Elf_Scn* scn = elf_nextscn(impl_->elf.get(), nullptr); scn != nullptr;
-       scn = elf_nextscn(impl_->elf.get(), scn)) {
+  if (elf_getshdrstrndx(elf, &shstrndx) != 0) return std::nullopt;
+  for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
     GElf_Shdr shdr;
     if (gelf_getshdr(scn, &shdr) == nullptr) continue;
-    const char* section_name = elf_strptr(impl_->elf.get(), shstrndx, shdr.sh_name);
-    if (section_name == nullptr || name != section_name) continue;
-    if (shdr.sh_type == SHT_NOBITS) return {};
-    // Bounds were checked against the file size in validate_layout().
-    const auto* begin = reinterpret_cast<const uint8_t*>(impl_->image + shdr.sh_offset);
-    return std::vector<uint8_t>(begin, begin + shdr.sh_size);
+    const char* section_name = elf_strptr(elf, shstrndx, shdr.sh_name);
+    if (section_name != nullptr && name == section_name) return shdr;
   }
-  return {};
+  return std::nullopt;
+}
+
+std::vector<uint8_t> ElfFile::section_data(std::string_view name) const {
+  const std::optional<GElf_Shdr> shdr = find_section(impl_->elf.get(), name);
+  if (!shdr || shdr->sh_type == SHT_NOBITS) return {};
+  // Bounds were checked against the file size in validate_layout().
+  const auto* begin = reinterpret_cast<const uint8_t*>(impl_->image + shdr->sh_offset);
+  return std::vector<uint8_t>(begin, begin + shdr->sh_size);
+}
+
+bool ElfFile::has_section(std::string_view name) const {
+  return find_section(impl_->elf.get(), name).has_value();
 }
 
 const std::vector<Symbol>& ElfFile::symbols() const { return impl_->loaded_symbols(); }

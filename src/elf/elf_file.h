@@ -56,6 +56,8 @@ class ElfFile {
 
   // Raw bytes of a section by name (e.g. ".rodata"); empty when absent.
   std::vector<uint8_t> section_data(std::string_view name) const;
+  // Whether the section headers name `name` (reads no section data).
+  bool has_section(std::string_view name) const;
 
   // All symbols (for tests and diagnostics).
   const std::vector<Symbol>& symbols() const;

@@ -181,6 +181,14 @@ std::vector<uint8_t> GoBinary::read_vaddr(uint64_t vaddr, size_t len) const {
   return slice(file_, *off, len);
 }
 
+bool has_go_sections(const ElfFile& elf) {
+  for (const char* name :
+       {".go.buildinfo", ".gopclntab", ".data.rel.ro.gopclntab", ".note.go.buildid"}) {
+    if (elf.has_section(name)) return true;
+  }
+  return false;
+}
+
 Result<std::unique_ptr<GoBinary>> GoBinary::open(const std::string& path) {
   ASSIGN_OR_RETURN(auto elf, ElfFile::open(path));
   std::unique_ptr<GoBinary> b(new GoBinary());

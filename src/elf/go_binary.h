@@ -55,6 +55,10 @@ struct GoArgLocation {
 // function with `arg_words` argument words is at arg_words + result_word.
 GoArgLocation go_arg_location(uint16_t machine, bool register_abi, int word);
 
+// A quick look at the section headers only (no file read): whether `elf` was built by Go. For
+// scanning many executables; GoBinary::open also finds Go programs whose sections were removed.
+bool has_go_sections(const ElfFile& elf);
+
 class GoBinary {
  public:
   // Validates `path`: an ELF file of this machine's architecture, built by Go (build info or

@@ -8,6 +8,10 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <map>
+#include <utility>
+
+#include "elf/lib_discovery.h"
 
 namespace ecapture::elf {
 
@@ -44,6 +48,45 @@ std::vector<RunningExe> find_running(const std::vector<std::string>& comms,
   std::sort(out.begin(), out.end(), [](const RunningExe& a, const RunningExe& b) {
     return a.pid < b.pid;
   });
+  return out;
+}
+
+std::vector<ExeFile> running_executables() {
+  std::vector<int> pids;
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* ent = ::readdir(d)) {
+      const std::string name = ent->d_name;
+      if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) {
+        pids.push_back(std::stoi(name));
+      }
+    }
+    ::closedir(d);
+  }
+  std::sort(pids.begin(), pids.end());
+  std::vector<ExeFile> out;
+  std::map<std::pair<uint64_t, uint64_t>, size_t> index;
+  for (int pid : pids) {
+    const std::string link = "/proc/" + std::to_string(pid) + "/exe";
+    struct stat st {};
+    if (::stat(link.c_str(), &st) != 0) continue;
+    const std::pair<uint64_t, uint64_t> id{st.st_dev, st.st_ino};
+    if (auto it = index.find(id); it != index.end()) {
+      out[it->second].pids.push_back(pid);
+      continue;
+    }
+    char seen[4096];
+    const ssize_t n = ::readlink(link.c_str(), seen, sizeof(seen) - 1);
+    ExeFile f{id.first, id.second, n > 0 ? std::string(seen, static_cast<size_t>(n)) : link,
+              process_executable(pid), {pid}};
+    // The path must still name that file (a replaced binary has a new inode under the old name).
+    struct stat here {};
+    if (f.path.empty() || ::stat(f.path.c_str(), &here) != 0 || here.st_dev != st.st_dev ||
+        here.st_ino != st.st_ino) {
+      f.path = link;
+    }
+    index.emplace(id, out.size());
+    out.push_back(std::move(f));
+  }
   return out;
 }
 

@@ -10,6 +10,11 @@ namespace ecapture::tls {
 
 Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher,
                               const std::vector<Target>& scanned, PidCleanup cleanup) {
+  return start(std::move(watcher), [&scanned] { return scanned; }, std::move(cleanup));
+}
+
+Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher, const Scan& scan,
+                              PidCleanup cleanup) {
   watcher_ = std::move(watcher);
   cleanup_ = std::move(cleanup);
   TargetWatcher::Subscriber s;
@@ -21,7 +26,7 @@ Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher,
   s.on_exit = [this](int pid) { on_exit(pid); };
   s.on_tick = [this] { tick(); };
   sub_ = watcher_->subscribe(std::move(s));
-  for (const Target& t : scanned) {
+  for (const Target& t : scan()) {
     if (consider(t.id, t.path, t.host_path, t.pids)) {
       for (int pid : t.pids) watcher_->track(t.id, pid);
     }

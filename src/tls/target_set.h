@@ -59,6 +59,11 @@ class TargetSet {
   // then hooks what the running processes use. Logs the report.
   Result<void> start(std::shared_ptr<TargetWatcher> watcher, const std::vector<Target>& scanned,
                      PidCleanup cleanup);
+  // The same, with the scan run after subscribing: a process started while `scan` runs is
+  // reported by the watcher or found by the scan, never missed by both.
+  using Scan = std::function<std::vector<Target>()>;
+  Result<void> start(std::shared_ptr<TargetWatcher> watcher, const Scan& scan,
+                     PidCleanup cleanup);
   // Unsubscribes (waits for a callback in progress); links go with the session.
   void stop();
   nlohmann::json report() const;

@@ -9,21 +9,32 @@
 
 namespace ecapture::tls {
 
-Result<void> TlsModule::open_keys(const CaptureFields& f, CaptureMode mode) {
-  if (mode == CaptureMode::kText) return {};
-  const GlobalConfig& g = config()->global;
+Result<std::shared_ptr<KeyOutput>> TlsModule::open_key_output(const CaptureFields& f,
+                                                              CaptureMode mode,
+                                                              const GlobalConfig& g) {
   OwnerFilter owners{g.pid, g.uid, ""};
   if (!g.cgroup_path.empty()) {
     ASSIGN_OR_RETURN(const CgroupDir dir, resolve_cgroup_dir(g.cgroup_path));
     owners.cgroup = dir.path;
   }
-  ASSIGN_OR_RETURN(keys_, KeyOutput::open({mode == CaptureMode::kPcap, f.keylogfile, f.pcapfile,
-                                           f.ifname, f.pcap_filter, owners, g.mapsize}));
+  ASSIGN_OR_RETURN(std::shared_ptr<KeyOutput> out,
+                   KeyOutput::open({mode == CaptureMode::kPcap, f.keylogfile, f.pcapfile, f.ifname,
+                                    f.pcap_filter, owners, g.mapsize}));
+  return out;
+}
+
+Result<void> TlsModule::open_keys(const CaptureFields& f, CaptureMode mode) {
+  if (mode == CaptureMode::kText) return {};
+  if (shared_keys_) {
+    keys_ = shared_keys_;
+    return {};
+  }
+  ASSIGN_OR_RETURN(keys_, open_key_output(f, mode, config()->global));
   return {};
 }
 
 Result<void> TlsModule::start_tls_reading(OwnRecords own) {
-  if (keys_) RETURN_IF_ERROR(keys_->start(log()));
+  if (keys_ && !shared_keys_) RETURN_IF_ERROR(keys_->start(log()));
   assembler_ = std::make_unique<ChunkAssembler>(monotonic_to_wall_ns(),
                                                 [this](DataEvent&& e) { deliver(std::move(e)); });
   return start_reading(
@@ -60,7 +71,7 @@ void TlsModule::deliver(DataEvent&& e) {
 
 void TlsModule::on_drained() {
   if (assembler_) assembler_->flush();
-  if (keys_) {
+  if (keys_ && !shared_keys_) {
     keys_->stop();  // after the last secret: every secret precedes its packets
     counters_mut().lost.fetch_add(keys_->lost());
   }

@@ -26,6 +26,15 @@ class TlsModule : public bpf::CaptureModule {
   TlsModule(std::string name, std::string source)
       : CaptureModule(std::move(name)), source_(std::move(source)) {}
 
+  // Before init: keylog and pcap modes write to `shared` (one key log and one pcapng for several
+  // modules, `ecapture all`) instead of opening their own. Its owner starts it before running
+  // this module and stops it after stopping it.
+  void share_keys(std::shared_ptr<KeyOutput> shared) { shared_keys_ = std::move(shared); }
+  // The key output of capture settings `f` in `mode` (keylog or pcap) with the filters of `g`.
+  static Result<std::shared_ptr<KeyOutput>> open_key_output(const CaptureFields& f,
+                                                            CaptureMode mode,
+                                                            const GlobalConfig& g);
+
  protected:
   // A record the module decodes itself (keys): true when it was one, false for plaintext.
   using OwnRecords = std::function<Result<bool>(std::span<const uint8_t>)>;
@@ -51,7 +60,8 @@ class TlsModule : public bpf::CaptureModule {
 
   std::string source_;
   std::unique_ptr<ChunkAssembler> assembler_;
-  std::unique_ptr<KeyOutput> keys_;  // keylog and pcap modes; null in text mode
+  std::shared_ptr<KeyOutput> keys_;         // keylog and pcap modes; null in text mode
+  std::shared_ptr<KeyOutput> shared_keys_;  // share_keys(): started and stopped by its owner
 };
 
 }  // namespace ecapture::tls

@@ -19,7 +19,7 @@ sys.path.insert(0, HERE)
 
 import helpers  # noqa: E402
 
-MODULES = ["test_bad_input", "test_signals", "test_tls_text", "test_tls_keys", "test_tls_pcap", "test_tls_boringssl", "test_api", "test_sql", "test_outputs", "test_shells", "test_gotls", "test_gnutls_nss", "test_gnutls_keys", "test_fleet", "test_web", "test_hostile", "test_faults", "test_hot_path", "test_hostwide", "test_cgroup", "test_hostwide_tlslib"]
+MODULES = ["test_bad_input", "test_signals", "test_tls_text", "test_tls_keys", "test_tls_pcap", "test_tls_boringssl", "test_api", "test_sql", "test_outputs", "test_shells", "test_gotls", "test_gnutls_nss", "test_gnutls_keys", "test_fleet", "test_web", "test_hostile", "test_faults", "test_hot_path", "test_hostwide", "test_cgroup", "test_hostwide_tlslib", "test_all"]
 
 
 def iter_tests(suite):

@@ -205,9 +205,10 @@ class Api(helpers.E2ETestCase):
                 self.assertEqual((status, resp["code"], resp["module_type"], resp["data"]),
                                  (400, code, "openssl", None), resp)
                 self.assertTrue(resp["msg"].startswith(msg), resp)
-            status, resp = api(self.api_port, "POST", "/gotls", {})
+            status, resp = api(self.api_port, "POST", "/gotls", {"elf_path": "/no/such/go"})
             self.assertEqual((status, resp["code"], resp["module_type"]), (400, 5, "gotls"), resp)
-            self.assertTrue(resp["msg"].startswith("field 'elf_path' is required"), resp)
+            self.assertTrue(resp["msg"].startswith("field 'elf_path': cannot use /no/such/go"),
+                            resp)
             status, resp = api(self.api_port, "POST", "/nosuch", {})
             self.assertEqual((status, resp["code"]), (404, 3), resp)
             # A library that exists but is no OpenSSL: validated, tried, refused, old one back.

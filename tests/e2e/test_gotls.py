@@ -324,6 +324,112 @@ class GoTls(helpers.E2ETestCase):
             run.settle(quiet=0.7, timeout=15)
         self.assert_both_directions(run.blocks(), pid, sport, req, resp)
 
+    # -- host-wide (no -e) ----------------------------------------------------------------------
+
+    def start_server(self, variant):
+        resp = helpers.rand_token(24)
+        server = self.procs.popen([self.bins[variant], "-mode", "server", "-h1", "-resp", resp],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        port = int(server.stdout.readline().split()[1])
+        return server.pid, port, resp.encode()
+
+    def client_exchange(self, variant, port):
+        """A client of `variant` started now; returns (pid, its local port, request)."""
+        req = helpers.rand_token(24)
+        c = self.procs.popen([self.bins[variant], "-mode", "client", "-h1", "-url",
+                              f"https://127.0.0.1:{port}/", "-body", req],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = c.communicate(timeout=60)
+        self.assertEqual(c.returncode, 0, err)
+        cports = [int(x) for x in re.findall(rb"CLIENTPORT (\d+)", out)]
+        self.assertEqual(len(cports), 1, out)
+        return c.pid, cports[0], req.encode()
+
+    def assert_exchange_once(self, blocks, pid, lport, port, request, response):
+        """The client's WRITE stream holds the request once, its READ stream the response once,
+        every block with its pid and exact 4-tuple; the server read the request once."""
+        info = helpers.summarize(blocks)
+        mine = select(blocks, pid=pid)
+        self.assertTrue(mine, f"nothing of pid {pid}:\n{info}")
+        self.assertEqual(helpers.stream(blocks, pid, "WRITE").count(request), 1, info)
+        self.assertEqual(helpers.stream(blocks, pid, "READ").count(response), 1, info)
+        for b in mine:
+            want = (ep(lport), ep(port)) if b.direction == "WRITE" else (ep(port), ep(lport))
+            self.assertEqual((b.src, b.dst), want, b.header())
+        server_reads = b"".join(b.payload for b in select(blocks, direction="READ")
+                                if b.dst == ep(port) and b.src == ep(lport))
+        self.assertEqual(server_reads.count(request), 1, info)
+
+    def test_12_host_wide_two_binaries_without_e(self):
+        # Two different Go programs run before ecapture: both files are hooked, once each; their
+        # clients, started afterwards, are captured through the same file's hooks.
+        servers = {v: self.start_server(v) for v in ("default", "static")}
+        with self.run_ecapture(["gotls"]) as run:
+            owned = helpers.owned_bpf_ids(run.pid)
+            done = {v: self.client_exchange(v, servers[v][1]) for v in servers}
+            run.settle(quiet=0.7, timeout=15)
+        err = run.stderr_text()
+        for v in servers:
+            self.assertEqual(err.count(f"gotls: target {self.bins[v]}: Go crypto/tls, go1."), 1,
+                             run.describe())
+        blocks = run.blocks()
+        for v, (spid, port, resp) in servers.items():
+            with self.subTest(variant=v):
+                pid, lport, req = done[v]
+                self.assert_exchange_once(blocks, pid, lport, port, req, resp)
+                self.assertEqual({b.pid for b in blocks if b.src == ep(port) or b.dst == ep(port)},
+                                 {pid, spid}, helpers.summarize(blocks))
+        helpers.assert_bpf_released(self, owned)
+
+    def test_13_host_wide_status_reports_each_program(self):
+        from test_api import api
+        spid, port, resp = self.start_server("stripped")
+        api_port = helpers.free_port()
+        with self.run_ecapture(["gotls", "--listen", f"127.0.0.1:{api_port}"]) as run:
+            code, status = api(api_port, "GET", "/status")
+        self.assertEqual(code, 200, status)
+        mine = [e for e in status["data"]["target_report"] if e.get("path") == self.bins["stripped"]]
+        self.assertEqual(len(mine), 1, status)
+        self.assertEqual(mine[0]["functions_from"], ".gopclntab", mine[0])
+        self.assertEqual(mine[0]["processes"], 1, mine[0])
+        self.assertTrue(mine[0]["version"].startswith("go1."), mine[0])
+
+    def test_14_programs_started_after_ecapture_then_released(self):
+        # Two different Go programs no process runs when ecapture starts, started together
+        # afterwards, each making one request and exiting: both captured, each with its pid;
+        # once they exited their hooks are released.
+        from test_api import api
+        api_port = helpers.free_port()
+        with self.run_ecapture(["gotls", "--listen", f"127.0.0.1:{api_port}"]) as run:
+            owned = helpers.owned_bpf_ids(run.pid)
+            started = {}
+            for v in ("pie", "static"):
+                req, resp = helpers.rand_token(24).encode(), helpers.rand_token(24).encode()
+                p = self.procs.popen([self.bins[v], "-h1", "-body", req.decode(), "-resp",
+                                      resp.decode()], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+                started[v] = (p, req, resp)
+            done = {}
+            for v, (p, req, resp) in started.items():
+                out, err = p.communicate(timeout=60)
+                self.assertEqual(p.returncode, 0, err)
+                port = int(out.split(b"LISTEN ", 1)[1].split(b"\n", 1)[0])
+                done[v] = (p.pid, port, req, resp)
+            run.settle(quiet=0.7, timeout=15)
+
+            def ours():
+                _, status = api(api_port, "GET", "/status")
+                return [e for e in status["data"]["target_report"]
+                        if e.get("host_path") in (self.bins["pie"], self.bins["static"])]
+            released = helpers.wait_until(lambda: not ours(), 10)
+            self.assertTrue(released, ours())
+        blocks = run.blocks()
+        for v, (pid, port, req, resp) in done.items():
+            with self.subTest(variant=v):
+                self.assert_both_directions(blocks, pid, port, req, resp)
+        self.assertIn("gotls: capture started (host-wide, ", run.stderr_text())
+        helpers.assert_bpf_released(self, owned)
+
     # -- bad input -----------------------------------------------------------------------------
 
     def bad(self, args, fragment):
@@ -339,7 +445,6 @@ class GoTls(helpers.E2ETestCase):
         self.bad(["-e", self.bins["nocrypto"]],
                  "has no crypto/tls.(*Conn).writeRecordLocked: it does not use crypto/tls")
         self.bad(["-e", "/no/such/go-program"], "/no/such/go-program")
-        self.bad([], "-e/--elfpath is required")
         self.bad(["--pid", "999999999"], "--pid 999999999: no such process")
         self.bad(["-e", self.bins["default"], "-m", "keys"], "invalid value 'keys'")
 

@@ -3,10 +3,9 @@
 // modules (reload, 503 during a reload, restore after a failed reload), and the HTTP server.
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <unistd.h>
-
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -20,11 +19,12 @@
 #include "core/config_json.h"
 #include "core/registry.h"
 #include "core/runner.h"
+#include "modules/all/all_module.h"
 #include "modules/mysqld/mysqld_config.h"
 #include "modules/openssl/openssl_config.h"
-#include "registry_json.h"
 #include "modules/postgres/postgres_config.h"
 #include "modules/shell/shell_config.h"
+#include "registry_json.h"
 
 namespace ecapture {
 namespace {
@@ -256,12 +256,19 @@ TEST(ModuleJsonTest, EveryBuiltinModuleIsConfigurable) {
 
 TEST(ApiEndpointTest, EveryEcaptureEndpointMapsToItsModule) {
   const std::vector<std::tuple<std::string, std::string, std::string>> want = {
-      {"/tls", "tls", "openssl"},       {"/openssl", "tls", "openssl"},
-      {"/boringssl", "tls", "openssl"}, {"/gotls", "gotls", "gotls"},
-      {"/gnutls", "gnutls", "gnutls"},  {"/nss", "nss", "nspr"},
-      {"/nspr", "nss", "nspr"},         {"/bash", "bash", "bash"},
-      {"/zsh", "zsh", "zsh"},           {"/mysqld", "mysqld", "mysql"},
-      {"/postgres", "postgres", "postgres"}, {"/postgress", "postgres", "postgres"}};
+      {"/tls", "tls", "openssl"},
+      {"/openssl", "tls", "openssl"},
+      {"/boringssl", "tls", "openssl"},
+      {"/gotls", "gotls", "gotls"},
+      {"/gnutls", "gnutls", "gnutls"},
+      {"/nss", "nss", "nspr"},
+      {"/nspr", "nss", "nspr"},
+      {"/bash", "bash", "bash"},
+      {"/zsh", "zsh", "zsh"},
+      {"/mysqld", "mysqld", "mysql"},
+      {"/postgres", "postgres", "postgres"},
+      {"/postgress", "postgres", "postgres"},
+      {"/all", "all", "all"}};
   const ModuleRegistry& r = builtin_registry();
   size_t paths = 0;
   for (const auto& m : r.modules()) paths += m.api_paths.size();
@@ -526,6 +533,31 @@ TEST_F(ApiHandlerTest, ReloadSwitchesModuleAndStatusShowsIt) {
   auto h = handler->healthz();
   EXPECT_EQ(h.http_status, 200);
   EXPECT_EQ(h.body["data"]["state"], "running");
+}
+
+TEST_F(ApiHandlerTest, AllReloadsLikeAnyModuleWithItsParts) {
+  ASSERT_TRUE(registry.add(make_entry<all::AllConfig>("all", {}, "", {"/all"}, "all", [this] {
+    return ModulePtr(new all::AllModule(registry, {"tls", "bash"}));
+  })));
+  start(1);
+  expect_body(handler->post_config("/all", R"({"capturemode": "text", "pid": 4242})"), 200, 0,
+              "all", "module all is running with the new configuration");
+  // Both parts run, with their defaults (tag 0) and the global settings of `all`.
+  EXPECT_EQ(started(), (std::vector<std::string>{"tls:1", "tls:0", "bash:0"}));
+  EXPECT_EQ(ledger.live, 2);
+  const json d = handler->status().body["data"];
+  EXPECT_EQ(d["module"], "all");
+  EXPECT_EQ(d["state"], "running");
+  EXPECT_EQ(d["config"]["pid"], 4242);
+  EXPECT_EQ(d["config"]["capturemode"], "text");
+  EXPECT_EQ(d["target_report"], json::array());
+  expect_body(handler->post_config("/all", R"({"gnutlspath": "/bin/sh"})"), 400, 5, "all",
+              "field 'gnutlspath': the all module hooks every TLS library it finds and takes no "
+              "path or version for one; POST to that library's own endpoint instead");
+  expect_body(handler->post_config("/tls", R"({"tag": 5})"), 200, 0, "openssl",
+              "module tls is running with the new configuration");
+  EXPECT_EQ(started(), (std::vector<std::string>{"tls:1", "tls:0", "bash:0", "tls:5"}));
+  EXPECT_EQ(ledger.live, 1);
 }
 
 TEST_F(ApiHandlerTest, FailedStartRestoresThePreviousModule) {

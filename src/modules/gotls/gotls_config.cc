@@ -6,22 +6,11 @@ namespace ecapture::gotls {
 const FieldTable& GoTlsConfig::fields() const {
   return field_table<GoTlsConfig>([](FieldTableBuilder<GoTlsConfig>& b) {
     b.file(&GoTlsConfig::elfpath, "-e,--elfpath", {"elf_path"},
-           "the Go program to hook (default with --pid: that process's executable)");
+           "the Go program to hook (default: with --pid, that process's executable; else every "
+           "running Go program that uses crypto/tls)");
     tls::add_capture_rows(b, {"capture_mode", "keylog_file", "pcap_file", "ifname", "pcap_filter"},
                           GoTlsConfig{});
     add_perf_reorder_rows(b);
-    b.check([](const GoTlsConfig& c) -> Result<void> {
-      if (c.elfpath.empty() && c.global.pid == 0) {
-        return make_error(
-            "-e/--elfpath is required: give the path of the Go program to capture "
-            "(or the --pid of a running one)");
-      }
-      return {};
-    });
-    b.check_json([](const GoTlsConfig& c) -> Result<void> {
-      if (c.elfpath.empty()) return make_error("field 'elf_path' is required (the Go program)");
-      return {};
-    });
   });
 }
 

@@ -10,7 +10,8 @@ namespace ecapture::gotls {
 
 struct GoTlsConfig : ConfigOf<GoTlsConfig>, tls::CaptureFields {
   GoTlsConfig() : CaptureFields("ecapture_gotls_key.log", "ecapture_gotls.pcapng") {}
-  std::string elfpath;  // -e/--elfpath: the Go program (else the executable of --pid)
+  std::string elfpath;  // -e/--elfpath: the Go program (else the executable of --pid, else
+                        // every running Go program using crypto/tls)
 
   // eCapture's JSON names: elf_path, capture_mode, keylog_file, pcap_file, ifname, pcap_filter.
   const FieldTable& fields() const override;

@@ -11,6 +11,7 @@
 #include "elf/go_binary.h"
 #include "modules/gotls/gotls_abi.h"
 #include "modules/gotls/gotls_config.h"
+#include "tls/target_set.h"
 #include "tls/tls_module.h"
 #include "gotls.skel.h"
 
@@ -41,6 +42,14 @@ struct GoTlsTargets {
 
 // Analyses `path` (errors: not ELF, wrong arch, not Go, no crypto/tls, old unsupported ABI).
 Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode);
+Result<GoTlsTargets> find_targets(const elf::GoBinary& bin, CaptureMode mode);
+
+// What the host-wide mode makes of one file: a Go program using crypto/tls is hooked, one that
+// cannot be (old ABI, functions missing) is listed with the reason, anything else is no target.
+tls::TargetPlan plan_go_target(const std::string& host_path, CaptureMode mode);
+
+// The executables of the running processes (ecapture's own left out), one per file.
+std::vector<tls::Target> executable_targets();
 
 // One key log line from a writeKeyLog record ("LABEL <random hex> <secret hex>").
 Result<KeylogLine> keylog_line(const gotls_keys_event& k);
@@ -51,6 +60,8 @@ class GoTlsModule final : public tls::TlsModule {
 
   static std::vector<bpf::ProbeSpec> probes(const std::string& binary, const GoTlsTargets& t,
                                             CaptureMode mode);
+  // Each program hooked, with its version and processes, and each one that could not be.
+  nlohmann::json target_report() const override;
 
  protected:
   Result<void> on_init() override;
@@ -58,11 +69,17 @@ class GoTlsModule final : public tls::TlsModule {
   Result<void> on_run() override;
 
  private:
+  void on_detaching() override;
   Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
+  Result<void> init_one(const GoTlsConfig& cfg);                    // -e or --pid
+  Result<void> start_host_wide(std::shared_ptr<tls::TargetWatcher> watcher, int attach_pid);
 
   CaptureMode mode_ = CaptureMode::kText;
-  std::string elf_path_;  // -e, else the executable of --pid
-  GoTlsTargets targets_;
+  // -e or --pid: the one program, fixed from init on.
+  std::string elf_path_;
+  GoTlsTargets hooks_;
+  // Otherwise: every Go program in use, now and later.
+  std::unique_ptr<tls::TargetSet> targets_;
 };
 
 }  // namespace ecapture::gotls
