@@ -10,6 +10,7 @@ import time
 import helpers
 import test_bad_input
 import test_shells
+import test_tls_pcap
 
 def cgroup2_mount():
     """Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host."""
@@ -180,6 +181,40 @@ class CgroupTls(helpers.E2ETestCase):
         for b in blocks:
             self.assertEqual(b.container, CONTAINER_ID[:12] if b.pid == c1[0].pid else None,
                              b.header())
+
+
+    def test_03_pcap_mode(self):
+        """-m pcap sees every process's keys (to know each connection's owner) and applies
+        --cgroup_path in user space: the pcapng holds only the connection of the client in the
+        cgroup, and the key log only its session's secrets."""
+        tree = CgroupTree(self)
+        inside = tree.make("in")
+        name = helpers.rand_token(16) + ".txt"
+        body = helpers.rand_printable(500)
+        self.nginx.write_file(name, body)
+        pcap = os.path.join(self.tmp, "out.pcapng")
+        keys = os.path.join(self.tmp, "keys.log")
+        args = ["tls", "-m", "pcap", "-i", "lo", "-w", pcap, "-k", keys, "--cgroup_path", inside,
+                "tcp", "port", str(self.port)]
+        with self.run_ecapture(args) as run:
+            c_in = self.start_curl("/" + name, lambda a: in_cgroup(inside, a))
+            c_out = self.start_curl("/" + name)
+            lport_in = self.finish_curl(*c_in, body)
+            lport_out = self.finish_curl(*c_out, body)
+            helpers.wait_until(lambda: test_tls_pcap.pcap_has_response_and_fin(pcap, lport_in),
+                               10, 0.2)
+        fields = test_tls_pcap.tshark_fields
+        pkts = fields(pcap, ["tcp.srcport", "tcp.dstport"])
+        ports = {int(p[0]) for p in pkts} | {int(p[1]) for p in pkts}
+        self.assertEqual(ports, {lport_in, self.port},
+                         f"port {lport_out} is outside the cgroup\n{run.describe()}")
+        reqs = fields(pcap, ["http.request.uri", "frame.comment"], "http.request")
+        self.assertEqual(reqs, [["/" + name, f"pid={c_in[0].pid} comm=curl"]], run.describe())
+        hello = fields(pcap, ["tls.handshake.random"], "tls.handshake.type == 1")
+        self.assertEqual(len(hello), 1, hello)
+        with open(keys) as f:
+            randoms = {line.split()[1] for line in f if line.strip()}
+        self.assertEqual(randoms, {hello[0][0].replace(":", "")}, run.describe())
 
 
 class CgroupShell(helpers.E2ETestCase):
