@@ -209,7 +209,7 @@ Result<void> GoTlsModule::on_start() {
   // Host-wide: the watcher loads on another core while the module's object does.
   std::future<Result<std::shared_ptr<tls::TargetWatcher>>> watcher;
   if (host_wide) {
-    tls::WatcherSettings ws{0, static_cast<uint32_t>(config()->global.uid), btf().custom_path};
+    tls::WatcherSettings ws{0, settings.uid, btf().custom_path};  // pcap: every process
     watcher = std::async(std::launch::async,
                          [this, ws] { return tls::TargetWatcher::acquire(ws, log()); });
   }
