@@ -10,7 +10,8 @@ namespace ecapture::tls {
 
 Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher,
                               const std::vector<Target>& scanned, PidCleanup cleanup) {
-  return start(std::move(watcher), [&scanned] { return scanned; }, std::move(cleanup));
+  return start(
+      std::move(watcher), [&scanned] { return scanned; }, std::move(cleanup));
 }
 
 Result<void> TargetSet::start(std::shared_ptr<TargetWatcher> watcher, const Scan& scan,
@@ -231,11 +232,12 @@ Result<std::unique_ptr<TargetSet>> start_host_wide(bpf::CaptureSession& session,
   for (const std::string& prefix : hw.prefixes) RETURN_IF_ERROR(watcher->add_prefix(prefix));
   auto set = std::make_unique<TargetSet>(session, log, hw.module, std::move(hw.plan),
                                          std::move(hw.hint), hw.attach_pid);
-  // Subscribed before the scan: what starts meanwhile is reported (and waits) too.
-  RETURN_IF_ERROR(set->start(std::move(watcher), scan_targets(0, ::getpid()),
-                             [&session, maps = std::move(hw.purge_maps)](int pid) {
-                               session.purge_process(maps, static_cast<uint32_t>(pid));
-                             }));
+  // The scan runs after subscribing: what starts meanwhile is reported (and waits) too.
+  RETURN_IF_ERROR(set->start(
+      std::move(watcher), [] { return scan_targets(0, ::getpid()); },
+      [&session, maps = std::move(hw.purge_maps)](int pid) {
+        session.purge_process(maps, static_cast<uint32_t>(pid));
+      }));
   return set;
 }
 

@@ -2,12 +2,19 @@
 #include "tls/target_watcher.h"
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
+#include <utility>
 
 #include "bpf/handles.h"
 #include "bpf/record.h"
@@ -56,6 +63,55 @@ std::weak_ptr<TargetWatcher> g_watcher;
 
 watch_file_key kernel_key(const FileId& id) { return {user_dev_to_kernel(id.dev), id.ino}; }
 
+// SIGCONT to every process in the kernel's `paused` map (pid -> when), deleting its entry.
+// Async-signal-safe: also runs in the guard, a child of a multi-threaded process.
+void resume_all_paused(int map_fd) {
+  uint32_t pid = 0;
+  // Always from the first key: each entry is deleted once its process is resumed.
+  while (bpf_map_get_next_key(map_fd, nullptr, &pid) == 0) {
+    ::kill(static_cast<pid_t>(pid), SIGCONT);
+    if (bpf_map_delete_elem(map_fd, &pid) != 0) break;
+  }
+}
+
+// The guard: a child that holds only the `paused` map and the read end of a pipe whose write end
+// only ecapture holds. However ecapture ends (SIGKILL included), the pipe reports end-of-file and
+// the guard resumes whatever the kernel stopped and nobody resumed, then exits. Returns its pid
+// and the write end, or {-1, -1} when it could not start (then only a normal exit resumes).
+std::pair<pid_t, int> start_guard(int paused_fd) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return {-1, -1};
+  const pid_t child = ::fork();
+  if (child < 0) {
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    return {-1, -1};
+  }
+  if (child == 0) {
+    // Keep the map (as fd 3) and the pipe's read end (fd 4) only: a copy of a BPF link or of
+    // the ring buffer would keep them alive after ecapture.
+    const int map_fd = ::fcntl(paused_fd, F_DUPFD, 100);
+    const int rd = ::fcntl(pipe_fds[0], F_DUPFD, 101);
+    if (map_fd < 0 || rd < 0 || ::dup2(map_fd, 3) < 0 || ::dup2(rd, 4) < 0) ::_exit(1);
+    ::syscall(SYS_close_range, 5U, ~0U, 0U);
+    ::signal(SIGINT, SIG_IGN);  // Ctrl-C reaches the whole process group: ecapture handles it
+    ::signal(SIGTERM, SIG_IGN);
+    ::signal(SIGHUP, SIG_IGN);
+    ::prctl(PR_SET_NAME, "ecapture-guard");
+    char c;
+    while (::read(4, &c, 1) < 0 && errno == EINTR) {
+    }
+    // ecapture is gone; its links close with its files, a stop may still be on its way.
+    resume_all_paused(3);
+    struct timespec pause = {0, 200'000'000};
+    ::nanosleep(&pause, nullptr);
+    resume_all_paused(3);
+    ::_exit(0);
+  }
+  ::close(pipe_fds[0]);
+  return {child, pipe_fds[1]};
+}
+
 }  // namespace
 
 TargetWatcher::Subscription::~Subscription() {
@@ -103,6 +159,12 @@ Result<void> TargetWatcher::start(const WatcherSettings& s) {
   reader_->on_record_error([this](const Error& e, uint64_t count) {
     if (count == 1) log_.warn("watch: a record could not be decoded: {}", e.to_string());
   });
+  // The guard first: no process is stopped before something is sure to resume it.
+  std::tie(guard_pid_, guard_fd_) = start_guard(bpf_map__fd(skel_->maps.paused));
+  if (guard_pid_ < 0)
+    log_.warn(
+        "watch: no guard process (fork failed): a SIGKILLed ecapture "
+        "could leave a process it paused stopped");
   ASSIGN_OR_RETURN(auto links, bpf::attach_tracepoints(skel_->obj));
   links_ = std::move(links);
   reader_->start();
@@ -112,16 +174,12 @@ Result<void> TargetWatcher::start(const WatcherSettings& s) {
 TargetWatcher::~TargetWatcher() {
   bpf::destroy_links(links_);    // no new stops from here on
   if (reader_) reader_->stop();  // the records still queued resume their processes
-  if (skel_ != nullptr) {
-    // Whatever is still stopped (a record lost): never leave a process stopped.
-    const int fd = bpf_map__fd(skel_->maps.paused);
-    uint32_t key = 0, next = 0;
-    std::vector<uint32_t> pids;
-    for (const uint32_t* prev = nullptr; bpf_map_get_next_key(fd, prev, &next) == 0; prev = &key) {
-      pids.push_back(next);
-      key = next;
+  // Whatever is still stopped (a record lost): never leave a process stopped.
+  if (skel_ != nullptr) resume_all_paused(bpf_map__fd(skel_->maps.paused));
+  if (guard_fd_ >= 0) ::close(guard_fd_);  // the guard finds nothing left and exits
+  if (guard_pid_ > 0) {
+    while (::waitpid(guard_pid_, nullptr, 0) < 0 && errno == EINTR) {
     }
-    for (uint32_t pid : pids) resume(static_cast<int>(pid));
   }
   reader_.reset();
   if (skel_ != nullptr) watch_bpf__destroy(skel_);

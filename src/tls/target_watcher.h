@@ -100,7 +100,9 @@ class TargetWatcher : public std::enable_shared_from_this<TargetWatcher> {
   watch_bpf* skel_ = nullptr;
   std::vector<bpf::Link> links_;
   std::unique_ptr<bpf::EventReader> reader_;
-  std::mutex mu_;  // subscribers_, paused_
+  int guard_pid_ = -1;  // resumes what we paused if we die without doing it (SIGKILL)
+  int guard_fd_ = -1;   // the write end of its pipe
+  std::mutex mu_;       // subscribers_, paused_
   std::list<Subscriber> subscribers_;
   std::set<int> paused_;  // stopped by the kernel, not resumed yet
   std::vector<std::string> prefixes_;

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import textwrap
@@ -383,3 +384,48 @@ class HostWide(helpers.E2ETestCase):
             self.assertEqual((w.pid, w.src, w.dst), (pids[i], ep(ports[i]), ep(server_port)))
             self.assertEqual((r.src, r.dst), (ep(server_port), ep(ports[i])))
 
+
+    def test_05_sigkill_leaves_no_process_stopped(self):
+        """ecapture SIGKILLed while the kernel holds a process for it: its guard process resumes
+        that process, then exits. ecapture is SIGSTOPped first, so that the stop is certain to
+        be one that ecapture itself never resumes."""
+        def procs_where(pred):
+            found = []
+            for d in os.listdir("/proc"):
+                if not d.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        st = f.read()
+                except OSError:
+                    continue
+                comm = st[st.index("(") + 1:st.rindex(")")]
+                fields = st[st.rindex(")") + 2:].split()  # state ppid pgrp session ...
+                if pred(int(d), comm, fields):
+                    found.append(int(d))
+            return found
+
+        with self.run_ecapture(["tls"]) as run:
+            guards = procs_where(lambda pid, comm, f: comm == "ecapture-guard" and
+                                 int(f[1]) == run.pid)
+            self.assertEqual(len(guards), 1, "one guard process, a child of ecapture")
+            os.kill(run.pid, signal.SIGSTOP)
+            try:
+                path, body = self.new_file()
+                p = self.popen(self.copy_ns([self.dlopen_client, str(self.port), self.cert,
+                                             path]), stdout=subprocess.PIPE)
+                # Its first new file (an executable, or the libssl copy) stops it for ecapture.
+                stopped = lambda: procs_where(lambda pid, comm, f: f[0] == "T" and
+                                              int(f[3]) == p.pid)
+                self.assertTrue(helpers.wait_until(stopped, 20), "the client was never stopped")
+            finally:
+                os.kill(run.pid, signal.SIGKILL)
+            run.proc.wait(timeout=10)
+            out = p.communicate(timeout=30)[0]
+        self.assertEqual(p.returncode, 0, out)
+        first, _, response = out.partition(b"\n")
+        self.assertEqual(int(first.split()[0]), p.pid)
+        self.assertEqual(split_http(response)[1], body.encode())
+        self.assertTrue(helpers.wait_until(
+            lambda: not procs_where(lambda pid, comm, f: pid == guards[0] and f[0] != "Z"), 10),
+            "the guard outlived ecapture")

@@ -109,7 +109,7 @@ class FakeTlsPart final : public tls::TlsModule {
   Result<void> on_run() override {
     const KeylogLine line{"CLIENT_RANDOM", random_, std::string(96, 'b')};
     const char comm[ECAP_TASK_COMM_LEN] = "client";
-    add_keys(std::span(&line, 1), "TLS 1.2 master secret", 4242, 0, comm, ecap_sock_tuple{});
+    add_keys(std::span(&line, 1), "TLS 1.2 master secret", 4242, 0, comm, ecap_sock_tuple{}, 0);
     return {};
   }
 
