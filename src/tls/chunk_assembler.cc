@@ -1,23 +1,23 @@
 // Decoding of the TLS data records and reassembly of chunked calls.
 #include "tls/chunk_assembler.h"
 
-#include "bpf/record.h"
-
 #include <sys/socket.h>
 
 #include <cstring>
 #include <ctime>
 
+#include "bpf/record.h"
+
 namespace ecapture::tls {
 
-static_assert(sizeof(tls_data_event) == 120, "ABI: tls_data_event size");
-static_assert(offsetof(tls_data_event, kind) == 0, "ABI: kind offset");
-static_assert(offsetof(tls_data_event, timestamp_ns) == 8, "ABI: timestamp offset");
-static_assert(offsetof(tls_data_event, data_len) == 52, "ABI: data_len offset");
-static_assert(offsetof(tls_data_event, comm) == 56, "ABI: comm offset");
-static_assert(offsetof(tls_data_event, tuple) == 72, "ABI: tuple offset");
-static_assert(offsetof(tls_data_event, cgroup_id) == 112, "ABI: cgroup_id offset");
-static_assert(sizeof(ecap_sock_tuple) == 40, "ABI: ecap_sock_tuple size");
+static_assert(sizeof(tls_data_event) == 120 && offsetof(tls_data_event, cgroup_id) == 112,
+              "ABI: tls_data_event size, cgroup_id offset");
+static_assert(offsetof(tls_data_event, kind) == 0 && offsetof(tls_data_event, timestamp_ns) == 8,
+              "ABI: kind offset, timestamp offset");
+static_assert(offsetof(tls_data_event, data_len) == 52 && offsetof(tls_data_event, comm) == 56,
+              "ABI: data_len offset, comm offset");
+static_assert(offsetof(tls_data_event, tuple) == 72 && sizeof(ecap_sock_tuple) == 40,
+              "ABI: tuple offset, ecap_sock_tuple size");
 
 void tuple_to_endpoints(const ecap_sock_tuple& t, Direction dir, Endpoint* src, Endpoint* dst) {
   *src = Endpoint{};

@@ -1,6 +1,8 @@
 // TlsModule: reassembly, delivery and key output shared by the TLS modules.
 #include "tls/tls_module.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 
 #include "core/cgroup.h"
@@ -21,6 +23,35 @@ Result<std::shared_ptr<KeyOutput>> TlsModule::open_key_output(const CaptureField
                    KeyOutput::open({mode == CaptureMode::kPcap, f.keylogfile, f.pcapfile, f.ifname,
                                     f.pcap_filter, owners, g.mapsize}));
   return out;
+}
+
+nlohmann::json TlsModule::target_report() const {
+  return targets_ ? targets_->report() : single_target_report();
+}
+
+std::string TlsModule::host_wide_summary(std::string_view noun) {
+  const size_t n = targets_ ? targets_->hooked() : 0;
+  return fmt::format("host-wide, {} {}{} hooked with {}", n, noun, n == 1 ? "" : "s",
+                     session().loaded().uprobe_multi ? "uprobe_multi links" : "perf-event uprobes");
+}
+
+Result<void> TlsModule::start_targets(std::future<Result<std::shared_ptr<TargetWatcher>>>& watcher,
+                                      HostWide hw) {
+  RETURN_IF_ERROR(session().attach({}, hw.attach_pid, hw.hint));
+  ASSIGN_OR_RETURN(auto w, watcher.get());
+  ASSIGN_OR_RETURN(targets_, start_host_wide(session(), log(), std::move(w), std::move(hw)));
+  return {};
+}
+
+void TlsModule::log_tls_started(std::string_view target) {
+  const GlobalConfig& g = config()->global;
+  log_started(fmt::format("{}, {} buffer{}{}", target, session().loaded().ringbuf ? "ring" : "perf",
+                          g.pid ? fmt::format(", pid {}", g.pid) : "",
+                          g.uid ? fmt::format(", uid {}", g.uid) : ""));
+}
+
+void TlsModule::on_detaching() {
+  if (targets_) targets_->stop();
 }
 
 Result<void> TlsModule::open_keys(const CaptureFields& f, CaptureMode mode) {

@@ -17,6 +17,7 @@
 #include "tls/capture_fields.h"
 #include "tls/chunk_assembler.h"
 #include "tls/key_output.h"
+#include "tls/target_set.h"
 
 namespace ecapture::tls {
 
@@ -35,7 +36,26 @@ class TlsModule : public bpf::CaptureModule {
                                                             CaptureMode mode,
                                                             const GlobalConfig& g);
 
+  // Host-wide: the target set's report; with one explicit target, single_target_report().
+  nlohmann::json target_report() const override;
+
  protected:
+  // Host-wide mode: the module's targets (none with one explicit target). They are stopped
+  // before the session detaches.
+  void set_targets(std::unique_ptr<TargetSet> targets) { targets_ = std::move(targets); }
+  TargetSet* targets() const { return targets_.get(); }
+  // Host-wide start: the session's tracepoints now, the uprobes per target as processes use
+  // them, once the watcher (loading meanwhile) is there.
+  Result<void> start_targets(std::future<Result<std::shared_ptr<TargetWatcher>>>& watcher,
+                             HostWide hw);
+  // The started line's "host-wide, N <noun>s hooked with <attach method>".
+  std::string host_wide_summary(std::string_view noun);
+  // "<name>: capture started (<target>, ring buffer, pid N, uid N)".
+  void log_tls_started(std::string_view target);
+  // The report of the one explicit target (an array of at most one entry).
+  virtual nlohmann::json single_target_report() const { return nlohmann::json::array(); }
+  void on_detaching() override;
+
   // A record the module decodes itself (keys): true when it was one, false for plaintext.
   using OwnRecords = std::function<Result<bool>(std::span<const uint8_t>)>;
 
@@ -62,6 +82,7 @@ class TlsModule : public bpf::CaptureModule {
   std::unique_ptr<ChunkAssembler> assembler_;
   std::shared_ptr<KeyOutput> keys_;         // keylog and pcap modes; null in text mode
   std::shared_ptr<KeyOutput> shared_keys_;  // share_keys(): started and stopped by its owner
+  std::unique_ptr<TargetSet> targets_;      // host-wide mode
 };
 
 }  // namespace ecapture::tls

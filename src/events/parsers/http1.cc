@@ -12,13 +12,13 @@ namespace {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -79,11 +79,7 @@ size_t Http1Parser::feed_head(std::string_view data) {
     Sniff s = sniff(head_, false);
     if (s != Sniff::kNeedMore && s != Sniff::kHttp1Request && s != Sniff::kHttp1Response) {
       // Not HTTP/1 at a message boundary: everything from here on is raw.
-      std::string bytes = std::move(head_);
-      bytes.append(data.substr(take));
-      out_(raw_message(meta_, std::move(bytes)));
-      reset();
-      fell_back_ = true;
+      fall_back(std::move(head_), data.substr(take), meta_);
       return data.size();
     }
   }
@@ -96,11 +92,7 @@ size_t Http1Parser::feed_head(std::string_view data) {
   }
   if (end == std::string::npos) {
     if (head_.size() > limits_.max_head) {  // not a head we are willing to hold
-      std::string bytes = std::move(head_);
-      bytes.append(data.substr(take));
-      out_(raw_message(meta_, std::move(bytes)));
-      reset();
-      fell_back_ = true;
+      fall_back(std::move(head_), data.substr(take), meta_);
       return data.size();
     }
     return take;
@@ -210,10 +202,15 @@ void Http1Parser::take_body(std::string_view bytes) {
 }
 
 void Http1Parser::give_up_chunked(std::string_view rest) {
-  // Not a chunked body after all: what is held and the rest go out raw, and the stream stays raw.
-  std::string bytes = std::move(line_);
+  // Not a chunked body after all: the message so far goes out partial, the rest raw.
+  std::string held = std::move(line_);
   emit_message(true);
-  out_(raw_message(cur_meta_, std::move(bytes) + std::string(rest)));
+  fall_back(std::move(held), rest, cur_meta_);
+}
+
+void Http1Parser::fall_back(std::string held, std::string_view rest, const DataEvent& meta) {
+  held.append(rest);
+  out_(raw_message(meta, std::move(held)));
   reset();
   fell_back_ = true;
 }

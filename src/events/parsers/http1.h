@@ -42,6 +42,8 @@ class Http1Parser {
   void take_body(std::string_view bytes);
   // A chunk line that cannot be one: emits what is held plus `rest` raw; the stream stays raw.
   void give_up_chunked(std::string_view rest);
+  // `held` and `rest` go out as one raw message; from here on the stream is raw.
+  void fall_back(std::string held, std::string_view rest, const DataEvent& meta);
 
   ParserLimits limits_;
   ConnShared* shared_;
@@ -49,18 +51,18 @@ class Http1Parser {
 
   State state_ = State::kIdle;
   bool fell_back_ = false;
-  bool streaming_ = false;      // the message was emitted partially; body bytes go out raw
-  DataEvent meta_;              // the call where the current message started
-  DataEvent cur_meta_;          // the call being fed (for pass-through)
-  std::string head_;            // start line + headers + CRLFCRLF
-  std::string body_;            // body, de-chunked
-  uint64_t wire_ = 0;           // wire bytes of the current message
-  Message msg_;                 // parsed head
+  bool streaming_ = false;  // the message was emitted partially; body bytes go out raw
+  DataEvent meta_;          // the call where the current message started
+  DataEvent cur_meta_;      // the call being fed (for pass-through)
+  std::string head_;        // start line + headers + CRLFCRLF
+  std::string body_;        // body, de-chunked
+  uint64_t wire_ = 0;       // wire bytes of the current message
+  Message msg_;             // parsed head
   BodyKind body_kind_ = BodyKind::kNone;
-  uint64_t remaining_ = 0;      // kLength: body bytes left; kChunked: bytes left in the chunk
+  uint64_t remaining_ = 0;  // kLength: body bytes left; kChunked: bytes left in the chunk
   ChunkState chunk_state_ = ChunkState::kSize;
-  std::string line_;            // partial chunk-size or trailer line
-  std::string streamed_;        // pass-through bytes of the current feed
+  std::string line_;      // partial chunk-size or trailer line
+  std::string streamed_;  // pass-through bytes of the current feed
 };
 
 }  // namespace ecapture

@@ -24,7 +24,6 @@ constexpr const char* kHint = "is this a Go program using crypto/tls? pass it wi
 
 }  // namespace
 
-
 Result<GoTlsTargets> find_targets(const std::string& path, CaptureMode mode) {
   ASSIGN_OR_RETURN(auto bin, elf::GoBinary::open(path));
   return find_targets(*bin, mode);
@@ -38,8 +37,10 @@ Result<GoTlsTargets> find_targets(const elf::GoBinary& b, CaptureMode mode) {
   if (t.version.major == 0) {
     // No build info (rare: Go < 1.13 or a damaged file): the pclntab layout still tells 1.18+.
     if (bin->pclntab_magic() != 0xfffffff0 && bin->pclntab_magic() != 0xfffffff1) {
-      return make_error("{}: its Go version is unknown (no build info) and its line table is older "
-                        "than Go 1.18: cannot tell how it passes arguments", path);
+      return make_error(
+          "{}: its Go version is unknown (no build info) and its line table is older "
+          "than Go 1.18: cannot tell how it passes arguments",
+          path);
     }
     t.register_abi = true;
   } else {
@@ -48,9 +49,10 @@ Result<GoTlsTargets> find_targets(const elf::GoBinary& b, CaptureMode mode) {
   auto need = [&](const char* name) -> Result<elf::GoFunction> {
     auto f = bin->find_function(name);
     if (!f) {
-      return make_error("{} (Go {}) has no {}: it does not use crypto/tls, or the function was "
-                        "inlined away; {}", path, t.version.text.empty() ? "?" : t.version.text,
-                        name, kHint);
+      return make_error(
+          "{} (Go {}) has no {}: it does not use crypto/tls, or the function was "
+          "inlined away; {}",
+          path, t.version.text.empty() ? "?" : t.version.text, name, kHint);
     }
     if (!f->from_symtab) t.stripped = true;
     return *f;
@@ -88,9 +90,10 @@ tls::TargetPlan plan_go_target(const std::string& host_path, CaptureMode mode) {
     plan.info["version"] = hooks->version.text.empty() ? "unknown" : hooks->version.text;
     plan.info["functions_from"] = hooks->stripped ? ".gopclntab" : ".symtab";
     if (!hooks->register_abi) {
-      hooks = make_error("built with {}, which passes arguments on the stack: not supported yet "
-                         "(Go 1.17+ on amd64, 1.18+ on arm64)",
-                         hooks->version.text);
+      hooks = make_error(
+          "built with {}, which passes arguments on the stack: not supported yet "
+          "(Go 1.17+ on amd64, 1.18+ on arm64)",
+          hooks->version.text);
     }
   }
   if (!hooks) {
@@ -107,8 +110,7 @@ std::vector<tls::Target> executable_targets() {
   std::vector<tls::Target> out;
   for (elf::ExeFile& exe : elf::running_executables()) {
     if (exe.pids == std::vector<int>{::getpid()}) continue;
-    tls::Target t{
-        {exe.dev, exe.ino}, exe.seen_path, exe.path, {exe.pids.begin(), exe.pids.end()}};
+    tls::Target t{{exe.dev, exe.ino}, exe.seen_path, exe.path, {exe.pids.begin(), exe.pids.end()}};
     t.pids.erase(::getpid());
     out.push_back(std::move(t));
   }
@@ -185,11 +187,11 @@ Result<void> GoTlsModule::on_init() {
 Result<void> GoTlsModule::start_host_wide(std::shared_ptr<tls::TargetWatcher> watcher, int pid) {
   bpf::CaptureSession& sess = session();  // bound here: the watcher's thread only uses it
   const CaptureMode mode = mode_;
-  targets_ = std::make_unique<tls::TargetSet>(
+  set_targets(std::make_unique<tls::TargetSet>(
       sess, log(), name(),
-      [mode](const std::string& path, int) { return plan_go_target(path, mode); }, kHint, pid);
+      [mode](const std::string& path, int) { return plan_go_target(path, mode); }, kHint, pid));
   // Subscribed before the scan: what starts meanwhile is reported (and waits) too.
-  return targets_->start(std::move(watcher), executable_targets, [&sess](int p) {
+  return targets()->start(std::move(watcher), executable_targets, [&sess](int p) {
     sess.purge_process({"reads", "handshakes"}, static_cast<uint32_t>(p));
   });
 }
@@ -234,26 +236,14 @@ Result<void> GoTlsModule::on_start() {
   return {};
 }
 
-void GoTlsModule::on_detaching() {
-  if (targets_) targets_->stop();
-}
-
 Result<void> GoTlsModule::on_run() {
-  const auto& cfg = config_as<GoTlsConfig>();
   RETURN_IF_ERROR(
       start_tls_reading([this](std::span<const uint8_t> r) { return handle_own_record(r); }));
-  const std::string what =
-      targets_ ? fmt::format("host-wide, {} Go program{} hooked", targets_->hooked(),
-                             targets_->hooked() == 1 ? "" : "s")
-               : elf_path_;
-  log_started(fmt::format("{}, {} buffer{}{}", what, session().loaded().ringbuf ? "ring" : "perf",
-                          cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
-                          cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : ""));
+  log_tls_started(targets() ? host_wide_summary("Go program") : elf_path_);
   return {};
 }
 
-nlohmann::json GoTlsModule::target_report() const {
-  if (targets_) return targets_->report();
+nlohmann::json GoTlsModule::single_target_report() const {
   nlohmann::json out = nlohmann::json::array();
   if (elf_path_.empty()) return out;
   out.push_back({{"path", elf_path_},

@@ -9,11 +9,11 @@
 #include "bpf/probe_spec.h"
 #include "core/registry.h"
 #include "elf/go_binary.h"
+#include "gotls.skel.h"
 #include "modules/gotls/gotls_abi.h"
 #include "modules/gotls/gotls_config.h"
 #include "tls/target_set.h"
 #include "tls/tls_module.h"
-#include "gotls.skel.h"
 
 namespace ecapture::gotls {
 
@@ -32,12 +32,12 @@ ModuleInfo module_entry();
 struct GoTlsTargets {
   elf::GoVersion version;
   bool register_abi = true;
-  uint64_t write_record = 0;          // file offset of writeRecordLocked
-  uint64_t read_entry = 0;            // file offset of (*Conn).Read
-  std::vector<uint64_t> read_rets;    // file offsets of its RET instructions
-  uint64_t write_key_log = 0;         // file offset of writeKeyLog
-  std::vector<uint64_t> handshakes;   // clientHandshake/serverHandshake entries (optional)
-  bool stripped = false;              // found through pclntab
+  uint64_t write_record = 0;         // file offset of writeRecordLocked
+  uint64_t read_entry = 0;           // file offset of (*Conn).Read
+  std::vector<uint64_t> read_rets;   // file offsets of its RET instructions
+  uint64_t write_key_log = 0;        // file offset of writeKeyLog
+  std::vector<uint64_t> handshakes;  // clientHandshake/serverHandshake entries (optional)
+  bool stripped = false;             // found through pclntab
 };
 
 // Analyses `path` (errors: not ELF, wrong arch, not Go, no crypto/tls, old unsupported ABI).
@@ -61,7 +61,6 @@ class GoTlsModule final : public tls::TlsModule {
   static std::vector<bpf::ProbeSpec> probes(const std::string& binary, const GoTlsTargets& t,
                                             CaptureMode mode);
   // Each program hooked, with its version and processes, and each one that could not be.
-  nlohmann::json target_report() const override;
 
  protected:
   Result<void> on_init() override;
@@ -69,17 +68,17 @@ class GoTlsModule final : public tls::TlsModule {
   Result<void> on_run() override;
 
  private:
-  void on_detaching() override;
   Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
   Result<void> init_one(const GoTlsConfig& cfg);                    // -e or --pid
   Result<void> start_host_wide(std::shared_ptr<tls::TargetWatcher> watcher, int attach_pid);
+  // -e or --pid: the one program's entry.
+  nlohmann::json single_target_report() const override;
 
   CaptureMode mode_ = CaptureMode::kText;
   // -e or --pid: the one program, fixed from init on.
   std::string elf_path_;
   GoTlsTargets hooks_;
   // Otherwise: every Go program in use, now and later.
-  std::unique_ptr<tls::TargetSet> targets_;
 };
 
 }  // namespace ecapture::gotls

@@ -1,21 +1,22 @@
 // Command names, version and signature detection, record assembly for the mysqld module.
 #include "modules/mysqld/mysqld_events.h"
 
-#include "bpf/record.h"
+#include <fmt/format.h>
 
 #include <array>
 #include <cstring>
+#include <numeric>
 #include <regex>
 
-#include <fmt/format.h>
+#include "bpf/record.h"
 
 namespace ecapture::mysqld {
 
-static_assert(sizeof(mysqld_event) == 104, "ABI: mysqld_event size");
+static_assert(sizeof(mysqld_event) == 104 && offsetof(mysqld_event, cgroup_id) == 96,
+              "ABI: mysqld_event size, cgroup_id offset");
 static_assert(offsetof(mysqld_event, pid) == 48, "ABI: pid offset");
-static_assert(offsetof(mysqld_event, kind) == 76, "ABI: kind offset");
-static_assert(offsetof(mysqld_event, comm) == 80, "ABI: comm offset");
-static_assert(offsetof(mysqld_event, cgroup_id) == 96, "ABI: cgroup_id offset");
+static_assert(offsetof(mysqld_event, kind) == 76 && offsetof(mysqld_event, comm) == 80,
+              "ABI: kind and comm offsets");
 
 std::string ServerVersion::display() const {
   return fmt::format("{} {}", flavor == Flavor::kMariaDb ? "MariaDB" : "MySQL", version);
@@ -35,18 +36,38 @@ std::optional<ServerVersion> sniff_server_version(std::string_view bytes) {
 }
 
 std::string command_name(uint32_t command, Flavor flavor) {
-  static constexpr std::array<const char*, 32> kNames = {
-      "COM_SLEEP",          "COM_QUIT",           "COM_INIT_DB",
-      "COM_QUERY",          "COM_FIELD_LIST",     "COM_CREATE_DB",
-      "COM_DROP_DB",        "COM_REFRESH",        "COM_SHUTDOWN",
-      "COM_STATISTICS",     "COM_PROCESS_INFO",   "COM_CONNECT",
-      "COM_PROCESS_KILL",   "COM_DEBUG",          "COM_PING",
-      "COM_TIME",           "COM_DELAYED_INSERT", "COM_CHANGE_USER",
-      "COM_BINLOG_DUMP",    "COM_TABLE_DUMP",     "COM_CONNECT_OUT",
-      "COM_REGISTER_SLAVE", "COM_STMT_PREPARE",   "COM_STMT_EXECUTE",
-      "COM_STMT_SEND_LONG_DATA", "COM_STMT_CLOSE", "COM_STMT_RESET",
-      "COM_SET_OPTION",     "COM_STMT_FETCH",     "COM_DAEMON",
-      "COM_BINLOG_DUMP_GTID", "COM_RESET_CONNECTION"};
+  static constexpr std::array<const char*, 32> kNames = {"COM_SLEEP",
+                                                         "COM_QUIT",
+                                                         "COM_INIT_DB",
+                                                         "COM_QUERY",
+                                                         "COM_FIELD_LIST",
+                                                         "COM_CREATE_DB",
+                                                         "COM_DROP_DB",
+                                                         "COM_REFRESH",
+                                                         "COM_SHUTDOWN",
+                                                         "COM_STATISTICS",
+                                                         "COM_PROCESS_INFO",
+                                                         "COM_CONNECT",
+                                                         "COM_PROCESS_KILL",
+                                                         "COM_DEBUG",
+                                                         "COM_PING",
+                                                         "COM_TIME",
+                                                         "COM_DELAYED_INSERT",
+                                                         "COM_CHANGE_USER",
+                                                         "COM_BINLOG_DUMP",
+                                                         "COM_TABLE_DUMP",
+                                                         "COM_CONNECT_OUT",
+                                                         "COM_REGISTER_SLAVE",
+                                                         "COM_STMT_PREPARE",
+                                                         "COM_STMT_EXECUTE",
+                                                         "COM_STMT_SEND_LONG_DATA",
+                                                         "COM_STMT_CLOSE",
+                                                         "COM_STMT_RESET",
+                                                         "COM_SET_OPTION",
+                                                         "COM_STMT_FETCH",
+                                                         "COM_DAEMON",
+                                                         "COM_BINLOG_DUMP_GTID",
+                                                         "COM_RESET_CONNECTION"};
   if (command == 30 && flavor == Flavor::kMariaDb) return "COM_UNIMPLEMENTED";
   if (command < kNames.size()) return kNames[command];
   if (flavor == Flavor::kMySql) {
@@ -54,12 +75,18 @@ std::string command_name(uint32_t command, Flavor flavor) {
     if (command == 33) return "COM_SUBSCRIBE_GROUP_REPLICATION_STREAM";
   } else {
     switch (command) {
-      case 250: return "COM_STMT_BULK_EXECUTE";
-      case 251: return "COM_SLAVE_WORKER";
-      case 252: return "COM_SLAVE_IO";
-      case 253: return "COM_SLAVE_SQL";
-      case 254: return "COM_MULTI";
-      default: break;
+      case 250:
+        return "COM_STMT_BULK_EXECUTE";
+      case 251:
+        return "COM_SLAVE_WORKER";
+      case 252:
+        return "COM_SLAVE_IO";
+      case 253:
+        return "COM_SLAVE_SQL";
+      case 254:
+        return "COM_MULTI";
+      default:
+        break;
     }
   }
   return fmt::format("COM_{}", command);
@@ -78,15 +105,15 @@ Result<mysqld_abi> detect_signature(std::string_view symbol,
     if (version->version >= "5.7") return MYSQLD_ABI_COM_DATA;
     return MYSQLD_ABI_LEGACY;
   }
-  return make_error("cannot tell the signature of '{}': its name is not a mangled "
-                    "dispatch_command and the binary has no MySQL/MariaDB version string",
-                    symbol.empty() ? "the function at --offset" : std::string(symbol));
+  return make_error(
+      "cannot tell the signature of '{}': its name is not a mangled "
+      "dispatch_command and the binary has no MySQL/MariaDB version string",
+      symbol.empty() ? "the function at --offset" : std::string(symbol));
 }
 
 const char* signature_name(mysqld_abi abi) {
-  return abi == MYSQLD_ABI_LEGACY
-             ? "dispatch_command(enum_server_command, THD*, char*, uint, ...)"
-             : "dispatch_command(THD*, const COM_DATA*, enum_server_command)";
+  return abi == MYSQLD_ABI_LEGACY ? "dispatch_command(enum_server_command, THD*, char*, uint, ...)"
+                                  : "dispatch_command(THD*, const COM_DATA*, enum_server_command)";
 }
 
 bool is_statement_command(uint32_t command) {
@@ -104,9 +131,8 @@ bool is_statement_command(uint32_t command) {
 }
 
 size_t CommandAssembler::statements() const {
-  size_t n = 0;
-  for (const auto& [k, c] : conns_) n += c.statements.size();
-  return n;
+  return std::accumulate(conns_.begin(), conns_.end(), size_t{0},
+                         [](size_t n, const auto& kv) { return n + kv.second.statements.size(); });
 }
 
 Result<void> CommandAssembler::add(std::span<const uint8_t> record) {

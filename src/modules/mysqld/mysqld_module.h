@@ -23,7 +23,7 @@ struct ServerTarget {
   uint64_t offset = 0;  // file offset of the hooked function
   mysqld_abi abi = MYSQLD_ABI_LEGACY;
   std::optional<ServerVersion> version;
-  std::string error_symbol;  // what sends error packets, empty when not found
+  std::string error_symbol;      // what sends error packets, empty when not found
   uint64_t error_errno_arg = 0;  // position of its sql_errno argument
 };
 

@@ -7,7 +7,8 @@ const FieldTable& OpenSslConfig::fields() const {
   return field_table<OpenSslConfig>([](FieldTableBuilder<OpenSslConfig>& b) {
     b.file(&OpenSslConfig::libssl, "--libssl", {"opensslpath"},
            "libssl.so file or statically linked executable exporting SSL_* (default: "
-           "found through /etc/ld.so.conf and the ld cache)");
+           "every OpenSSL/BoringSSL any process maps, now and later; with --pid, that "
+           "process's)");
     tls::add_capture_rows(b, {"capturemode", "keylogfile", "pcapfile", "ifname", "pcapfilter"},
                           OpenSslConfig{});
     b.text(&OpenSslConfig::ssl_version,

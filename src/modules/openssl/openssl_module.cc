@@ -21,7 +21,6 @@ namespace {
 constexpr const char* kHint = "is this OpenSSL or BoringSSL? pass the right file with --libssl";
 }
 
-
 Result<std::string> OpenSslModule::locate_library(const OpenSslConfig& cfg) {
   if (!cfg.libssl.empty()) return cfg.libssl;
   if (cfg.global.pid != 0) {
@@ -60,9 +59,10 @@ std::vector<bpf::ProbeSpec> OpenSslModule::key_probes(const std::string& binary,
       {binary, "SSL_do_handshake", 0, "probe_openssl_rw_exit", ProbeType::kUretprobe, false,
        TLS_API_HANDSHAKE | s},
   };
-  for (auto [name, api, optional] :
-       {std::tuple{"SSL_write", TLS_API_WRITE, false}, {"SSL_read", TLS_API_READ, false},
-        {"SSL_write_ex", TLS_API_WRITE_EX, true}, {"SSL_read_ex", TLS_API_READ_EX, true}}) {
+  for (auto [name, api, optional] : {std::tuple{"SSL_write", TLS_API_WRITE, false},
+                                     {"SSL_read", TLS_API_READ, false},
+                                     {"SSL_write_ex", TLS_API_WRITE_EX, true},
+                                     {"SSL_read_ex", TLS_API_READ_EX, true}}) {
     specs.push_back({binary, name, 0, "probe_openssl_rw_enter", ProbeType::kUprobe, optional,
                      static_cast<uint64_t>(api) | s});
   }
@@ -96,9 +96,9 @@ std::vector<bpf::ProbeSpec> OpenSslModule::data_probes(const std::string& binary
     tls_api api;
     bool optional;  // BoringSSL and OpenSSL < 1.1.1 have no _ex functions
   };
-  for (Fn fn : {Fn{"SSL_write", TLS_API_WRITE, false}, Fn{"SSL_read", TLS_API_READ, false},
-                Fn{"SSL_write_ex", TLS_API_WRITE_EX, true},
-                Fn{"SSL_read_ex", TLS_API_READ_EX, true}}) {
+  for (Fn fn :
+       {Fn{"SSL_write", TLS_API_WRITE, false}, Fn{"SSL_read", TLS_API_READ, false},
+        Fn{"SSL_write_ex", TLS_API_WRITE_EX, true}, Fn{"SSL_read_ex", TLS_API_READ_EX, true}}) {
     const uint64_t cookie = static_cast<uint64_t>(fn.api) | s;
     // Writes on connections whose fd is known are emitted at their entry with no return probe
     // (one trap per SSL_write) where the kernel has session uprobes.
@@ -305,20 +305,14 @@ Result<void> OpenSslModule::on_start() {
                                                       }));
   const int pid = all_processes() ? -1 : attach_pid();
   if (host_wide_) {
-    // The tracepoints now, the uprobes per target as processes use them.
-    RETURN_IF_ERROR(session().attach({}, pid, kHint));
-    ASSIGN_OR_RETURN(auto watcher, watcher_loaded.get());
-    ASSIGN_OR_RETURN(
-        targets_,
-        tls::start_host_wide(
-            session(), log(), std::move(watcher),
-            {.module = name(),
-             .prefixes = {"libssl", "libcrypto", "libboringssl"},
-             .plan = [this](const std::string& path, int slot) { return plan_target(path, slot); },
-             .hint = kHint,
-             .attach_pid = pid,
-             .purge_maps = {"tls_conn_fds", "tls_write_marks", "keys_sent"}}));
-    return {};
+    return start_targets(
+        watcher_loaded,
+        {.module = name(),
+         .prefixes = {"libssl", "libcrypto", "libboringssl"},
+         .plan = [this](const std::string& path, int slot) { return plan_target(path, slot); },
+         .hint = kHint,
+         .attach_pid = pid,
+         .purge_maps = {"tls_conn_fds", "tls_write_marks", "keys_sent"}});
   }
   const bool multi = session().loaded().uprobe_multi;
   if (mode_ != CaptureMode::kText) {
@@ -345,12 +339,7 @@ Result<void> OpenSslModule::on_start() {
   return {};
 }
 
-void OpenSslModule::on_detaching() {
-  if (targets_) targets_->stop();
-}
-
-nlohmann::json OpenSslModule::target_report() const {
-  if (targets_) return targets_->report();
+nlohmann::json OpenSslModule::single_target_report() const {
   nlohmann::json out = nlohmann::json::array();
   if (lib_.path.empty()) return out;
   nlohmann::json t = {{"path", lib_.path},
@@ -370,18 +359,9 @@ nlohmann::json OpenSslModule::target_report() const {
 }
 
 Result<void> OpenSslModule::on_run() {
-  const auto& cfg = config_as<OpenSslConfig>();
   RETURN_IF_ERROR(
       start_tls_reading([this](std::span<const uint8_t> r) { return handle_own_record(r); }));
-  const std::string what = host_wide_
-                               ? fmt::format("host-wide, {} target{} hooked with {}",
-                                             targets_->hooked(), targets_->hooked() == 1 ? "" : "s",
-                                             session().loaded().uprobe_multi ? "uprobe_multi links"
-                                                                             : "perf-event uprobes")
-                               : lib_.path;
-  log_started(fmt::format("{}, {} buffer{}{}", what, session().loaded().ringbuf ? "ring" : "perf",
-                          cfg.global.pid ? fmt::format(", pid {}", cfg.global.pid) : "",
-                          cfg.global.uid ? fmt::format(", uid {}", cfg.global.uid) : ""));
+  log_tls_started(host_wide_ ? host_wide_summary("target") : lib_.path);
   return {};
 }
 
@@ -405,7 +385,7 @@ Result<void> OpenSslModule::handle_secret(std::span<const uint8_t> record) {
   // One log line and one event per session: TLS 1.2's only line, TLS 1.3's last traffic secret.
   const bool last = line->label == "CLIENT_RANDOM" || line->label == "SERVER_TRAFFIC_SECRET_0";
   add_keys(std::span(&*line, 1),
-           !last                           ? ""
+           !last                            ? ""
            : line->label == "CLIENT_RANDOM" ? "TLS 1.2 master secret"
                                             : "TLS 1.3 secrets",
            e.pid, e.uid, e.comm, e.tuple, e.cgroup_id);
@@ -428,8 +408,7 @@ ModuleInfo module_entry() {
   return make_entry<OpenSslConfig>(
       "tls", {"openssl"},
       "capture TLS plaintext from OpenSSL/BoringSSL (libssl or a static executable)",
-      {"/tls", "/openssl", "/boringssl"}, "openssl",
-      [] { return ModulePtr(new OpenSslModule()); });
+      {"/tls", "/openssl", "/boringssl"}, "openssl", [] { return ModulePtr(new OpenSslModule()); });
 }
 
 }  // namespace ecapture::openssl

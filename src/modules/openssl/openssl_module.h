@@ -50,13 +50,10 @@ class OpenSslModule final : public tls::TlsModule {
   static std::vector<bpf::ProbeSpec> boringssl_key_probes(const std::string& ssl,
                                                           const std::string& crypto, int slot = 0);
 
-  nlohmann::json target_report() const override;
-
  protected:
   Result<void> on_init() override;
   Result<void> on_start() override;
   Result<void> on_run() override;
-  void on_detaching() override;
 
  private:
   // Version and (keys) layout of the library at `path`, which exports SSL_write/SSL_read.
@@ -72,12 +69,13 @@ class OpenSslModule final : public tls::TlsModule {
   Result<bool> handle_own_record(std::span<const uint8_t> record);  // keys; false for plaintext
   Result<void> handle_keys(std::span<const uint8_t> record);
   Result<void> handle_secret(std::span<const uint8_t> record);
+  // --libssl or --pid: the one library's entry.
+  nlohmann::json single_target_report() const override;
 
   CaptureMode mode_ = CaptureMode::kText;
   LibraryPlan lib_;  // one target (--libssl, --pid)
   bool host_wide_ = false;
   openssl_bpf* skel_ = nullptr;
-  std::unique_ptr<tls::TargetSet> targets_;  // host-wide
 };
 
 }  // namespace ecapture::openssl

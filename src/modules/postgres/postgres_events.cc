@@ -1,17 +1,17 @@
 // Record assembly for the postgres module.
 #include "modules/postgres/postgres_events.h"
 
-#include "bpf/record.h"
-
 #include <cstring>
+
+#include "bpf/record.h"
 
 namespace ecapture::postgres {
 
-static_assert(sizeof(postgres_event) == 112, "ABI: postgres_event size");
+static_assert(sizeof(postgres_event) == 112 && offsetof(postgres_event, cgroup_id) == 104,
+              "ABI: postgres_event size, cgroup_id offset");
 static_assert(offsetof(postgres_event, kind) == 36, "ABI: kind offset");
 static_assert(offsetof(postgres_event, comm) == 40, "ABI: comm offset");
 static_assert(offsetof(postgres_event, title) == 56, "ABI: title offset");
-static_assert(offsetof(postgres_event, cgroup_id) == 104, "ABI: cgroup_id offset");
 
 size_t StatementAssembler::open_statements() const {
   size_t n = 0;
@@ -21,8 +21,9 @@ size_t StatementAssembler::open_statements() const {
 
 Result<void> StatementAssembler::add(std::span<const uint8_t> record) {
   ASSIGN_OR_RETURN(const postgres_event h, bpf::read_struct<postgres_event>(record, "postgres"));
-  ASSIGN_OR_RETURN(const std::span<const uint8_t> payload,
-                   bpf::payload_after<postgres_event>(record, h.data_len, POSTGRES_CHUNK, "postgres"));
+  ASSIGN_OR_RETURN(
+      const std::span<const uint8_t> payload,
+      bpf::payload_after<postgres_event>(record, h.data_len, POSTGRES_CHUNK, "postgres"));
   if (h.kind == POSTGRES_RECORD_STATE) {
     // Idle (or another state without text): the busy period ends.
     if (auto it = backends_.find(h.pid); it != backends_.end()) {

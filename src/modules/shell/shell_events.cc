@@ -1,36 +1,36 @@
 // Record decoding and command joining for the bash and zsh modules.
 #include "modules/shell/shell_events.h"
 
-#include "bpf/record.h"
-
 #include <cstddef>
 #include <cstring>
 #include <utility>
 
+#include "bpf/record.h"
+
 namespace ecapture::shell {
 
-static_assert(sizeof(shell_event) == 64, "ABI: shell_event size");
-static_assert(offsetof(shell_event, status) == 24, "ABI: status offset");
-static_assert(offsetof(shell_event, data_len) == 28, "ABI: data_len offset");
-static_assert(offsetof(shell_event, kind) == 32, "ABI: kind offset");
-static_assert(offsetof(shell_event, comm) == 40, "ABI: comm offset");
-static_assert(offsetof(shell_event, cgroup_id) == 56, "ABI: cgroup_id offset");
+static_assert(sizeof(shell_event) == 64 && offsetof(shell_event, status) == 24 &&
+                  offsetof(shell_event, data_len) == 28 && offsetof(shell_event, kind) == 32 &&
+                  offsetof(shell_event, comm) == 40 && offsetof(shell_event, cgroup_id) == 56,
+              "ABI: shell_event layout differs from shell_abi.h's");
 
 namespace {
 constexpr size_t kMaxShells = 65536;
 constexpr unsigned char kZshMeta = 0x83;
 
-bool blank(const std::string& s) {
-  return s.find_first_not_of(" \t\n") == std::string::npos;
-}
+bool blank(const std::string& s) { return s.find_first_not_of(" \t\n") == std::string::npos; }
 }  // namespace
 
 const char* to_string(CommandEnd e) {
   switch (e) {
-    case CommandEnd::kPrompt: return "prompt";
-    case CommandEnd::kExec: return "exec";
-    case CommandEnd::kExit: return "exit";
-    case CommandEnd::kShutdown: return "shutdown";
+    case CommandEnd::kPrompt:
+      return "prompt";
+    case CommandEnd::kExec:
+      return "exec";
+    case CommandEnd::kExit:
+      return "exit";
+    case CommandEnd::kShutdown:
+      return "shutdown";
   }
   return "?";
 }

@@ -6,8 +6,8 @@ namespace ecapture::tlslib {
 const FieldTable& GnutlsConfig::fields() const {
   return field_table<GnutlsConfig>([](FieldTableBuilder<GnutlsConfig>& b) {
     b.file(&GnutlsConfig::gnutls, "--gnutls", {"gnutlspath"},
-           "libgnutls.so file (default: libgnutls.so.30 found through /etc/ld.so.conf "
-           "and the ld cache)");
+           "libgnutls.so file (default: every libgnutls any process maps, now and later; "
+           "with --pid, that process's)");
     tls::add_capture_rows(b, {"capturemode", "keylogfile", "pcapfile", "ifname", "pcapfilter"},
                           GnutlsConfig{});
     b.text(&GnutlsConfig::ssl_version,
@@ -21,7 +21,8 @@ const FieldTable& GnutlsConfig::fields() const {
 const FieldTable& NssConfig::fields() const {
   return field_table<NssConfig>([](FieldTableBuilder<NssConfig>& b) {
     b.file(&NssConfig::nspr, "--nspr", {"nspr_path"},
-           "libnspr4.so file (default: found through /etc/ld.so.conf and the ld cache)");
+           "libnspr4.so file (default: every libnspr4 any process maps, now and later; "
+           "with --pid, that process's)");
   });
 }
 

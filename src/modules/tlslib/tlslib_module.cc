@@ -284,20 +284,14 @@ Result<void> TlsLibModule::on_start() {
   const int pid = all_processes ? -1 : attach_pid();
   const std::string hint = fmt::format("is this the right library? pass it with {}", flag());
   if (host_wide_) {
-    // The tracepoints now, the uprobes per target as processes use them.
-    RETURN_IF_ERROR(session().attach({}, pid, hint));
-    ASSIGN_OR_RETURN(auto watcher, watcher_loaded.get());
-    ASSIGN_OR_RETURN(
-        targets_,
-        tls::start_host_wide(
-            session(), log(), std::move(watcher),
-            {.module = name(),
-             .prefixes = {kind_ == LibKind::kGnutls ? "libgnutls" : "libnspr4"},
-             .plan = [this](const std::string& path, int slot) { return plan_target(path, slot); },
-             .hint = hint,
-             .attach_pid = pid,
-             .purge_maps = {"tls_conn_fds", "tls_write_marks"}}));
-    return {};
+    return start_targets(
+        watcher_loaded,
+        {.module = name(),
+         .prefixes = {kind_ == LibKind::kGnutls ? "libgnutls" : "libnspr4"},
+         .plan = [this](const std::string& path, int slot) { return plan_target(path, slot); },
+         .hint = hint,
+         .attach_pid = pid,
+         .purge_maps = {"tls_conn_fds", "tls_write_marks"}});
   }
   const bool multi = session().loaded().uprobe_multi;
   if (keys_mode()) {
@@ -312,12 +306,7 @@ Result<void> TlsLibModule::on_start() {
   return {};
 }
 
-void TlsLibModule::on_detaching() {
-  if (targets_) targets_->stop();
-}
-
-nlohmann::json TlsLibModule::target_report() const {
-  if (targets_) return targets_->report();
+nlohmann::json TlsLibModule::single_target_report() const {
   nlohmann::json out = nlohmann::json::array();
   if (lib_path_.empty()) return out;
   nlohmann::json t = library_info(kind_, lib_path_);
@@ -334,18 +323,9 @@ nlohmann::json TlsLibModule::target_report() const {
 }
 
 Result<void> TlsLibModule::on_run() {
-  const auto& g = global();
   RETURN_IF_ERROR(
       start_tls_reading([this](std::span<const uint8_t> r) { return handle_own_record(r); }));
-  const std::string what = host_wide_
-                               ? fmt::format("host-wide, {} target{} hooked with {}",
-                                             targets_->hooked(), targets_->hooked() == 1 ? "" : "s",
-                                             session().loaded().uprobe_multi ? "uprobe_multi links"
-                                                                             : "perf-event uprobes")
-                               : lib_path_;
-  log_started(fmt::format("{}, {} buffer{}{}", what, session().loaded().ringbuf ? "ring" : "perf",
-                          g.pid ? fmt::format(", pid {}", g.pid) : "",
-                          g.uid ? fmt::format(", uid {}", g.uid) : ""));
+  log_tls_started(host_wide_ ? host_wide_summary("target") : lib_path_);
   return {};
 }
 

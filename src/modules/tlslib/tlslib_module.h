@@ -44,13 +44,10 @@ class TlsLibModule final : public tls::TlsModule {
   // NSPR the "nss" version of the libnss3.so beside it.
   static nlohmann::json library_info(LibKind kind, const std::string& path);
 
-  nlohmann::json target_report() const override;
-
  protected:
   Result<void> on_init() override;
   Result<void> on_start() override;
   Result<void> on_run() override;
-  void on_detaching() override;
 
  private:
   const GlobalConfig& global() const { return config_as<ModuleConfig>().global; }
@@ -63,6 +60,8 @@ class TlsLibModule final : public tls::TlsModule {
   std::vector<bpf::ProbeSpec> probes(const std::string& path, int slot) const;
   // Host-wide mode: what to make of one file some process uses.
   tls::TargetPlan plan_target(const std::string& host_path, int slot);
+  // --gnutls/--nspr or --pid: the one library's entry.
+  nlohmann::json single_target_report() const override;
 
   LibKind kind_;
   std::string lib_path_;  // one target (the flag, --pid)
@@ -70,7 +69,6 @@ class TlsLibModule final : public tls::TlsModule {
   tls::CaptureMode mode_ = tls::CaptureMode::kText;
   GnutlsNamedLayout layout_;  // one target, keys
   tlslib_bpf* skel_ = nullptr;
-  std::unique_ptr<tls::TargetSet> targets_;  // host-wide
 };
 
 }  // namespace ecapture::tlslib
