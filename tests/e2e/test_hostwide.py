@@ -405,7 +405,7 @@ class HostWide(helpers.E2ETestCase):
                     found.append(int(d))
             return found
 
-        with self.run_ecapture(["tls"]) as run:
+        with self.run_ecapture(["tls"], expect_rc=-signal.SIGKILL) as run:
             guards = procs_where(lambda pid, comm, f: comm == "ecapture-guard" and
                                  int(f[1]) == run.pid)
             self.assertEqual(len(guards), 1, "one guard process, a child of ecapture")
