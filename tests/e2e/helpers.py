@@ -837,6 +837,23 @@ class E2ETestCase(unittest.TestCase):
     def run_ecapture(self, args, **kw):
         return ecapture(self, self.tmp, args, procs=self.procs, **kw)
 
+    @classmethod
+    def start_class_nginx(cls, prefix, **nginx_kw):
+        """For setUpClass: skips without root or BTF; sets cls.cls_procs, cls.cls_tmp (removed
+        at the end unless kept), a certificate (cls.cert, cls.key) and an nginx serving with it
+        (cls.nginx, cls.port), all stopped or removed after the class."""
+        reason = skip_reason()
+        if reason:
+            raise unittest.SkipTest(reason)
+        cls.cls_procs = Procs()
+        cls.addClassCleanup(cls.cls_procs.stop_all)
+        cls.cls_tmp = tempfile.mkdtemp(prefix=prefix)
+        if not KEEP_TMP:
+            cls.addClassCleanup(shutil.rmtree, cls.cls_tmp, True)
+        cls.cert, cls.key = make_cert(cls.cls_tmp)
+        cls.nginx = Nginx(cls.cls_tmp, cls.cert, cls.key, **nginx_kw).start(cls.cls_procs)
+        cls.port = cls.nginx.port
+
 
 def tls_decode_as(pcap):
     """tshark arguments that decode every TCP port of `pcap` as TLS: a random port may belong to

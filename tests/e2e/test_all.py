@@ -42,18 +42,7 @@ def build_go(out_dir, name="goclient"):
 class All(helpers.E2ETestCase):
     @classmethod
     def setUpClass(cls):
-        reason = helpers.skip_reason()
-        if reason:
-            raise unittest.SkipTest(reason)
-        cls.cls_procs = helpers.Procs()
-        cls.addClassCleanup(cls.cls_procs.stop_all)
-        cls.cls_tmp = tempfile.mkdtemp(prefix="ecap-e2e-all-")
-        if not helpers.KEEP_TMP:
-            cls.addClassCleanup(shutil.rmtree, cls.cls_tmp, True)
-        cls.cert, cls.key = helpers.make_cert(cls.cls_tmp)
-        cls.nginx = helpers.Nginx(cls.cls_tmp, cls.cert, cls.key,
-                                  log_format=ACCESS_LOG_FORMAT).start(cls.cls_procs)
-        cls.port = cls.nginx.port
+        cls.start_class_nginx("ecap-e2e-all-", log_format=ACCESS_LOG_FORMAT)
         cls.go = build_go(cls.cls_tmp) if shutil.which("go") else None
         cls.node_client = os.path.join(cls.cls_tmp, "client.js")
         with open(cls.node_client, "w") as f:

@@ -124,17 +124,7 @@ def key_tgid(entry, name):
 class HostWide(helpers.E2ETestCase):
     @classmethod
     def setUpClass(cls):
-        reason = helpers.skip_reason()
-        if reason:
-            raise unittest.SkipTest(reason)
-        cls.cls_procs = helpers.Procs()
-        cls.addClassCleanup(cls.cls_procs.stop_all)
-        cls.cls_tmp = tempfile.mkdtemp(prefix="ecap-e2e-hostwide-")
-        if not helpers.KEEP_TMP:
-            cls.addClassCleanup(shutil.rmtree, cls.cls_tmp, True)
-        cls.cert, cls.key = helpers.make_cert(cls.cls_tmp)
-        cls.nginx = helpers.Nginx(cls.cls_tmp, cls.cert, cls.key).start(cls.cls_procs)
-        cls.port = cls.nginx.port
+        cls.start_class_nginx("ecap-e2e-hostwide-")
         for name, text in (("client.py", PY_CLIENT), ("late.py", LATE_PY_CLIENT),
                            ("client.js", NODE_CLIENT)):
             with open(os.path.join(cls.cls_tmp, name), "w") as f:
