@@ -19,7 +19,7 @@ import unittest
 import helpers
 from helpers import ep, select, stream, summarize
 from test_api import api
-from test_gnutls_nss import ACCESS_LOG_FORMAT
+import test_gnutls_nss as gn
 from test_tls_pcap import tshark_fields
 from test_tls_text import NODE_CLIENT
 
@@ -42,7 +42,7 @@ def build_go(out_dir, name="goclient"):
 class All(helpers.E2ETestCase):
     @classmethod
     def setUpClass(cls):
-        cls.start_class_nginx("ecap-e2e-all-", log_format=ACCESS_LOG_FORMAT)
+        cls.start_class_nginx("ecap-e2e-all-", log_format=gn.ACCESS_LOG_FORMAT)
         cls.go = build_go(cls.cls_tmp) if shutil.which("go") else None
         cls.node_client = os.path.join(cls.cls_tmp, "client.js")
         with open(cls.node_client, "w") as f:
@@ -55,24 +55,8 @@ class All(helpers.E2ETestCase):
 
     # -- clients --------------------------------------------------------------------------------
 
-    def new_file(self, size=64):
-        name = helpers.rand_token(16) + ".txt"
-        body = helpers.rand_printable(size)
-        self.nginx.write_file(name, body)
-        return "/" + name, body
-
-    def server_seen_port(self, path):
-        """The client port nginx logged for the one request of `path`."""
-        pattern = re.compile(r'^remote_port=(\d+) server_port=\d+ pid=\d+ "GET ' +
-                             re.escape(path) + r' HTTP/1\.1"$')
-        found = []
-
-        def logged():
-            found[:] = [m for m in map(pattern.match, self.nginx.access_log_lines()) if m]
-            return found
-        helpers.wait_until(logged, 5)
-        self.assertEqual(len(found), 1, self.nginx.access_log_lines()[-5:])
-        return int(found[0].group(1))
+    new_file = gn.GnutlsNssText.new_file
+    server_seen_port = gn.GnutlsNssText.server_seen_port
 
     def run_client(self, args, comm):
         p = self.procs.popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -96,18 +96,7 @@ def build_nss_client(directory):
 class GnutlsNssText(helpers.E2ETestCase):
     @classmethod
     def setUpClass(cls):
-        reason = helpers.skip_reason()
-        if reason:
-            raise unittest.SkipTest(reason)
-        cls.cls_procs = helpers.Procs()
-        cls.addClassCleanup(cls.cls_procs.stop_all)
-        cls.cls_tmp = tempfile.mkdtemp(prefix="ecap-e2e-gnutls-")
-        if not helpers.KEEP_TMP:
-            cls.addClassCleanup(shutil.rmtree, cls.cls_tmp, True)
-        cls.cert, cls.key = helpers.make_cert(cls.cls_tmp)
-        cls.nginx = helpers.Nginx(cls.cls_tmp, cls.cert, cls.key,
-                                  log_format=ACCESS_LOG_FORMAT).start(cls.cls_procs)
-        cls.port = cls.nginx.port
+        cls.start_class_nginx("ecap-e2e-gnutls-", log_format=ACCESS_LOG_FORMAT)
         cls.nss_client = build_nss_client(cls.cls_tmp)
 
     def new_file(self, size=64):
